@@ -1,0 +1,152 @@
+"""``booking-station``: run the station, the demo, and the technician's tools.
+
+Exit codes: 0 success, 1 a check found problems, 2 bad usage or a bad config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+import tomllib
+from pathlib import Path
+
+from appliance.config import DEFAULT_CONFIG_PATH, load_config, validate_config_data
+from appliance.errors import ConfigError, StationError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from appliance.app import Station
+    from appliance.system.logs import setup_logging
+
+    config = load_config(args.config)
+    setup_logging(config.logging)
+    asyncio.run(Station(config).run_until_stopped())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from appliance.config import LoggingSection
+    from appliance.demo import run_demo
+    from appliance.system.logs import setup_logging
+
+    setup_logging(LoggingSection(level=args.log_level))
+    try:
+        return asyncio.run(run_demo(args.state_dir, bookings=args.bookings,
+                                    timeout_s=args.timeout, web_port=args.web_port,
+                                    broker_pref=args.broker, seed=args.seed))
+    except KeyboardInterrupt:
+        return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"{path}: cannot read config file: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        print(f"{path}: not valid TOML: {exc}", file=sys.stderr)
+        return 2
+    config, problems = validate_config_data(data)
+    if problems:
+        for problem in problems:
+            print(f"{path}: {problem.path}: {problem.message}", file=sys.stderr)
+        return 2
+    assert config is not None
+    print(f"{path}: OK (config hash {config.digest()})")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from appliance.records.cli import validate_command
+
+    return validate_command(args.file, args.profile)
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from appliance.store.audit import verify
+    from appliance.store.database import connect_readonly
+
+    config = load_config(args.config)
+    path = args.database or config.database_path
+    conn = connect_readonly(path)
+    try:
+        report = verify(conn)
+    finally:
+        conn.close()
+    if report.ok:
+        print(f"audit chain OK: {report.entries} entries, head {report.head}")
+        return 0
+    print(f"audit chain BROKEN at entry {report.first_bad_seq}: {report.problem}")
+    return 1
+
+
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    from appliance.web.auth import hash_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    print(f"{args.user}:{hash_password(password.rstrip(chr(10)))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, documented in the README."""
+    parser = argparse.ArgumentParser(prog="booking-station", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the station from its config file (systemd's ExecStart)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="the whole station on an embedded default")
+    p.add_argument("--bookings", type=int, default=None,
+                   help="take N emulated bookings unattended, exit 0 once central holds them")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed for --bookings")
+    p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
+    p.add_argument("--web-port", type=int, default=8080, help="kiosk port (0: any free port)")
+    p.add_argument("--broker", choices=["auto", "existing", "mosquitto", "embedded"],
+                   default="auto")
+    p.add_argument("--seed", type=int, default=1, help="seed of the emulated subjects")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("check-config", help="validate a config file; every error with its key")
+    p.add_argument("path", type=Path)
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("validate", help="check an ANSI/NIST-ITL transaction against its profile")
+    p.add_argument("file", type=Path)
+    p.add_argument("--profile", default=None)
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("audit", help="audit log tools")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    v = audit_sub.add_parser("verify", help="walk the hash chain; name the first bad entry")
+    v.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    v.add_argument("--database", type=Path, default=None)
+    v.set_defaults(func=_cmd_audit_verify)
+
+    p = sub.add_parser("hash-password", help="print a technician login line for the credential")
+    p.add_argument("user")
+    p.set_defaults(func=_cmd_hash_password)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except StationError as exc:
+        print(f"booking-station: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

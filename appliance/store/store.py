@@ -1,0 +1,414 @@
+"""The store the rest of the station talks to: atomic bookings, the outbox, the audit log.
+
+Encryption happens before anything reaches SQLite; every write goes through the one writer
+thread; a booking with its impressions, reports, templates, transaction, outbox entry and audit
+entry is committed in one SQLite transaction or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from appliance.domain import Booking, Subject
+from appliance.store import audit, outbox
+from appliance.store.crypto import BlobCipher, associated_data
+from appliance.store.database import check_integrity, connect_readonly, migrate, utcnow
+from appliance.store.errors import DiskFull
+from appliance.store.outbox import OutboxItem, OutboxState
+from appliance.store.writer import WriterThread
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BookingSummary:
+    """One line of the kiosk's booking list."""
+
+    booking_id: str
+    booking_number: str
+    created_at: str
+    impressions: int
+    state: str
+    reason: str | None
+    receipt: str | None
+    clock_trusted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """Figures for the admin page and telemetry."""
+
+    queue_depth: int
+    oldest_unsent_at: str | None
+    audit_entries: int
+    audit_head: str
+    disk_free_mb: int
+    bookings: int
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless image bytes (the WSQ in the transaction is the lossy copy)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+class Store:
+    """Encrypted SQLite store with one writer thread."""
+
+    def __init__(self, path: Path, cipher: BlobCipher, *, min_free_mb: int = 0) -> None:
+        self.path = path
+        self.cipher = cipher
+        self.min_free_mb = min_free_mb
+        self._writer = WriterThread(path, self._prepare)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        migrate(conn, self.path)
+        requeued = outbox.requeue_sending(conn)
+        if requeued:
+            log.info("store: %d transactions were in flight at the last stop; queued again",
+                     requeued)
+
+    def open(self) -> None:
+        """Check integrity, start the writer, migrate. Raises StoreCorrupt on a bad file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_integrity(self.path)
+        self._writer.start()
+
+    def close(self) -> None:
+        """Stop the writer after the queued writes."""
+        self._writer.stop()
+
+    @property
+    def writer_heartbeat(self) -> float:
+        """Monotonic time of the writer's last sign of life."""
+        return self._writer.heartbeat
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write job on the writer thread."""
+        return await self._writer.run(fn)
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on a fresh read-only connection (call from a worker thread)."""
+        conn = connect_readonly(self.path)
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    # ---- disk guard -----------------------------------------------------------------------
+
+    def disk_free_mb(self) -> int:
+        """Free MiB on the filesystem that holds the database."""
+        return shutil.disk_usage(self.path.parent).free // (1024 * 1024)
+
+    def check_space(self) -> None:
+        """Raise DiskFull when free space is under the floor; nothing stored is touched."""
+        free = self.disk_free_mb()
+        if free < self.min_free_mb:
+            raise DiskFull(
+                f"only {free} MiB free on the data disk (floor {self.min_free_mb} MiB): "
+                "new bookings are refused until space is freed; nothing stored was dropped"
+            )
+
+    # ---- bookings -------------------------------------------------------------------------
+
+    def _seal(self, plaintext: bytes, booking_id: str, record_id: str, kind: str
+              ) -> tuple[bytes, str]:
+        return self.cipher.seal(plaintext, associated_data(booking_id, record_id, kind))
+
+    async def commit_booking(
+        self,
+        booking: Booking,
+        transaction: bytes,
+        *,
+        content_type: str = "application/vnd.ansi-nist-itl",
+        templates: dict[str, dict[str, bytes]] | None = None,
+        priority: int = 5,
+        actor: str = "officer",
+    ) -> str:
+        """Store a finished booking atomically and queue its transaction; returns its id."""
+        self.check_space()
+        transaction_id = uuid.uuid4().hex
+        rows = await asyncio.to_thread(
+            self._sealed_rows, booking, transaction, transaction_id, templates or {}
+        )
+
+        def commit(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO bookings (booking_id, booking_number_enc, subject_enc, key_id,"
+                " created_at, committed_at, clock_trusted, annotations)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows["booking"],
+            )
+            conn.executemany(
+                "INSERT INTO impressions (impression_id, booking_id, position, impression_type,"
+                " ppi, width, height, image_enc, key_id, captured_at, retakes, override_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows["impressions"],
+            )
+            conn.executemany(
+                "INSERT INTO quality_reports (impression_id, nfiq2, failed, backend, measures)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows["reports"],
+            )
+            conn.executemany(
+                "INSERT INTO templates (impression_id, format, data_enc, key_id)"
+                " VALUES (?, ?, ?, ?)",
+                rows["templates"],
+            )
+            conn.execute(
+                "INSERT INTO transactions (transaction_id, booking_id, content_type, size, sha256,"
+                " data_enc, key_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (transaction_id, booking.booking_id, content_type, *rows["transaction"]),
+            )
+            outbox.enqueue(conn, transaction_id, booking.booking_id, priority)
+            for table in ("draft_impressions", "draft_annotations", "drafts"):
+                conn.execute(f"DELETE FROM {table} WHERE booking_id = ?", (booking.booking_id,))
+            audit.append(
+                conn,
+                actor,
+                "booking_committed",
+                {
+                    "booking_id": booking.booking_id,
+                    "transaction_id": transaction_id,
+                    "impressions": len(booking.impressions),
+                },
+            )
+            conn.execute("COMMIT")
+
+        await self.write(commit)
+        return transaction_id
+
+    def _sealed_rows(
+        self,
+        booking: Booking,
+        transaction: bytes,
+        transaction_id: str,
+        templates: dict[str, dict[str, bytes]],
+    ) -> dict[str, Any]:
+        bid = booking.booking_id
+        number_enc, key_id = self._seal(booking.booking_number.encode(), bid, bid, "number")
+        subject_json = json.dumps(
+            {f: getattr(booking.subject, f) for f in Subject.__slots__}  # type: ignore[attr-defined]
+        ).encode()
+        subject_enc, _ = self._seal(subject_json, bid, bid, "subject")
+        annotations = json.dumps({int(p): a.value for p, a in booking.annotations.items()})
+        rows: dict[str, Any] = {
+            "booking": (
+                bid, number_enc, subject_enc, key_id, booking.created_at.isoformat(), utcnow(),
+                int(booking.clock_trusted), annotations,
+            ),
+            "impressions": [],
+            "reports": [],
+            "templates": [],
+        }
+        for imp in booking.impressions:
+            image_enc, kid = self._seal(encode_png(imp.image), bid, imp.impression_id, "image")
+            h, w = imp.image.shape
+            rows["impressions"].append(
+                (imp.impression_id, bid, int(imp.position), int(imp.impression_type), imp.ppi, w,
+                 h, image_enc, kid, imp.captured_at.isoformat(), imp.retakes, imp.override_reason)
+            )
+            if imp.quality is not None:
+                q = imp.quality
+                rows["reports"].append(
+                    (imp.impression_id, q.nfiq2, int(q.failed), q.backend, json.dumps(q.measures))
+                )
+            for fmt, data in templates.get(imp.impression_id, {}).items():
+                data_enc, kid = self._seal(data, bid, imp.impression_id, f"template:{fmt}")
+                rows["templates"].append((imp.impression_id, fmt, data_enc, kid))
+        tx_enc, kid = self._seal(transaction, bid, transaction_id, "transaction")
+        rows["transaction"] = (len(transaction), hashlib.sha256(transaction).hexdigest(), tx_enc,
+                               kid)
+        return rows
+
+    async def load_transaction(self, transaction_id: str) -> bytes:
+        """The decrypted transaction bytes (for upload)."""
+
+        def load(conn: sqlite3.Connection) -> tuple[str, bytes | None, str]:
+            row = conn.execute(
+                "SELECT booking_id, data_enc, key_id FROM transactions WHERE transaction_id = ?",
+                (transaction_id,),
+            ).fetchone()
+            if row is None:
+                raise KeyError(transaction_id)
+            return row
+
+        booking_id, blob, key_id = await asyncio.to_thread(self.read, load)
+        if blob is None:
+            raise KeyError(f"{transaction_id}: biometric data already purged")
+        return self.cipher.open(
+            blob, key_id, associated_data(booking_id, transaction_id, "transaction")
+        )
+
+    # ---- outbox ---------------------------------------------------------------------------
+
+    async def outbox_due(self, limit: int, exclude: frozenset[str] = frozenset()
+                         ) -> list[OutboxItem]:
+        """Transactions ready to send, in delivery order."""
+        return await asyncio.to_thread(self.read, lambda c: outbox.due(c, limit, exclude))
+
+    async def mark_sending(self, transaction_id: str) -> None:
+        """The upload of a transaction started."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            outbox.set_state(conn, transaction_id, OutboxState.SENDING, count_attempt=True)
+
+        await self.write(run)
+
+    async def mark_retry(self, transaction_id: str, delay_s: float, reason: str) -> None:
+        """Put a transaction back in the queue for a later attempt."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            outbox.set_state(conn, transaction_id, OutboxState.QUEUED, reason=reason,
+                             retry_in_s=delay_s)
+
+        await self.write(run)
+
+    async def mark_stored(self, transaction_id: str, receipt: dict[str, Any]) -> bool:
+        """Central holds the transaction: delivery of its booking has ended."""
+        receipt_json = json.dumps(receipt, sort_keys=True)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            changed = outbox.set_state(conn, transaction_id, OutboxState.STORED,
+                                       receipt=receipt_json)
+            if changed:
+                audit.append(conn, "central", "acknowledged",
+                             {"transaction_id": transaction_id, "receipt": receipt.get("receipt")})
+            conn.execute("COMMIT")
+            return changed
+
+        return await self.write(run)
+
+    async def mark_rejected(self, transaction_id: str, reason: str) -> bool:
+        """Central refused the transaction, with a reason for the officer."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            changed = outbox.set_state(conn, transaction_id, OutboxState.REJECTED, reason=reason)
+            if changed:
+                audit.append(conn, "central", "rejected",
+                             {"transaction_id": transaction_id, "reason": reason[:200]})
+            conn.execute("COMMIT")
+            return changed
+
+        return await self.write(run)
+
+    # ---- audit ----------------------------------------------------------------------------
+
+    async def audit(self, actor: str, action: str, detail: dict[str, Any]) -> str:
+        """Append one audit entry on its own; returns the new head."""
+
+        def run(conn: sqlite3.Connection) -> str:
+            conn.execute("BEGIN IMMEDIATE")
+            digest = audit.append(conn, actor, action, detail)
+            conn.execute("COMMIT")
+            return digest
+
+        return await self.write(run)
+
+    # ---- retention ------------------------------------------------------------------------
+
+    async def purge_delivered(self, grace: timedelta, now: datetime | None = None) -> int:
+        """Erase biometric blobs of bookings whose transactions central has stored > grace ago."""
+        cutoff = ((now or datetime.now(UTC)) - grace).isoformat(timespec="microseconds")
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT b.booking_id FROM bookings b WHERE b.biometrics_purged_at IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.booking_id = b.booking_id"
+                    "   AND (o.state != ? OR o.updated_at > ?))"
+                    " AND EXISTS (SELECT 1 FROM outbox o WHERE o.booking_id = b.booking_id)",
+                    (OutboxState.STORED, cutoff),
+                )
+            ]
+            for bid in ids:
+                conn.execute("UPDATE impressions SET image_enc = NULL WHERE booking_id = ?", (bid,))
+                conn.execute(
+                    "UPDATE templates SET data_enc = NULL WHERE impression_id IN"
+                    " (SELECT impression_id FROM impressions WHERE booking_id = ?)",
+                    (bid,),
+                )
+                conn.execute("UPDATE transactions SET data_enc = NULL WHERE booking_id = ?", (bid,))
+                conn.execute("UPDATE bookings SET biometrics_purged_at = ? WHERE booking_id = ?",
+                             (utcnow(), bid))
+                audit.append(conn, "station", "purge", {"booking_id": bid})
+            conn.execute("COMMIT")
+            return len(ids)
+
+        return await self.write(run)
+
+    # ---- reads for pages and telemetry ----------------------------------------------------
+
+    def bookings(self, limit: int = 50) -> list[BookingSummary]:
+        """Newest bookings with their delivery state (decrypts the booking number)."""
+
+        def run(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "SELECT b.booking_id, b.booking_number_enc, b.key_id, b.created_at,"
+                " (SELECT COUNT(*) FROM impressions i WHERE i.booking_id = b.booking_id),"
+                " o.state, o.reason, o.receipt, b.clock_trusted FROM bookings b"
+                " LEFT JOIN outbox o ON o.booking_id = b.booking_id"
+                " ORDER BY b.committed_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+
+        out = []
+        for bid, number_enc, key_id, created, count, state, reason, receipt, trusted in self.read(
+            run
+        ):
+            number = self.cipher.open(number_enc, key_id, associated_data(bid, bid, "number"))
+            out.append(
+                BookingSummary(bid, number.decode(), created, count, state or "unknown", reason,
+                               receipt, bool(trusted))
+            )
+        return out
+
+    def health(self) -> StoreHealth:
+        """Queue depth, oldest unsent, audit head, disk free."""
+
+        def run(conn: sqlite3.Connection) -> tuple[Any, ...]:
+            depth, oldest = outbox.depth(conn)
+            seq, head = audit.head(conn)
+            count = conn.execute("SELECT COUNT(*) FROM bookings").fetchone()[0]
+            return depth, oldest, seq, head, count
+
+        depth, oldest, seq, head, count = self.read(run)
+        return StoreHealth(depth, oldest, seq, head, self.disk_free_mb(), count)
+
+    def verify_audit(self) -> audit.ChainReport:
+        """Walk the audit chain."""
+        return self.read(audit.verify)
+
+    def outbox_state(self, transaction_id: str) -> str | None:
+        """The delivery state of one transaction."""
+        row = self.read(
+            lambda c: c.execute(
+                "SELECT state FROM outbox WHERE transaction_id = ?", (transaction_id,)
+            ).fetchone()
+        )
+        return row[0] if row else None

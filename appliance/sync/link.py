@@ -1,0 +1,302 @@
+"""The MQTT 5 link: paho-mqtt in its own network thread, events handed to asyncio.
+
+Only the network thread touches the paho client: coroutines queue publish requests and await
+the broker's PUBACK; paho's callbacks only pass events to the loop with
+``call_soon_threadsafe``. The link keeps a persistent session (clean start off, session expiry),
+and reconnects with full-jitter exponential backoff so a fleet that lost its broker does not come
+back all in the same second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from appliance.config import MqttSection
+from appliance.errors import SyncError
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes, Any], None]
+
+
+class NotConnected(SyncError):
+    """The broker is not reachable right now; try again after reconnecting."""
+
+
+@dataclass(slots=True)
+class _Publish:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: Properties | None
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[None] | None
+
+
+@dataclass(slots=True)
+class LinkCounters:
+    """Link figures for telemetry and the admin page."""
+
+    connects: int = 0
+    disconnects: int = 0
+    published: int = 0
+    received: int = 0
+    last_error: str = ""
+    connected_since: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(high, low * 2**attempt)] plus low/2."""
+    ceiling = min(high, low * (2 ** min(attempt, 30)))
+    return low / 2 + rng.uniform(0, ceiling)
+
+
+class MqttLink:
+    """One MQTT 5 connection owned by one thread."""
+
+    def __init__(
+        self,
+        config: MqttSection,
+        client_id: str,
+        *,
+        subscriptions: list[str],
+        on_message: MessageHandler,
+        on_connection: Callable[[bool], None] | None = None,
+        will: tuple[str, bytes] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.config = config
+        self.counters = LinkCounters()
+        self._subscriptions = subscriptions
+        self._on_message = on_message
+        self._on_connection = on_connection
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._requests: queue.Queue[_Publish] = queue.Queue()
+        self._pending: dict[int, _Publish] = {}
+        self._stop = threading.Event()
+        self._connected = False
+        self._rng = random.Random()
+        self._attempt = 0
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self.heartbeat = time.monotonic()
+
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.max_inflight_messages_set(max(20, config.window * 8))
+        client.max_queued_messages_set(0)
+        if tls_context is not None:
+            client.tls_set_context(tls_context)
+        if config.username:
+            client.username_pw_set(config.username, password)
+        if will is not None:
+            client.will_set(will[0], will[1], qos=1, retain=True)
+        client.on_connect = self._cb_connect
+        client.on_disconnect = self._cb_disconnect
+        client.on_message = self._cb_message
+        client.on_publish = self._cb_publish
+        self._client = client
+
+    # ---- asyncio side ---------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted our connection."""
+        return self._connected
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the network thread; it connects in the background."""
+        self._loop = loop
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect cleanly (the will is not sent) and end the thread."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0)."""
+        if not self._connected:
+            raise NotConnected("not connected to the broker")
+        loop = asyncio.get_running_loop()
+        req = _Publish(topic, payload, qos, retain, properties, loop, loop.create_future())
+        self._requests.put(req)
+        assert req.future is not None
+        await req.future
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                       properties: Properties | None = None) -> None:
+        """Queue a publish without waiting (telemetry); dropped if not connected."""
+        if self._connected:
+            self._requests.put(_Publish(topic, payload, qos, retain, properties, None, None))
+
+    # ---- network thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_attempt = 0.0
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            if not self._connected and time.monotonic() >= next_attempt:
+                if not self._try_connect():
+                    delay = backoff_delay(self._attempt, self.config.reconnect_min_s,
+                                          self.config.reconnect_max_s, self._rng)
+                    self._attempt += 1
+                    next_attempt = time.monotonic() + delay
+            self._drain_requests()
+            if self._client.socket() is not None:
+                rc = self._client.loop(timeout=0.05)
+                if rc != mqtt.MQTT_ERR_SUCCESS and self._connected:
+                    self._lost(f"network loop: {mqtt.error_string(rc)}")
+                    next_attempt = time.monotonic() + backoff_delay(
+                        0, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+            else:
+                self._stop.wait(0.05)
+        try:
+            if self._connected:
+                self._client.disconnect()
+                self._client.loop(timeout=0.2)
+        except OSError:
+            pass
+        self._fail_pending("link stopped")
+
+    def _try_connect(self) -> bool:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        try:
+            self._client.connect(
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self.counters.last_error = f"connect: {exc}"
+            log.warning("mqtt: cannot connect to %s:%s: %s", self.config.host, self.config.port,
+                        exc)
+            return False
+        # CONNACK arrives through loop(); wait for it briefly
+        deadline = time.monotonic() + 10
+        while not self._connected and time.monotonic() < deadline and not self._stop.is_set():
+            if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+        return self._connected
+
+    def _drain_requests(self) -> None:
+        while True:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if not self._connected:
+                self._settle(req, NotConnected("connection lost before publishing"))
+                continue
+            info = self._client.publish(req.topic, req.payload, qos=req.qos, retain=req.retain,
+                                        properties=req.properties)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._settle(req, NotConnected(f"publish failed: {mqtt.error_string(info.rc)}"))
+                continue
+            self.counters.published += 1
+            if req.qos == 0:
+                self._settle(req, None)
+            else:
+                self._pending[info.mid] = req
+
+    def _settle(self, req: _Publish, error: BaseException | None) -> None:
+        if req.loop is None or req.future is None:
+            return
+        req.loop.call_soon_threadsafe(_resolve, req.future, error)
+
+    def _fail_pending(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for req in pending.values():
+            self._settle(req, NotConnected(why))
+
+    def _lost(self, why: str) -> None:
+        was = self._connected
+        self._connected = False
+        self.counters.last_error = why
+        self.counters.connected_since = None
+        self._fail_pending(why)
+        if was:
+            self.counters.disconnects += 1
+            log.warning("mqtt: connection lost: %s", why)
+            self._notify(False)
+
+    def _notify(self, up: bool) -> None:
+        if self._on_connection is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_connection, up)
+
+    # paho callbacks (network thread)
+
+    def _cb_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                    reason: ReasonCode, _props: Any) -> None:
+        if reason.is_failure:
+            self.counters.last_error = f"broker refused: {reason}"
+            log.warning("mqtt: broker refused the connection: %s", reason)
+            return
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
+        self._connected = True
+        self._attempt = 0
+        self.counters.connects += 1
+        self.counters.connected_since = time.time()
+        log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
+        self._notify(True)
+
+    def _cb_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
+                       reason: ReasonCode, _props: Any) -> None:
+        self._lost(f"disconnected: {reason}")
+
+    def _cb_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.counters.received += 1
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(
+                self._on_message, msg.topic, bytes(msg.payload), msg.properties
+            )
+
+    def _cb_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
+                    _props: Any) -> None:
+        req = self._pending.pop(mid, None)
+        if req is None:
+            return
+        if reason.is_failure:
+            self._settle(req, SyncError(f"broker refused publish: {reason}"))
+        else:
+            self._settle(req, None)
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)

@@ -1,0 +1,82 @@
+"""Birth, will, health and alert messages for central operations (JSON, see docs/asyncapi.yaml)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from appliance import __version__
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def birth(station_id: str, *, capabilities: dict[str, Any] | None, scanner: dict[str, Any] | None,
+          config_hash: str, models: dict[str, str] | None = None) -> bytes:
+    """The retained ``online`` status: who this station is and what it can do."""
+    return encode({
+        "state": "online",
+        "station_id": station_id,
+        "software": __version__,
+        "models": models or {},
+        "scanner": scanner or {},
+        "capabilities": capabilities or {},
+        "config_hash": config_hash,
+        "at": _now(),
+    })
+
+
+def will(station_id: str) -> bytes:
+    """The retained ``offline`` status the broker publishes if the station vanishes."""
+    return encode({"state": "offline", "station_id": station_id, "clean": False})
+
+
+def offline_clean(station_id: str) -> bytes:
+    """The retained ``offline`` status the station publishes when it stops on purpose."""
+    return encode({"state": "offline", "station_id": station_id, "clean": True, "at": _now()})
+
+
+@dataclass(slots=True)
+class Health:
+    """The periodic health message."""
+
+    station_id: str
+    queue_depth: int
+    oldest_unsent_age_s: float | None
+    disk_free_mb: int
+    scanner_state: str
+    audit_head: str
+    audit_entries: int
+    clock: str
+    link_connects: int
+    cpu_temperature_c: float | None = None
+    alerts: list[str] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """JSON bytes."""
+        return encode({"at": _now(), **{f: getattr(self, f) for f in self.__slots__}})
+
+
+def age_seconds(iso: str | None) -> float | None:
+    """Seconds since an ISO timestamp (None stays None)."""
+    if iso is None:
+        return None
+    return max(0.0, time.time() - datetime.fromisoformat(iso).timestamp())
+
+
+def cpu_temperature_c() -> float | None:
+    """The SoC temperature where the kernel exposes it (Raspberry Pi, most x86 boards)."""
+    try:
+        with open("/sys/class/thermal/thermal_zone0/temp") as fh:
+            return round(int(fh.read().strip()) / 1000, 1)
+    except (OSError, ValueError):
+        return None

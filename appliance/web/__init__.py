@@ -1,0 +1,1 @@
+"""The kiosk page (booking officer) and the admin page (technician), built by a factory."""

@@ -1,0 +1,153 @@
+"""The blocking scanner interface every driver implements, and the driver registry.
+
+A driver object is touched only by its owner thread (see :mod:`drivers.worker`); every method
+here may block. Drivers declare what they can do so the capture workflow never asks for a mode
+the device lacks.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import numpy as np
+
+ENTRY_POINT_GROUP = "booking_station.drivers"
+
+
+class CaptureMode(enum.StrEnum):
+    """What is on the platen when a capture is taken."""
+
+    FLAT_SINGLE = "flat_single"
+    FLAT_FOUR = "flat_four"
+    TWO_THUMBS = "two_thumbs"
+    ROLLED = "rolled"
+
+
+class Indicator(enum.StrEnum):
+    """Operator-visible signals a scanner may have."""
+
+    LED_OFF = "led_off"
+    LED_READY = "led_ready"
+    LED_OK = "led_ok"
+    LED_ERROR = "led_error"
+    BEEP = "beep"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the device says it is."""
+
+    vendor: str
+    model: str
+    serial: str = ""
+    firmware: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the device can do, declared by the driver."""
+
+    platen_mm: tuple[float, float]
+    ppi: int
+    image_size: tuple[int, int]  # (width, height) in pixels
+    modes: frozenset[CaptureMode]
+    preview_fps: float
+    indicators: frozenset[Indicator] = frozenset()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (telemetry, admin page)."""
+        return {
+            "platen_mm": list(self.platen_mm),
+            "ppi": self.ppi,
+            "image_size": list(self.image_size),
+            "modes": sorted(m.value for m in self.modes),
+            "preview_fps": self.preview_fps,
+            "indicators": sorted(i.value for i in self.indicators),
+        }
+
+
+@dataclass(slots=True)
+class Frame:
+    """A grayscale image from the device: uint8, dark ridges on a light background."""
+
+    image: np.ndarray
+    ppi: int
+    sequence: int = 0
+    finger_present: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ScannerDriver(abc.ABC):
+    """A fingerprint scanner, driven synchronously from its owner thread."""
+
+    #: The config ``type`` that selects this driver.
+    type_name: str = ""
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """Short device name used in errors and logs (e.g. ``serial:/dev/ttyUSB0``)."""
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Open the device and bring it to a known state."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the device; safe to call twice."""
+
+    @abc.abstractmethod
+    def identity(self) -> Identity:
+        """Vendor, model, serial and firmware."""
+
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities:
+        """Platen, resolution, modes and preview rate."""
+
+    @abc.abstractmethod
+    def finger_present(self) -> bool:
+        """True when a finger lies on the platen."""
+
+    @abc.abstractmethod
+    def preview(self, mode: CaptureMode) -> Frame:
+        """One live preview frame (may be lower quality than a capture)."""
+
+    @abc.abstractmethod
+    def capture(self, mode: CaptureMode) -> Frame:
+        """A full-quality image; never a half-received one."""
+
+    def preview_frames(self, mode: CaptureMode, count: int) -> Iterator[Frame]:
+        """``count`` preview frames in a row."""
+        for _ in range(count):
+            yield self.preview(mode)
+
+    def indicate(self, indicator: Indicator) -> None:  # noqa: B027 - optional hardware
+        """Drive an LED or the beeper; devices without one ignore it."""
+
+    def guide(self, position: int) -> None:  # noqa: B027 - optional hardware
+        """Show the subject which finger comes next (finger-guide LEDs on livescan devices).
+
+        ``position`` is the ANSI/NIST-ITL finger position code. Devices without guides ignore it.
+        """
+
+    def reset(self) -> None:
+        """Bring a wedged device back: close and reopen by default."""
+        self.close()
+        self.open()
+
+
+def load_driver_class(type_name: str) -> type[ScannerDriver]:
+    """The driver class registered under ``type_name`` in the entry point group."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == type_name:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, ScannerDriver)):
+                raise TypeError(f"entry point {ep.value} is not a ScannerDriver")
+            return cls
+    known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    raise LookupError(f"no scanner driver of type {type_name!r}; installed: {', '.join(known)}")

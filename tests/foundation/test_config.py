@@ -1,0 +1,108 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance.config import StationConfig, load_config, read_secret
+from appliance.errors import ConfigError, SecretError
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "appliance" / "examples"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], capture_output=True,
+                          text=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "raspberry-pi.toml"])
+def test_example_configs_validate(name: str) -> None:
+    result = run_cli("check-config", str(EXAMPLES / name))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_unknown_key_is_named_with_its_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[mqtt]\nhost = "x"\nprot = 1883\n[web]\nport = "eighty"\n')
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}: mqtt.prot: unknown key" in result.stderr
+    assert f"{bad}: web.port:" in result.stderr
+
+
+def test_out_of_range_and_scanner_options_use_the_driver_model(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[mqtt]\nport = 70000\n[scanner]\ntype = "emulated"\nsed = 3\n')
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert "mqtt.port:" in result.stderr
+    assert "scanner.sed: unknown key" in result.stderr
+
+
+def test_unknown_driver_type_lists_installed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scanner]\ntype = "nonesuch"\n')
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert "scanner.type" in result.stderr and "emulated" in result.stderr
+
+
+def test_missing_and_broken_files_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    result = run_cli("check-config", str(missing))
+    assert result.returncode == 2 and str(missing) in result.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[station\n")
+    result = run_cli("check-config", str(broken))
+    assert result.returncode == 2 and "not valid TOML" in result.stderr
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(missing)
+
+
+def test_run_with_bad_config_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[station]\nstation_id = 'has spaces'\n")
+    result = run_cli("run", "--config", str(bad))
+    assert result.returncode == 2
+    assert "station.station_id" in result.stderr
+
+
+def test_every_field_has_a_description() -> None:
+    def walk(model: type) -> list[str]:
+        missing = []
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(f"{model.__name__}.{name}")
+            ann = field.annotation
+            for candidate in (ann, *getattr(ann, "__args__", ())):
+                if isinstance(candidate, type) and hasattr(candidate, "model_fields"):
+                    missing += walk(candidate)
+        return missing
+
+    assert walk(StationConfig) == []
+
+
+def test_secrets_come_from_credentials_or_root_only_files(tmp_path: Path, monkeypatch) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "db-key").write_bytes(b"k" * 32)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert read_secret("db-key") == b"k" * 32
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(b"x" * 32)
+    os.chmod(loose, 0o644)
+    with pytest.raises(SecretError, match="readable by group or others"):
+        read_secret("db-key", fallback_file=loose)
+    os.chmod(loose, 0o600)
+    assert read_secret("db-key", fallback_file=loose) == b"x" * 32
+    with pytest.raises(SecretError, match="not found"):
+        read_secret("db-key")
+
+
+def test_toml_has_no_place_for_secrets() -> None:
+    fields = str(StationConfig.model_json_schema())
+    assert "password\"" not in fields.replace("password_credential", "")
