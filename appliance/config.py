@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from appliance.errors import ConfigError, SecretError
 
@@ -148,6 +148,25 @@ class CaptureSection(Strict):
     )
 
 
+class RecordsSection(Strict):
+    """The transaction the station builds."""
+
+    profile: str = Field(
+        "ebts-car",
+        description="ANSI/NIST-ITL profile: 'ebts-car' (FBI criminal tenprint) or "
+        "'local-tenprint' (only the Type-2 fields the station knows).",
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        from appliance.records.profile import PROFILES
+
+        if value not in PROFILES:
+            raise ValueError(f"unknown profile; known: {', '.join(sorted(PROFILES))}")
+        return value
+
+
 class LoggingSection(Strict):
     """Logging to stdout (journald adds timestamps under systemd)."""
 
@@ -175,6 +194,7 @@ class StationConfig(Strict):
     mqtt: MqttSection = Field(default_factory=MqttSection, description="Central link.")
     web: WebSection = Field(default_factory=WebSection, description="Kiosk and admin pages.")
     capture: CaptureSection = Field(default_factory=CaptureSection, description="Capture flow.")
+    records: RecordsSection = Field(default_factory=RecordsSection, description="Transactions.")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Logging.")
     system: SystemSection = Field(default_factory=SystemSection, description="Lifecycle.")
 

@@ -128,6 +128,7 @@ def demo_config(state_dir: Path, broker: Broker, web_port: int, seed: int) -> St
         "store": {"min_free_mb": 64},
         "mqtt": {"host": broker.host, "port": broker.port, "ack_timeout_s": 10.0},
         "web": {"port": web_port},
+        "records": {"profile": "local-tenprint"},
     })
 
 

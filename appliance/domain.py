@@ -149,6 +149,9 @@ class Subject:
     first_name: str = ""
     date_of_birth: str = ""
     sex: str = ""
+    #: Further ANSI/NIST-ITL Type-2 descriptors by field number (e.g. 20 POB, 25 RAC), as the
+    #: agency's records system or the officer supplies them.
+    descriptors: dict[int, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # keep personal data out of logs and tracebacks
         return "Subject(<redacted>)"

@@ -222,20 +222,21 @@ class DeviceWorker:
         )
         return False
 
-    def _reopen(self) -> None:
+    def _reopen(self) -> bool:
         try:
             self.driver.close()
         except ScannerError:
             pass
         if self._open():
             self.counters.reopens += 1
+            return True
+        return False
 
     def _execute(self, job: _Job) -> None:
         if job.cancel.is_set():
             job.loop.call_soon_threadsafe(_settle, job.future, None, asyncio.CancelledError())
             return
-        if self._state is ScannerState.DISCONNECTED:
-            self._reopen()
+        absent = self._state is ScannerState.DISCONNECTED and not self._reopen()
         self.counters.jobs += 1
         self._set_state(ScannerState.BUSY)
         result: Any = None
@@ -255,7 +256,7 @@ class DeviceWorker:
             error = exc
             self.counters.errors += 1
         self.heartbeat = time.monotonic()
-        if isinstance(error, ScannerDisconnected):
+        if isinstance(error, ScannerDisconnected) or absent:
             self._set_state(ScannerState.DISCONNECTED)
         else:
             self._set_state(ScannerState.READY)

@@ -45,12 +45,15 @@ class BookingProcessor:
 
     def build(self, booking: Booking) -> ProcessedBooking:
         """The validated transaction of ``booking``."""
-        from appliance.records.transaction import build_transaction
+        from appliance.records.builder import build_transaction
+        from appliance.records.profile import get_profile
         from appliance.records.validate import validate_transaction
 
+        profile = get_profile(self.config.records.profile)
         tcn = f"{self.config.station.station_id}-{booking.booking_id[:16]}"[:40]
-        data = build_transaction(booking, ori=self.config.station.ori, tcn=tcn)
-        problems = validate_transaction(data)
+        data = build_transaction(booking, profile=profile, ori=self.config.station.ori, tcn=tcn,
+                                 type2=dict(booking.subject.descriptors) or None)
+        problems = validate_transaction(data, profile)
         if problems:
             listed = "; ".join(str(p) for p in problems[:10])
             raise RecordError(f"the transaction does not pass its profile: {listed}")

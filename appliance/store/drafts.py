@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import sqlite3
 from datetime import datetime
 
@@ -23,11 +22,10 @@ from appliance.domain import (
     Impression,
     ImpressionType,
     Position,
-    Subject,
 )
 from appliance.store.crypto import associated_data
 from appliance.store.database import utcnow
-from appliance.store.store import Store, encode_png
+from appliance.store.store import Store, encode_png, subject_from_json, subject_json
 
 
 class DraftStore:
@@ -41,8 +39,7 @@ class DraftStore:
         cipher, bid = self.store.cipher, booking.booking_id
         number_enc, key_id = cipher.seal(booking.booking_number.encode(),
                                          associated_data(bid, bid, "draft-number"))
-        subject = json.dumps({f: getattr(booking.subject, f) for f in ("last_name", "first_name",
-                                                                       "date_of_birth", "sex")})
+        subject = subject_json(booking.subject)
         subject_enc, _ = cipher.seal(subject.encode(), associated_data(bid, bid, "draft-subject"))
 
         def run(conn: sqlite3.Connection) -> None:
@@ -128,10 +125,10 @@ class DraftStore:
         bookings: dict[str, Booking] = {}
         for bid, number_enc, subject_enc, key_id, created in drafts:
             number = cipher.open(number_enc, key_id, associated_data(bid, bid, "draft-number"))
-            subject = json.loads(
+            subject = subject_from_json(
                 cipher.open(subject_enc, key_id, associated_data(bid, bid, "draft-subject"))
             )
-            bookings[bid] = Booking(booking_number=number.decode(), subject=Subject(**subject),
+            bookings[bid] = Booking(booking_number=number.decode(), subject=subject,
                                     booking_id=bid, created_at=datetime.fromisoformat(created))
         for iid, bid, pos, itype, ppi, blob, key_id, at, retakes, reason in impressions:
             if bid not in bookings:

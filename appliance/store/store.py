@@ -25,11 +25,20 @@ import numpy as np
 from PIL import Image
 
 from appliance.domain import Booking, Subject
-from appliance.store import audit, outbox
+from appliance.store import audit, backup, outbox, rotation
 from appliance.store.crypto import BlobCipher, associated_data
-from appliance.store.database import check_integrity, connect_readonly, migrate, utcnow
+from appliance.store.database import (
+    check_integrity,
+    connect_readonly,
+    migrate,
+    refuse_if_unresolved,
+    utcnow,
+)
 from appliance.store.errors import DiskFull
+from appliance.store.lock import StoreLock
 from appliance.store.outbox import OutboxItem, OutboxState
+from appliance.store.retention import MetadataPurge, RetentionReport, purge_expired, reclaim_space
+from appliance.store.rotation import RotationProgress, RotationReport
 from appliance.store.writer import WriterThread
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,22 @@ class StoreHealth:
     bookings: int
 
 
+def subject_json(subject: Subject) -> str:
+    """The subject's fields as JSON (encrypted before storage)."""
+    return json.dumps({
+        "last_name": subject.last_name, "first_name": subject.first_name,
+        "date_of_birth": subject.date_of_birth, "sex": subject.sex,
+        "descriptors": {str(k): v for k, v in subject.descriptors.items()},
+    })
+
+
+def subject_from_json(data: bytes) -> Subject:
+    """The inverse of :func:`subject_json`."""
+    raw = json.loads(data)
+    descriptors = {int(k): str(v) for k, v in raw.pop("descriptors", {}).items()}
+    return Subject(**raw, descriptors=descriptors)
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """Lossless image bytes (the WSQ in the transaction is the lossy copy)."""
     buf = io.BytesIO()
@@ -77,6 +102,7 @@ class Store:
         self.cipher = cipher
         self.min_free_mb = min_free_mb
         self._writer = WriterThread(path, self._prepare)
+        self._lock = StoreLock(path)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -86,16 +112,36 @@ class Store:
         if requeued:
             log.info("store: %d transactions were in flight at the last stop; queued again",
                      requeued)
+        missing = sorted(set(rotation.key_usage(conn)) - self.cipher.key_ids)
+        if missing:
+            log.error("store: rows are sealed under key id(s) %s which are not loaded; they "
+                      "cannot be read until that key is installed", ", ".join(missing))
+        underway = rotation.progress(conn)
+        if underway is not None:
+            log.warning("store: a key rotation towards key %s is unfinished (%d rows done); "
+                        "run 'booking-station store rotate-key' again", underway.to_key_id,
+                        underway.rows_done)
 
     def open(self) -> None:
-        """Check integrity, start the writer, migrate. Raises StoreCorrupt on a bad file."""
+        """Lock, check integrity, start the writer, migrate.
+
+        Raises StoreBusy when another process holds the store, StoreCorrupt on a bad file and
+        on every start after one until a technician restores a backup or starts a new store.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        check_integrity(self.path)
-        self._writer.start()
+        self._lock.acquire()
+        try:
+            refuse_if_unresolved(self.path, backup.backups_dir(self.path))
+            check_integrity(self.path)
+            self._writer.start()
+        except BaseException:
+            self._lock.release()
+            raise
 
     def close(self) -> None:
-        """Stop the writer after the queued writes."""
+        """Stop the writer after the queued writes; let go of the store."""
         self._writer.stop()
+        self._lock.release()
 
     @property
     def writer_heartbeat(self) -> float:
@@ -208,10 +254,7 @@ class Store:
     ) -> dict[str, Any]:
         bid = booking.booking_id
         number_enc, key_id = self._seal(booking.booking_number.encode(), bid, bid, "number")
-        subject_json = json.dumps(
-            {f: getattr(booking.subject, f) for f in Subject.__slots__}  # type: ignore[attr-defined]
-        ).encode()
-        subject_enc, _ = self._seal(subject_json, bid, bid, "subject")
+        subject_enc, _ = self._seal(subject_json(booking.subject).encode(), bid, bid, "subject")
         annotations = json.dumps({int(p): a.value for p, a in booking.annotations.items()})
         rows: dict[str, Any] = {
             "booking": (
@@ -361,6 +404,137 @@ class Store:
             return len(ids)
 
         return await self.write(run)
+
+    async def purge_expired_metadata(
+        self, retention: timedelta, now: datetime | None = None
+    ) -> MetadataPurge:
+        """Delete delivered bookings and the audit prefix older than ``retention``.
+
+        Only bookings whose every transaction central has stored go; the audit chain loses a
+        whole prefix at most and keeps an anchor, so it still verifies.
+        """
+        cutoff = ((now or datetime.now(UTC)) - retention).isoformat(timespec="microseconds")
+        result = await self.write(lambda conn: purge_expired(conn, cutoff))
+        if result.bookings or result.audit_entries:
+            log.info("store: retention deleted %d bookings and %d audit entries",
+                     result.bookings, result.audit_entries)
+        return result
+
+    async def reclaim_space(self) -> int:
+        """Hand free pages back to the filesystem (incremental vacuum); returns pages freed."""
+        return await self.write(lambda conn: reclaim_space(conn, self.path))
+
+    async def run_retention(
+        self,
+        *,
+        grace: timedelta,
+        retention: timedelta,
+        now: datetime | None = None,
+        reclaim: bool = True,
+    ) -> RetentionReport:
+        """The whole retention pass: biometrics after ``grace``, metadata after ``retention``."""
+        purged = await self.purge_delivered(grace, now)
+        expired = await self.purge_expired_metadata(retention, now)
+        pages = await self.reclaim_space() if reclaim and (purged or expired.bookings
+                                                           or expired.audit_entries) else 0
+        return RetentionReport(purged, expired.bookings, expired.audit_entries, pages)
+
+    # ---- backups --------------------------------------------------------------------------
+
+    @property
+    def backups_dir(self) -> Path:
+        """Where this store's backups go."""
+        return backup.backups_dir(self.path)
+
+    def list_backups(self) -> list[Path]:
+        """The backups of this store, oldest first."""
+        return backup.list_backups(self.path)
+
+    async def backup_now(self, keep: int = 7, now: datetime | None = None) -> Path:
+        """Take a consistent backup (online backup API) and keep the newest ``keep``."""
+        return await asyncio.to_thread(
+            backup.take_backup, self.path, keep=keep, min_free_mb=self.min_free_mb, now=now
+        )
+
+    async def backup_if_due(
+        self, every: timedelta = timedelta(hours=24), keep: int = 7, now: datetime | None = None
+    ) -> Path | None:
+        """Take a backup when the newest is older than ``every`` (or there is none)."""
+        now = now or datetime.now(UTC)
+        found = self.list_backups()
+        newest = backup.backup_time(self.path, found[-1]) if found else None
+        if newest is not None and now - newest < every:
+            return None
+        return await self.backup_now(keep, now)
+
+    async def maintain(
+        self,
+        *,
+        grace: timedelta,
+        retention: timedelta,
+        backup_every: timedelta = timedelta(hours=24),
+        backup_keep: int = 7,
+        interval: timedelta = timedelta(hours=1),
+    ) -> None:
+        """Run forever: a backup when due (so one at start), then retention, every ``interval``.
+
+        Meant to be one task of the station; each failure is logged and the loop carries on.
+        """
+        while True:
+            try:
+                await self.backup_if_due(backup_every, backup_keep)
+            except DiskFull as exc:
+                log.warning("store: %s", exc)
+            except Exception:  # a task boundary: log with the traceback and carry on
+                log.exception("store: backup failed")
+            try:
+                await self.run_retention(grace=grace, retention=retention)
+            except Exception:  # a task boundary: log with the traceback and carry on
+                log.exception("store: retention failed")
+            await asyncio.sleep(interval.total_seconds())
+
+    # ---- keys -----------------------------------------------------------------------------
+
+    def key_usage(self) -> dict[str, int]:
+        """How many rows name each key id (blob-holding tables; call from a worker thread)."""
+        return self.read(rotation.key_usage)
+
+    def rotation_progress(self) -> RotationProgress | None:
+        """The key rotation under way, if any."""
+        return self.read(rotation.progress)
+
+    async def rotate_key(
+        self,
+        *,
+        batch_rows: int = 64,
+        batch_bytes: int = 8 * 1024 * 1024,
+        actor: str = "technician",
+        on_batch: Callable[[RotationProgress], None] | None = None,
+    ) -> RotationReport:
+        """Re-seal every blob under the cipher's current key, one short transaction per batch.
+
+        Interrupting it loses nothing: rows keep the id of the key that sealed them, so with
+        the old key loaded as a previous key the store works and a new call carries on. When no
+        row names an old key the rotation is audited (``store_key_rotated``) and complete.
+        """
+        rotation.check_loaded(await asyncio.to_thread(self.key_usage), self.cipher)
+        rows = 0
+        while True:
+            count, progress = await self.write(
+                lambda conn: rotation.rotate_batch(conn, self.cipher, batch_rows, batch_bytes)
+            )
+            if count == 0:
+                break
+            rows += count
+            if on_batch is not None and progress is not None:
+                on_batch(progress)
+        done = await self.write(lambda conn: rotation.finish(conn, self.cipher, actor))
+        if done is None:  # a concurrent writer sealed rows under an old key meanwhile
+            return RotationReport(self.cipher.current_id, (), rows, rows, False)
+        if done.from_key_ids:
+            log.info("store: key rotation to %s complete (%d rows)", done.to_key_id,
+                     done.rows_total)
+        return RotationReport(done.to_key_id, done.from_key_ids, rows, done.rows_total, True)
 
     # ---- reads for pages and telemetry ----------------------------------------------------
 

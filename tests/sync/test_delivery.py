@@ -6,7 +6,14 @@ import os
 import paho.mqtt.client as mqtt
 import pytest
 
-from appliance.sync.protocol import Ack, AckStatus, MalformedMessage, TransactionMeta, meta_for, split
+from appliance.sync.protocol import (
+    Ack,
+    AckStatus,
+    MalformedMessage,
+    TransactionMeta,
+    meta_for,
+    split,
+)
 from tests.store.conftest import make_booking
 
 

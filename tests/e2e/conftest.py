@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from appliance.app import Station
+from appliance.config import StationConfig
+from appliance.demo import prepare_state
+from central.receiver import CentralReceiver
+
+
+@dataclass
+class Rig:
+    station: Station
+    receiver: CentralReceiver
+    state: Path
+    password: str | None
+
+    async def wait_stored(self, txids: list[str], timeout: float = 60) -> None:
+        assert self.station.store is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            states = [self.station.store.outbox_state(t) for t in txids]
+            if all(s == "stored" for s in states) and all(
+                    self.receiver.store.holds(t) for t in txids):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not delivered: {states}")
+            await asyncio.sleep(0.1)
+
+
+def station_config(state: Path, port: int, **overrides) -> StationConfig:
+    data = {
+        "station": {"station_id": "e2e-1", "data_dir": str(state / "station")},
+        "scanner": {"type": "emulated", "seed": 11},
+        "store": {"min_free_mb": 1},
+        "mqtt": {"host": "127.0.0.1", "port": port, "ack_timeout_s": 5.0,
+                 "reconnect_min_s": 0.1, "reconnect_max_s": 1.0},
+        "web": {"port": 0},
+        "logging": {"level": "DEBUG"},
+        "records": {"profile": "local-tenprint"},
+    }
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    return StationConfig.model_validate(data)
+
+
+@pytest.fixture
+async def station_rig(tmp_path: Path, mosquitto, monkeypatch):
+    made: list[Rig] = []
+
+    async def make(**overrides) -> Rig:
+        creds, password = prepare_state(tmp_path)
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+        receiver = CentralReceiver(tmp_path / "central", host=mosquitto.host,
+                                   port=mosquitto.port)
+        await asyncio.to_thread(receiver.start)
+        station = Station(station_config(tmp_path, mosquitto.port, **overrides))
+        rig = Rig(station, receiver, tmp_path, password)
+        made.append(rig)
+        await station.start()
+        return rig
+
+    yield make
+    for rig in made:
+        await rig.station.stop()
+        await asyncio.to_thread(rig.receiver.stop)
+    os.environ.pop("CREDENTIALS_DIRECTORY", None)

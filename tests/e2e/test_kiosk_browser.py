@@ -1,0 +1,104 @@
+"""The kiosk and admin pages in a real Chromium, against a real station and broker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from appliance.web.auth import hash_password
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; CI must install it (tools/system-deps.sh)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        await b.close()
+
+
+async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_path) -> None:
+    rig = await station_rig(capture={"sequence": "flats"})
+    page = await browser.new_page()
+    base = f"http://127.0.0.1:{rig.station.web_port}"
+    await page.goto(base + "/")
+    await page.fill("#booking-number", "BK-2026-0042")
+    await page.click("#start")
+    await page.wait_for_selector("#capture-panel:not([hidden])")
+    # the live preview shows frames from the scanner
+    await page.wait_for_function(
+        "document.getElementById('preview').src.startsWith('blob:')", timeout=10_000)
+    for _ in range(3):
+        await page.click("#capture")
+        await page.wait_for_selector("#accept:not([hidden])", timeout=30_000)
+        await page.wait_for_function(
+            "document.getElementById('pending').naturalWidth > 0", timeout=10_000)
+        await page.click("#accept")
+        await page.wait_for_function(
+            "document.getElementById('message').textContent.includes('accepted')")
+    await page.wait_for_selector("#submit:not([hidden])")
+    await page.click("#submit")
+    await page.wait_for_selector("#start-panel:not([hidden])", timeout=30_000)
+    row = page.locator("#bookings tbody tr", has_text="BK-2026-0042")
+    await row.locator("td.state-stored").wait_for(timeout=30_000)
+    assert "held by central" in await row.inner_text()
+    assert "R-" in await row.inner_text()
+    await page.screenshot(path=str(tmp_path / "kiosk.png"))
+
+
+async def test_kiosk_marks_a_finger_and_reports_errors(station_rig, browser) -> None:
+    rig = await station_rig(capture={"sequence": "flats"})
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
+    await page.fill("#booking-number", "BK-7")
+    await page.click("#start")
+    await page.wait_for_selector("#capture-panel:not([hidden])")
+    page.on("dialog", lambda d: d.accept())
+    await page.click("#mark-up")
+    await page.wait_for_selector("#steps li.annotated")
+    assert rig.station.session.booking.annotations  # recorded in the session and the draft
+    assert await page.is_hidden("#submit")
+
+
+async def test_technician_page_needs_login_and_shows_no_subject_data(station_rig, browser,
+                                                                     tmp_path) -> None:
+    rig = await station_rig(capture={"sequence": "flats"})
+
+    session = rig.station.session
+    await session.start("BK-PRIVATE-99")
+    while session.current_step is not None:
+        await session.capture()
+        await session.accept()
+    await session.submit()
+    users = rig.state / "credentials" / "booking-station-admin-users"
+    users.write_text(f"tech:{hash_password('correct horse')}\n")
+    base = f"http://127.0.0.1:{rig.station.web_port}"
+    anonymous = await browser.new_context()
+    response = await (await anonymous.new_page()).goto(base + "/admin")
+    assert response.status == 401
+    wrong = await browser.new_context(http_credentials={"username": "tech", "password": "x"})
+    response = await (await wrong.new_page()).goto(base + "/admin")
+    assert response.status == 401
+    ctx = await browser.new_context(
+        http_credentials={"username": "tech", "password": "correct horse"})
+    page = await ctx.new_page()
+    await page.goto(base + "/admin")
+    await page.wait_for_function(
+        "document.getElementById('chain').textContent.includes('Chain verifies')")
+    text = await page.inner_text("body")
+    assert "BK-PRIVATE-99" not in text
+    assert "booking_committed" in text and "ready" in text
+    assert await page.locator("img").count() == 0
+    await page.screenshot(path=str(tmp_path / "admin.png"))
