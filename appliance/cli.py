@@ -14,6 +14,7 @@ from pathlib import Path
 
 from appliance.config import DEFAULT_CONFIG_PATH, load_config, validate_config_data
 from appliance.errors import ConfigError, StationError
+from drivers.base import CaptureMode
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -84,6 +85,15 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_scanner(args: argparse.Namespace) -> int:
+    from appliance.config import StationConfig
+    from appliance.scanner_cli import scanner_command
+
+    config = load_config(args.config) if args.config else StationConfig()
+    return scanner_command(config, args.action, out=args.out, mode=args.mode,
+                           seconds=args.seconds)
+
+
 def _cmd_hash_password(args: argparse.Namespace) -> int:
     from appliance.web.auth import hash_password
 
@@ -128,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     v.add_argument("--database", type=Path, default=None)
     v.set_defaults(func=_cmd_audit_verify)
+
+    p = sub.add_parser("scanner", help="scanner tools: list, info, capture, fps")
+    p.add_argument("action", choices=["list", "info", "capture", "fps"])
+    p.add_argument("--config", type=Path, default=None,
+                   help="config whose [scanner] to use (default: the emulated livescan)")
+    p.add_argument("--out", type=Path, default=None, help="PNG file for capture")
+    p.add_argument("--mode", default=None, choices=[m.value for m in CaptureMode])
+    p.add_argument("--seconds", type=float, default=3.0, help="measuring time for fps")
+    p.set_defaults(func=_cmd_scanner)
 
     p = sub.add_parser("hash-password", help="print a technician login line for the credential")
     p.add_argument("user")

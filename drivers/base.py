@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -58,6 +58,23 @@ class Capabilities:
     modes: frozenset[CaptureMode]
     preview_fps: float
     indicators: frozenset[Indicator] = frozenset()
+    #: Capture window per mode where it differs from ``image_size`` (a ten-print livescan rolls
+    #: one finger in a smaller window than the full platen it uses for slaps).
+    mode_sizes: Mapping[CaptureMode, tuple[int, int]] = field(default_factory=dict)
+    #: Resolution of preview frames when the device decimates them (None: same as ``ppi``).
+    preview_ppi: int | None = None
+
+    def size_for(self, mode: CaptureMode) -> tuple[int, int]:
+        """(width, height) of a capture in ``mode``."""
+        return self.mode_sizes.get(mode, self.image_size)
+
+    def preview_size_for(self, mode: CaptureMode) -> tuple[int, int]:
+        """(width, height) of a preview frame in ``mode``."""
+        width, height = self.size_for(mode)
+        if self.preview_ppi is None or self.preview_ppi == self.ppi:
+            return width, height
+        factor = self.ppi // self.preview_ppi
+        return -(-width // factor), -(-height // factor)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (telemetry, admin page)."""
@@ -66,7 +83,9 @@ class Capabilities:
             "ppi": self.ppi,
             "image_size": list(self.image_size),
             "modes": sorted(m.value for m in self.modes),
+            "mode_sizes": {m.value: list(v) for m, v in sorted(self.mode_sizes.items())},
             "preview_fps": self.preview_fps,
+            "preview_ppi": self.preview_ppi or self.ppi,
             "indicators": sorted(i.value for i in self.indicators),
         }
 

@@ -11,7 +11,6 @@ subject.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from drivers.base import (
     Indicator,
     ScannerDriver,
 )
-from drivers.errors import NoFinger, ScannerDisconnected, UnsupportedMode
+from drivers.errors import NoFinger, ScannerDisconnected, ScannerTimeout, UnsupportedMode
 
 PLATEN_PX = (1600, 1500)  # width, height at 500 ppi: 3.2 x 3.0 inch
 SINGLE_PX = (800, 750)  # capture window for one rolled or flat finger
@@ -58,6 +57,9 @@ class EmulatedFaults(BaseModel):
     unplug_after_captures: int | None = Field(
         None, ge=0, description="The cable is pulled after this many captures (until reset)."
     )
+    wedged_captures: int = Field(
+        0, ge=0, description="The device hangs: this many captures time out until a reset."
+    )
 
 
 class EmulatedConfig(BaseModel):
@@ -67,8 +69,10 @@ class EmulatedConfig(BaseModel):
 
     type: Literal["emulated"] = Field("emulated", description="Selects this driver.")
     seed: int = Field(1, description="Seed of the first virtual subject; each booking adds one.")
-    image_source: Literal["synthetic"] | Path = Field(
-        "synthetic", description="'synthetic', or a folder of real 500 ppi finger images."
+    image_source: Literal["synthetic", "pattern"] | Path = Field(
+        "synthetic",
+        description="'synthetic' (realistic, slower), 'pattern' (a plain ridge pattern, fast), "
+        "or a folder of real 500 ppi finger images.",
     )
     preview_fps: float = Field(20.0, gt=0, le=60, description="Declared preview frame rate.")
     capture_latency_s: float = Field(
@@ -105,7 +109,7 @@ class EmulatedLivescan(ScannerDriver):
         self._captures = 0
         self._open = False
         self._unplugged = False
-        self._lock = threading.Lock()
+        self._wedged = self.config.faults.wedged_captures
 
     # ---- identity -------------------------------------------------------------------------
 
@@ -128,6 +132,8 @@ class EmulatedLivescan(ScannerDriver):
             modes=frozenset(CaptureMode),
             preview_fps=self.config.preview_fps,
             indicators=frozenset(Indicator),
+            mode_sizes={CaptureMode.ROLLED: SINGLE_PX, CaptureMode.FLAT_SINGLE: SINGLE_PX},
+            preview_ppi=500 // PREVIEW_SCALE,
         )
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -143,8 +149,9 @@ class EmulatedLivescan(ScannerDriver):
         self._open = False
 
     def reset(self) -> None:
-        """A reset plugs the cable back in (the technician's fix) and reopens."""
+        """A reset unwedges the device and plugs the cable back in (the technician's fix)."""
         self._unplugged = False
+        self._wedged = 0
         self._captures = 0
         self.close()
         self.open()
@@ -191,6 +198,8 @@ class EmulatedLivescan(ScannerDriver):
 
     def _single(self, position: int, rolled: bool) -> np.ndarray:
         finger = self._finger_for(position)
+        if self.config.image_source == "pattern":
+            return self._pattern(finger, rolled)
         if self.config.image_source != "synthetic":
             return self._from_folder(finger, rolled)
         master = self._master(finger)
@@ -198,6 +207,13 @@ class EmulatedLivescan(ScannerDriver):
             self._rng, rolled=rolled, moisture=self.config.faults.moisture
         )
         return _place(impression.image, SINGLE_PX, self._rng, jitter=20)
+
+    def _pattern(self, finger: int, rolled: bool) -> np.ndarray:
+        from drivers.faults import ridge_pattern
+
+        source = ridge_pattern(self._subject_index * 10 + finger)
+        size = (560, 600) if rolled else (380, 520)
+        return _place(source(size, 500, self._rng), SINGLE_PX, self._rng, jitter=20)
 
     def _from_folder(self, finger: int, rolled: bool) -> np.ndarray:
         if self._folder_images is None:
@@ -213,8 +229,9 @@ class EmulatedLivescan(ScannerDriver):
         if self.config.image_source != "synthetic":
             canvas = np.full(PLATEN_PX[::-1], 240, np.uint8)
             step = PLATEN_PX[0] // len(members)
+            single = self._pattern if self.config.image_source == "pattern" else self._from_folder
             for i, finger in enumerate(members):
-                img = self._from_folder(finger, rolled=False)[:700, :380]
+                img = single(finger, False)[:700, :380]
                 y = 150 + (i % 2) * 80
                 canvas[y : y + img.shape[0], i * step + 10 : i * step + 10 + img.shape[1]] = img
             return canvas
@@ -236,14 +253,9 @@ class EmulatedLivescan(ScannerDriver):
     # ---- frames ---------------------------------------------------------------------------
 
     def finger_present(self) -> bool:
-        """A finger lies on the platen once the subject has been guided and has put it down."""
+        """A finger lies on the platen whenever a guide is lit (the subject follows it)."""
         self._check("finger_present")
-        p = self._presentation
-        return (
-            not self.config.faults.no_finger
-            and p is not None
-            and p.frames_shown >= APPROACH_FRAMES
-        )
+        return not self.config.faults.no_finger and self._guided != 0
 
     def preview(self, mode: CaptureMode) -> Frame:
         """A 125 ppi live frame: empty glass, then the finger coming down, then steady."""
@@ -275,6 +287,9 @@ class EmulatedLivescan(ScannerDriver):
             raise UnsupportedMode(str(mode), device=self.name, operation="capture")
         if self.config.faults.no_finger:
             raise NoFinger("no finger on the platen", device=self.name, operation="capture")
+        if self._wedged > 0:
+            self._wedged -= 1
+            raise ScannerTimeout("no image within 5 s", device=self.name, operation="capture")
         limit = self.config.faults.unplug_after_captures
         if limit is not None and self._captures >= limit:
             self._unplugged = True

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from drivers.base import CaptureMode, Frame, ScannerDriver
-from drivers.errors import ScannerDisconnected, ScannerError
+from drivers.errors import ScannerDisconnected, ScannerError, ScannerTimeout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +55,8 @@ class WorkerCounters:
     errors: int = 0
     disconnects: int = 0
     reopens: int = 0
+    resets: int = 0
+    timeouts_in_a_row: int = 0
     last_error: str = ""
 
 
@@ -67,6 +69,7 @@ class DeviceWorker:
         *,
         reopen_min_s: float = 0.2,
         reopen_max_s: float = 10.0,
+        wedged_after_timeouts: int = 3,
         on_state: Callable[[ScannerState], None] | None = None,
     ) -> None:
         self.driver = driver
@@ -78,6 +81,9 @@ class DeviceWorker:
         self._on_state = on_state
         self._reopen_min_s = reopen_min_s
         self._reopen_max_s = reopen_max_s
+        self._wedged_after = wedged_after_timeouts
+        self._next_reset = 0.0
+        self._reset_delay = reopen_min_s
         self.counters = WorkerCounters()
         self.heartbeat = time.monotonic()
         self.identity: Any = None
@@ -192,14 +198,17 @@ class DeviceWorker:
             if self._wait_or_stop(delay):
                 return
             delay = min(delay * 2, self._reopen_max_s)
+        delay = self._reopen_min_s
         while True:
+            absent = self._state is ScannerState.DISCONNECTED
             try:
-                job = self._jobs.get(timeout=1.0)
+                job = self._jobs.get(timeout=delay if absent else 1.0)
             except queue.Empty:
                 self.heartbeat = time.monotonic()
-                if self._state is ScannerState.DISCONNECTED:
-                    self._reopen()
+                if absent and not self._reopen():
+                    delay = min(delay * 2, self._reopen_max_s)  # poll an absent device, backing off
                 continue
+            delay = self._reopen_min_s
             if job is None:
                 break
             self._execute(job)
@@ -232,6 +241,26 @@ class DeviceWorker:
             return True
         return False
 
+    def _reset_wedged(self) -> bool:
+        """The device keeps timing out: reset it (USB reset or port reopen), with backoff."""
+        now = time.monotonic()
+        if now < self._next_reset:
+            return True
+        log.warning("scanner %s: %d timeouts in a row; resetting the device", self.driver.name,
+                    self.counters.timeouts_in_a_row)
+        self.counters.resets += 1
+        try:
+            self.driver.reset()
+        except ScannerError as exc:
+            self.counters.last_error = f"reset failed: {exc}"
+            self._reset_delay = min(self._reset_delay * 2, self._reopen_max_s)
+            self._next_reset = now + self._reset_delay
+            return False
+        self.counters.timeouts_in_a_row = 0
+        self._reset_delay = self._reopen_min_s
+        self._next_reset = now + self._reset_delay
+        return True
+
     def _execute(self, job: _Job) -> None:
         if job.cancel.is_set():
             job.loop.call_soon_threadsafe(_settle, job.future, None, asyncio.CancelledError())
@@ -247,6 +276,11 @@ class DeviceWorker:
             error = exc
             self.counters.disconnects += 1
             self.counters.last_error = str(exc)
+        except ScannerTimeout as exc:
+            error = exc
+            self.counters.errors += 1
+            self.counters.last_error = str(exc)
+            self.counters.timeouts_in_a_row += 1
         except ScannerError as exc:
             error = exc
             self.counters.errors += 1
@@ -255,6 +289,10 @@ class DeviceWorker:
             log.exception("scanner %s: job failed", self.driver.name)
             error = exc
             self.counters.errors += 1
+        if not isinstance(error, ScannerTimeout):
+            self.counters.timeouts_in_a_row = 0
+        elif self.counters.timeouts_in_a_row >= self._wedged_after:
+            absent = not self._reset_wedged()
         self.heartbeat = time.monotonic()
         if isinstance(error, ScannerDisconnected) or absent:
             self._set_state(ScannerState.DISCONNECTED)

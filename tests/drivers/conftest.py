@@ -44,7 +44,7 @@ def pty_emulator(tmp_path: Path) -> Iterator[Callable[..., R30xEmulator]]:
     assert not errors, f"emulator thread failed: {errors!r}"
 
 
-@pytest.fixture(params=["r30x-pty", "r30x-url", "uareu-4000b", "uareu-4000"])
+@pytest.fixture(params=["r30x-pty", "r30x-url", "uareu-4000b", "uareu-4000", "livescan"])
 def scanner_factory(
     request: pytest.FixtureRequest, pty_emulator: Callable[..., R30xEmulator]
 ) -> Callable[[], ScannerDriver]:
@@ -53,6 +53,15 @@ def scanner_factory(
         return lambda: serial_driver(emulator.port)
     if request.param == "r30x-url":
         return lambda: serial_driver(emulator_url())
+    if request.param == "livescan":
+        from drivers.emulated import EmulatedConfig, EmulatedLivescan
+
+        def livescan() -> EmulatedLivescan:
+            driver = EmulatedLivescan(EmulatedConfig(image_source="pattern"))
+            driver.guide(2)  # the subject puts the right index down
+            return driver
+
+        return livescan
     product = 0x000A if request.param == "uareu-4000b" else 0x0007
     emulated = UareUEmulatorConfig(product_id=product, finger_source="pattern")
     return lambda: UareUDriver(UareUConfig(usb_backend="emulator", emulator=emulated,

@@ -36,13 +36,14 @@ def _need_finger(finger_on_platen: bool) -> None:
         pytest.skip("needs a finger on the platen (hardware: pass --finger-on-platen)")
 
 
-def _assert_declared_image(frame: Frame, driver: ScannerDriver) -> None:
+def _assert_declared_image(frame: Frame, driver: ScannerDriver, mode: CaptureMode,
+                           *, preview: bool = False) -> None:
     caps = driver.capabilities()
-    width, height = caps.image_size
+    width, height = caps.preview_size_for(mode) if preview else caps.size_for(mode)
     assert isinstance(frame.image, np.ndarray)
     assert frame.image.dtype == np.uint8
     assert frame.image.shape == (height, width)
-    assert frame.ppi == caps.ppi
+    assert frame.ppi == ((caps.preview_ppi or caps.ppi) if preview else caps.ppi)
 
 
 def test_open_then_close_twice(scanner_factory: Callable[[], ScannerDriver]) -> None:
@@ -84,8 +85,8 @@ def test_capture_returns_the_declared_image(
     mode = sorted(scanner.capabilities().modes)[0]
     first = scanner.capture(mode)
     second = scanner.capture(mode)
-    _assert_declared_image(first, scanner)
-    _assert_declared_image(second, scanner)
+    _assert_declared_image(first, scanner, mode)
+    _assert_declared_image(second, scanner, mode)
     assert first.image.std() > 10, "a finger gives ridges, not a flat image"
     assert second.sequence > first.sequence
 
@@ -95,7 +96,7 @@ def test_preview_frame_has_the_declared_shape(
 ) -> None:
     _need_finger(finger_on_platen)
     mode = sorted(scanner.capabilities().modes)[0]
-    _assert_declared_image(scanner.preview(mode), scanner)
+    _assert_declared_image(scanner.preview(mode), scanner, mode, preview=True)
 
 
 def test_undeclared_modes_are_refused(scanner: ScannerDriver) -> None:
@@ -118,7 +119,7 @@ def test_reset_brings_the_device_back(scanner: ScannerDriver, finger_on_platen: 
     assert scanner.identity().model
     if finger_on_platen:
         mode = sorted(scanner.capabilities().modes)[0]
-        _assert_declared_image(scanner.capture(mode), scanner)
+        _assert_declared_image(scanner.capture(mode), scanner, mode)
 
 
 def test_a_closed_driver_fails_with_a_named_error(
