@@ -10,7 +10,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 def test_readme_config_reference_matches_the_models() -> None:
     section = README.split(BEGIN)[1].split(END)[0].strip()
     assert section == reference_markdown().strip(), (
-        "README config reference is stale: regenerate with python -m appliance.config_reference")
+        "README config reference is stale: regenerate with python tools/update-readme-reference.py")
 
 
 def test_every_cli_command_is_documented() -> None:
