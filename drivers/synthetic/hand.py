@@ -83,7 +83,7 @@ def generate_hand(seed: int) -> list[MasterFinger]:
     for p, finger_class in enumerate(classes, start=1):
         w, h = FINGER_SIZES[finger_name(Position(p))]
         size = (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2)
-        finger_seed = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, p]).generate_state(1)[0])
+        finger_seed = int(np.random.SeedSequence([int(seed) % (1 << 64), p]).generate_state(1)[0])
         fingers.append(generate_master(finger_seed, finger_class, size, Position(p)))
     return fingers
 
@@ -95,7 +95,7 @@ def hand_classes(seed: int) -> list[FingerClass]:
 
 def _person(seed: int) -> tuple[list[FingerClass], float]:
     """Pattern classes and size scale of person ``seed``."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x4A4D]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) % (1 << 64), 0x4A4D]))
     scale = rng.uniform(0.93, 1.07)
     whorl_bias = math.exp(0.6 * rng.standard_normal())
     classes = [

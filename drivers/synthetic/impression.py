@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from appliance.domain import Minutia
 from drivers.synthetic.contact import Contact, ContactMode, draw_contact
-from drivers.synthetic.inking import Window, bilinear, expose, ink_window
+from drivers.synthetic.inking import Window, bilinear, draw_exposure, expose, ink_window
 
 if TYPE_CHECKING:
     from drivers.synthetic.master import MasterFinger
@@ -37,9 +37,9 @@ _MASK_PRESSURE = 0.12
 class SyntheticImpression:
     """One rendered impression: uint8 image (dark ridges), contact mask, minutiae in its pixels."""
 
-    image: np.ndarray
-    minutiae: list[Minutia]
-    mask: np.ndarray
+    image: np.ndarray = field(repr=False)
+    minutiae: list[Minutia] = field(repr=False)
+    mask: np.ndarray = field(repr=False)
     contact: Contact
     rolled: bool = False
     ppi: int = PPI
@@ -98,10 +98,10 @@ def render(
     )
     ink = np.zeros((height, width), dtype=np.float32)
     pressure = np.zeros((height, width), dtype=np.float32)
-    paint(master, contact, ink, pressure, rng, quality=quality, moisture=moisture)
-    image = expose(ink, rng, quality=quality, moisture=moisture)
+    window = paint(master, contact, ink, pressure, rng, quality=quality, moisture=moisture)
+    image = expose(ink, rng, quality=quality, moisture=moisture, window=window)
     minutiae = project_minutiae(
-        master, contact, (width, height), quality=quality, moisture=moisture
+        master, contact, (width, height), quality=quality, moisture=moisture, pressure=pressure
     )
     return SyntheticImpression(
         image=image,
@@ -145,11 +145,15 @@ def project_minutiae(
     *,
     quality: float = 1.0,
     moisture: float = 0.0,
+    pressure: np.ndarray | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> list[Minutia]:
     """The master's true minutiae where ``contact`` puts them on a (width, height) canvas.
 
     Minutiae off the canvas or where the contact is too light to print are dropped; a direction
     is carried by mapping a short step along it. Quality falls towards the contact's rim.
+    ``pressure`` is the contact pressure as rendered (its pixel [0, 0] at canvas ``origin``);
+    without it the pressure is worked out again from the contact.
     """
     truth = master.true_minutiae
     if not truth:
@@ -163,7 +167,10 @@ def project_minutiae(
     new_angle = np.arctan2(-(ay - qy), ax - qx) % (2 * math.pi)
     with np.errstate(invalid="ignore"):
         bx, by, press = contact.trace(qx, qy)
-        press = press * bilinear(master.skin, bx, by, 0.0)
+        if pressure is None:
+            press = press * bilinear(master.skin, bx, by, 0.0)
+        else:
+            press = _pixels(pressure, qx - origin[0], qy - origin[1])
         round_trip = np.hypot(bx - mx, by - my)
         width, height = canvas
         keep = (
@@ -225,6 +232,7 @@ def rolled_sequence(
     start, end = -lo + 0.6 * half_angle, hi - 0.6 * half_angle
     if rng.random() < 0.5:
         start, end = end, start
+    exposure = draw_exposure(rng, (height, width), quality=quality, moisture=moisture)
     for i in range(frames):
         t = 0.5 if frames == 1 else i / (frames - 1)
         t = t * t * (3.0 - 2.0 * t)  # the roll starts and ends slowly
@@ -238,8 +246,19 @@ def rolled_sequence(
         )
         ink = np.zeros((height, width), dtype=np.float32)
         pressure = np.zeros((height, width), dtype=np.float32)
-        paint(master, contact, ink, pressure, rng, quality=quality, moisture=moisture)
-        yield expose(ink, rng, quality=quality, moisture=moisture)
+        window = paint(master, contact, ink, pressure, rng, quality=quality, moisture=moisture)
+        yield exposure.apply(ink, rng, window)
+
+
+def _pixels(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Nearest pixels of ``a`` at (x, y); 0 outside or where x, y are not finite."""
+    out = np.zeros(len(x), dtype=np.float32)
+    ok = np.isfinite(x) & np.isfinite(y)
+    c = np.rint(np.where(ok, x, -1)).astype(int)
+    r = np.rint(np.where(ok, y, -1)).astype(int)
+    ok &= (r >= 0) & (r < a.shape[0]) & (c >= 0) & (c < a.shape[1])
+    out[ok] = a[r[ok], c[ok]]
+    return out
 
 
 def _window(contact: Contact, shape: tuple[int, ...]) -> Window | None:

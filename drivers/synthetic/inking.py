@@ -9,6 +9,8 @@ would: a light, unevenly lit background, dark ridges, a little optical blur and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from drivers.synthetic.contact import Contact
@@ -94,29 +96,79 @@ def ink_window(
     ink = t * t * (3.0 - 2.0 * t)
     if wet:
         # a wet film floods patches: the valleys print grey to black there
-        film = press * np.clip(2.0 * (blot - 1.3 + wet), 0.0, 0.85)
+        film = press * np.clip(2.5 * (blot + 0.35 * grain - 1.3 + wet), 0.0, 0.9)
         ink = np.maximum(ink, film)
     depth = np.clip(0.9 + 0.08 * smooth_noise(rng, shape, 80.0) - 0.35 * dry, 0.3, 1.0)
     ink = ink * depth * np.clip(4.0 * press, 0.0, 1.0)
     return ink.astype(np.float32), press
 
 
+_NOISE_SLACK = 32  # the noise field is this much larger than the image, for random offsets
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One scanner's look: its unevenly lit ground, how dark ridges print, its noise.
+
+    Drawn once and applied to many frames (a live roll), it only re-blurs the inked window
+    and takes each frame's sensor noise from one field at a random offset.
+    """
+
+    ground: np.ndarray
+    blurred_ground: np.ndarray
+    ridge_level: float
+    noise: np.ndarray
+
+    def apply(
+        self, ink: np.ndarray, rng: np.random.Generator, window: Window | None = None
+    ) -> np.ndarray:
+        """The 8-bit image of ``ink`` (zero outside ``window``): dark ridges, blurred, noisy."""
+        h, w = ink.shape
+        x0, y0, x1, y1 = window if window is not None else (0, 0, w, h)
+        x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(w, x1 + 2), min(h, y1 + 2)
+        img = self.blurred_ground.copy()
+        if x1 > x0 and y1 > y0:
+            # the blur is linear: blur(ground - ink * depth) = blur(ground) - blur(ink * depth)
+            depth = self.ground[y0:y1, x0:x1] - np.float32(self.ridge_level)
+            img[y0:y1, x0:x1] -= _blur(ink[y0:y1, x0:x1] * depth, edge="constant")
+        dy, dx = rng.integers(0, _NOISE_SLACK + 1, 2)
+        img += self.noise[dy : dy + h, dx : dx + w]
+        img += np.float32(0.5)
+        return np.clip(img, 0.0, 255.0, out=img).astype(np.uint8)
+
+
+def draw_exposure(
+    rng: np.random.Generator, shape: tuple[int, int], *, quality: float, moisture: float
+) -> Exposure:
+    """A scanner look for images of ``shape`` (rows, cols)."""
+    h, w = shape
+    ground = rng.uniform(236.0, 246.0) + 3.0 * smooth_noise(rng, (h, w), 0.6 * max(h, w))
+    ground = ground.astype(np.float32)
+    sigma = np.float32(1.5 + 5.0 * (1.0 - quality))
+    noise = rng.standard_normal((h + _NOISE_SLACK, w + _NOISE_SLACK), dtype=np.float32)
+    return Exposure(
+        ground=ground,
+        blurred_ground=_blur(ground),
+        ridge_level=float(rng.uniform(25.0, 55.0) - 15.0 * max(0.0, moisture)),
+        noise=noise * sigma,
+    )
+
+
 def expose(
-    ink: np.ndarray, rng: np.random.Generator, *, quality: float, moisture: float
+    ink: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    quality: float,
+    moisture: float,
+    window: Window | None = None,
 ) -> np.ndarray:
     """The 8-bit image an optical livescan makes of ``ink``: dark ridges on a light ground."""
-    h, w = ink.shape
-    ground = rng.uniform(236.0, 246.0) + 3.0 * smooth_noise(rng, (h, w), 0.6 * max(h, w))
-    ridge_level = rng.uniform(25.0, 55.0) - 15.0 * max(0.0, moisture)
-    img = ground - ink * (ground - ridge_level)
-    img = _blur(img.astype(np.float32))
-    sigma = 1.5 + 5.0 * (1.0 - quality)
-    img += sigma * rng.standard_normal((h, w), dtype=np.float32)
-    return np.clip(img + 0.5, 0.0, 255.0).astype(np.uint8)
+    exposure = draw_exposure(rng, ink.shape, quality=quality, moisture=moisture)
+    return exposure.apply(ink, rng, window)
 
 
-def _blur(img: np.ndarray) -> np.ndarray:
+def _blur(img: np.ndarray, edge: str = "edge") -> np.ndarray:
     """Binomial [1 2 1]/4 blur along both axes: the scanner optics' point spread."""
-    p = np.pad(img, 1, mode="edge")
+    p = np.pad(img, 1, mode=edge)
     rows = 0.25 * p[:-2, :] + 0.5 * p[1:-1, :] + 0.25 * p[2:, :]
     return 0.25 * rows[:, :-2] + 0.5 * rows[:, 1:-1] + 0.25 * rows[:, 2:]

@@ -158,7 +158,7 @@ def generate_master(
     width, height = int(size[0]), int(size[1])
     if width < 128 or height < 128:
         raise ValueError(f"master size {width}x{height} is too small for a finger")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5F1]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) % (1 << 64), 0x5F1]))
     if finger_class is None:
         finger_class = draw_class(rng)
     finger_class = FingerClass(finger_class)

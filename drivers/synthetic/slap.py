@@ -10,7 +10,7 @@ its rotated box (the segmentation truth) and its minutiae in platen pixels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -62,10 +62,10 @@ class FingerBox:
 class SyntheticSlap:
     """One slap image with its per-finger truth, fingers in platen order (left to right)."""
 
-    image: np.ndarray
+    image: np.ndarray = field(repr=False)
     boxes: list[FingerBox]
-    minutiae: list[list[Minutia]]
-    labels: np.ndarray  # uint8: 0 off the fingers, i + 1 on finger i
+    minutiae: list[list[Minutia]] = field(repr=False)
+    labels: np.ndarray = field(repr=False)  # uint8: 0 off the fingers, i + 1 on finger i
     positions: list[Position | None]
     ppi: int = 500
 
@@ -132,9 +132,29 @@ def slap(
         np.maximum(best[y0:y1, x0:x1], part_press, out=best[y0:y1, x0:x1])
         boxes.append(_box(labels[y0:y1, x0:x1] == i + 1, x0, y0, contact))
         minutiae.append(
-            project_minutiae(finger, contact, platen, quality=quality, moisture=moisture)
+            project_minutiae(
+                finger,
+                contact,
+                platen,
+                quality=quality,
+                moisture=moisture,
+                pressure=np.where(mine, part_press, 0.0),
+                origin=(x0, y0),
+            )
         )
-    image = expose(ink, rng, quality=quality, moisture=moisture)
+    painted = [_clip_window(c.bounds(), width, height) for c in contacts]
+    union = [w for w in painted if w is not None]
+    window = (
+        (
+            min(w[0] for w in union),
+            min(w[1] for w in union),
+            max(w[2] for w in union),
+            max(w[3] for w in union),
+        )
+        if union
+        else (0, 0, 0, 0)
+    )
+    image = expose(ink, rng, quality=quality, moisture=moisture, window=window)
     return SyntheticSlap(
         image=image,
         boxes=boxes,
