@@ -11,6 +11,7 @@ subject.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,7 @@ class EmulatedLivescan(ScannerDriver):
         self._open = False
         self._unplugged = False
         self._wedged = self.config.faults.wedged_captures
+        self._prefetching: threading.Thread | None = None
 
     # ---- identity -------------------------------------------------------------------------
 
@@ -139,9 +141,11 @@ class EmulatedLivescan(ScannerDriver):
     # ---- lifecycle ------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Power the virtual device up."""
+        """Power the virtual device up; the first subject starts growing fingers."""
         if self._unplugged:
             raise ScannerDisconnected("device not present", device=self.name, operation="open")
+        if not self._open and not self._fingers and self._prefetching is None:
+            self._prefetch(self._subject_index)
         self._open = True
 
     def close(self) -> None:
@@ -172,6 +176,7 @@ class EmulatedLivescan(ScannerDriver):
             if self._guided:
                 self._subject_index += 1
                 self._fingers.clear()
+                self._prefetch(self._subject_index)
             self._guided = 0
             self._presentation = None
             return
@@ -186,12 +191,29 @@ class EmulatedLivescan(ScannerDriver):
                 return a
         return position
 
+    def _hand_seed(self, subject_index: int) -> int:
+        return self.config.seed * 1_000_003 + subject_index
+
+    def _prefetch(self, subject_index: int) -> None:
+        """Grow the next subject's fingers in the background (a hand takes seconds)."""
+        if self.config.image_source != "synthetic":
+            return
+        from drivers import synthetic
+
+        seed = self._hand_seed(subject_index)
+        thread = threading.Thread(target=synthetic.generate_hand, args=(seed,),
+                                  name="synthetic-hand", daemon=True)
+        thread.start()
+        self._prefetching = thread
+
     def _master(self, position: int) -> object:
         if position not in self._fingers:
             from drivers import synthetic
 
-            seed = self.config.seed * 1_000_003 + self._subject_index
-            hand = synthetic.generate_hand(seed)
+            if self._prefetching is not None:
+                self._prefetching.join()  # the generator's cache then holds this hand
+                self._prefetching = None
+            hand = synthetic.generate_hand(self._hand_seed(self._subject_index))
             for index, master in enumerate(hand, start=1):
                 self._fingers[index] = master
         return self._fingers[position]
