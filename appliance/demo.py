@@ -45,7 +45,7 @@ def mqtt_listening(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             # CONNECT, MQTT 5, clean start, keepalive 5, no properties, client id "probe"
-            sock.sendall(bytes([0x10, 17, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 5, 0, 0, 5])
+            sock.sendall(bytes([0x10, 18, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 5, 0, 0, 5])
                          + b"probe")
             reply = sock.recv(4)
             return len(reply) >= 2 and reply[0] == 0x20
@@ -211,8 +211,8 @@ async def _unattended(station: Station, receiver: object, count: int, timeout_s:
         held = [t for t in txids if receiver.store.holds(t)]
         stored = [t for t in txids if station.store and station.store.outbox_state(t) == "stored"]
         if len(held) == count and len(stored) == count:
-            print(f"demo: OK: the central receiver holds all {count} bookings and the station "
-                  "has their receipts", flush=True)
+            print(f"demo: OK: the central receiver holds {count} of {count} bookings and the "
+                  "station has their receipts", flush=True)
             return 0
         await asyncio.sleep(0.2)
     states = [station.store.outbox_state(t) if station.store else None for t in txids]
