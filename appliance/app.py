@@ -25,9 +25,10 @@ from appliance.capture.session import CaptureSession
 from appliance.config import StationConfig, read_secret
 from appliance.domain import Booking
 from appliance.errors import StationError
-from appliance.store.crypto import BlobCipher, parse_key
+from appliance.store.crypto import BlobCipher
 from appliance.store.drafts import DraftStore
-from appliance.store.errors import StoreCorrupt
+from appliance.store.errors import StoreError
+from appliance.store.keys import load_cipher
 from appliance.store.store import Store
 from appliance.sync import telemetry
 from appliance.sync.link import MqttLink
@@ -150,20 +151,25 @@ class Station:
 
     def _start_store(self) -> None:
         key = self._store_key
-        if key is None:
-            key = parse_key(read_secret(self.config.store.key_credential,
-                                        fallback_file=self.config.store.key_file))
-        store = Store(self.config.database_path, BlobCipher(key),
+        cipher = BlobCipher(key) if key is not None else load_cipher(self.config.store)
+        store = Store(self.config.database_path, cipher,
                       min_free_mb=self.config.store.min_free_mb)
         try:
             store.open()
-        except StoreCorrupt as exc:
+        except StoreError as exc:
             self.store_problem = str(exc)
             log.critical("store: %s", exc)
-            self.events.publish({"type": "alert", "message": "database corrupt"})
+            self.events.publish({"type": "alert", "message": f"store unavailable: {exc}"})
             return
         self.store = store
         self.heartbeats.register("store-writer", lambda: store.writer_heartbeat)
+        cfg = self.config.store
+        self._tasks.append(asyncio.create_task(store.maintain(
+            grace=timedelta(hours=cfg.biometric_grace_hours),
+            retention=timedelta(days=cfg.metadata_retention_days),
+            backup_every=timedelta(hours=cfg.backup_interval_hours),
+            backup_keep=cfg.backup_keep,
+        ), name="store-maintenance"))
 
     def _start_scanner(self) -> None:
         section = self.config.scanner
@@ -268,9 +274,6 @@ class Station:
             await asyncio.sleep(interval_s)
             try:
                 await self._publish_health()
-                if self.store is not None:
-                    grace = timedelta(hours=self.config.store.biometric_grace_hours)
-                    await self.store.purge_delivered(grace)
             except Exception:  # health must never stop the station; log with traceback
                 log.exception("health: periodic work failed")
 

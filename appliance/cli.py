@@ -94,6 +94,20 @@ def _cmd_scanner(args: argparse.Namespace) -> int:
                            seconds=args.seconds)
 
 
+def _cmd_store(args: argparse.Namespace) -> int:
+    from appliance.store import cli as store_cli
+
+    if args.store_command == "rotate-key":
+        return store_cli.rotate_key_command(args.config, args.new_key_file, sys.stdout,
+                                            batch_rows=args.batch_rows)
+    if args.store_command == "restore-backup":
+        return store_cli.restore_backup_command(args.config, args.backup, sys.stdout,
+                                                list_only=args.list)
+    if args.store_command == "new":
+        return store_cli.new_store_command(args.config, sys.stdout, force=args.force)
+    return store_cli.backup_command(args.config, sys.stdout, keep=args.keep)
+
+
 def _cmd_hash_password(args: argparse.Namespace) -> int:
     from appliance.web.auth import hash_password
 
@@ -138,6 +152,33 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     v.add_argument("--database", type=Path, default=None)
     v.set_defaults(func=_cmd_audit_verify)
+
+    p = sub.add_parser("store", help="technician tools for the encrypted store (docs/store.md)")
+    store_sub = p.add_subparsers(dest="store_command", required=True)
+    s = store_sub.add_parser("rotate-key", help="re-encrypt every blob under a new key; "
+                             "safe to interrupt and run again (station stopped)")
+    s.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    s.add_argument("--new-key-file", type=Path, default=None,
+                   help="the new key (root-only file); without it the configured key is the "
+                        "new one and the '.previous' credential or file the old one")
+    s.add_argument("--batch-rows", type=int, default=64, help="rows per transaction")
+    s.set_defaults(func=_cmd_store)
+    s = store_sub.add_parser("restore-backup", help="put the newest sound backup (or BACKUP) "
+                             "in place of the store (station stopped)")
+    s.add_argument("backup", type=Path, nargs="?", default=None)
+    s.add_argument("--list", action="store_true", help="list the backups and exit")
+    s.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    s.set_defaults(func=_cmd_store)
+    s = store_sub.add_parser("new", help="start an empty store; the old file is kept "
+                             "(station stopped)")
+    s.add_argument("--force", action="store_true",
+                   help="even when the current store is sound and holds undelivered bookings")
+    s.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    s.set_defaults(func=_cmd_store)
+    s = store_sub.add_parser("backup", help="take a backup of the store now")
+    s.add_argument("--keep", type=int, default=7, help="backups to keep")
+    s.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    s.set_defaults(func=_cmd_store)
 
     p = sub.add_parser("scanner", help="scanner tools: list, info, capture, fps")
     p.add_argument("action", choices=["list", "info", "capture", "fps"])

@@ -80,6 +80,10 @@ class StoreSection(Strict):
     metadata_retention_days: int = Field(
         365, ge=1, description="Keep booking metadata and audit entries this many days."
     )
+    backup_interval_hours: float = Field(
+        24.0, gt=0, description="Take a consistent backup of the store this often."
+    )
+    backup_keep: int = Field(7, ge=1, description="Backups kept in data_dir/backups.")
 
 
 class TlsSection(Strict):

@@ -5,6 +5,12 @@ with ``hash_0`` the all-zero genesis value. Editing, removing, inserting or reor
 breaks the chain from that entry on, and :func:`verify` names the first bad one. Cutting entries
 off the end cannot be seen from the chain alone; the chain head goes out with every telemetry
 message so the central side notices a head that moves backwards.
+
+Retention deletes old entries, but only a whole prefix of the chain, and in the same
+transaction it records the anchor: the sequence number and hash of the last deleted entry (the
+``audit_anchor`` setting). :func:`verify` then starts from the anchor instead of genesis, so the
+entries that remain still prove their order and content; the anchor itself is as trustworthy as
+the heads central has already seen in telemetry (it equals one of them, if central kept them).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 from appliance.store.database import utcnow
 
 GENESIS = "0" * 64
+ANCHOR_SETTING = "audit_anchor"
 
 #: What the audit log records (issue: logins, captures, overrides, submissions, acks, purges,
 #: config changes, remote commands).
@@ -38,6 +45,8 @@ ACTIONS = frozenset(
         "store_key_rotated",
         "station_started",
         "station_stopped",
+        "store_restored",
+        "store_created",
     }
 )
 
@@ -61,8 +70,8 @@ def append(conn: sqlite3.Connection, actor: str, action: str, detail: dict[str, 
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    last_seq, prev = head(conn)
+    seq = last_seq + 1
     at = utcnow()
     detail_json = json.dumps(detail, sort_keys=True, separators=(",", ":"))
     digest = entry_hash(seq, at, actor, action, detail_json, prev)
@@ -83,12 +92,36 @@ class ChainReport:
     head: str
     first_bad_seq: int | None = None
     problem: str = ""
+    anchor_seq: int = 0  # entries up to this one were deleted by retention
+
+
+def anchor(conn: sqlite3.Connection) -> tuple[int, str]:
+    """Sequence number and hash of the last entry retention deleted (0 and genesis if none)."""
+    try:
+        row = conn.execute(
+            "SELECT value FROM settings WHERE key = ?", (ANCHOR_SETTING,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database from before the settings table
+        return 0, GENESIS
+    if row is None:
+        return 0, GENESIS
+    value = json.loads(row[0])
+    return int(value["seq"]), str(value["hash"])
+
+
+def set_anchor(conn: sqlite3.Connection, seq: int, digest: str, at: str) -> None:
+    """Record the last deleted entry, inside the transaction that deletes it."""
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (ANCHOR_SETTING, json.dumps({"seq": seq, "hash": digest, "at": at})),
+    )
 
 
 def verify(conn: sqlite3.Connection) -> ChainReport:
-    """Walk the chain in order; report the first entry that does not hold."""
-    prev = GENESIS
-    expected_seq = 1
+    """Walk the chain in order from the anchor; report the first entry that does not hold."""
+    anchor_seq, prev = anchor(conn)
+    expected_seq = anchor_seq + 1
     count = 0
     rows = conn.execute(
         "SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit_log ORDER BY seq"
@@ -97,17 +130,20 @@ def verify(conn: sqlite3.Connection) -> ChainReport:
         count += 1
         if seq != expected_seq:
             what = "missing" if seq > expected_seq else "out of order"
-            return ChainReport(False, count, prev, expected_seq, f"entry {expected_seq} {what}")
+            return ChainReport(False, count, prev, expected_seq, f"entry {expected_seq} {what}",
+                               anchor_seq)
         if prev_hash != prev:
-            return ChainReport(False, count, prev, seq, "does not link to the entry before it")
+            return ChainReport(False, count, prev, seq, "does not link to the entry before it",
+                               anchor_seq)
         if entry_hash(seq, at, actor, action, detail, prev_hash) != digest:
-            return ChainReport(False, count, prev, seq, "content does not match its hash")
+            return ChainReport(False, count, prev, seq, "content does not match its hash",
+                               anchor_seq)
         prev = digest
         expected_seq += 1
-    return ChainReport(True, count, prev)
+    return ChainReport(True, count, prev, anchor_seq=anchor_seq)
 
 
 def head(conn: sqlite3.Connection) -> tuple[int, str]:
-    """The last entry's sequence number and hash (0 and the genesis hash when empty)."""
+    """The last entry's sequence number and hash (the anchor's, or genesis, when empty)."""
     row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    return (row[0], row[1]) if row else (0, GENESIS)
+    return (row[0], row[1]) if row else anchor(conn)

@@ -57,6 +57,11 @@ class BlobCipher:
         self._keys = {key_id_of(k): AESGCM(k) for k in (*previous, current)}
         self.current_id = key_id_of(current)
 
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """Ids of every loaded key (current and previous)."""
+        return frozenset(self._keys)
+
     def seal(self, plaintext: bytes, aad: bytes) -> tuple[bytes, str]:
         """Encrypt ``plaintext``; returns the blob and the key id to store beside it."""
         nonce = os.urandom(NONCE_BYTES)

@@ -2,24 +2,32 @@
 
 WAL so the pages can read while the writer writes; ``synchronous=FULL`` so a committed booking
 survives a power cut; ``secure_delete`` so purged biometrics are overwritten, not just unlinked
-from the b-tree. A copy of the database is taken before any migration runs.
+from the b-tree; ``auto_vacuum=INCREMENTAL`` (set before the first table exists) so retention can
+hand freed pages back to the filesystem without a full VACUUM. A copy of the database is taken
+before any migration runs on an existing store.
+
+A database that fails its integrity check is moved aside and a marker file left beside it: until
+a technician restores a backup or starts a new store, every start refuses, rather than quietly
+creating an empty store and forgetting the bookings that were waiting to be sent.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-import sqlite_utils
 
 from appliance.store.errors import StoreCorrupt
 from appliance.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
+
+#: SQLite's value for ``PRAGMA auto_vacuum = INCREMENTAL``.
+AUTO_VACUUM_INCREMENTAL = 2
 
 
 def utcnow() -> str:
@@ -30,6 +38,7 @@ def utcnow() -> str:
 def connect(path: Path) -> sqlite3.Connection:
     """A read-write connection with the station's pragmas, in autocommit mode."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=30)
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect on a new, empty file
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA secure_delete=ON")
@@ -44,50 +53,94 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def marker_path(path: Path) -> Path:
+    """The file whose presence means: this store needs a technician before it opens again."""
+    return path.with_name(path.name + ".needs-technician")
+
+
+def integrity_problems(path: Path, *, quick: bool = False) -> str:
+    """Empty when ``PRAGMA integrity_check`` (or ``quick_check``) passes, else what it found."""
+    pragma = "quick_check" if quick else "integrity_check"
+    try:
+        # read-write open: after a crash, reading the WAL may need to rebuild its index
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+        try:
+            rows = conn.execute(f"PRAGMA {pragma}").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if rows == [("ok",)]:
+        return ""
+    return "; ".join(str(r[0]) for r in rows[:5])
+
+
 def check_integrity(path: Path) -> None:
     """Run ``PRAGMA integrity_check``; a bad file is moved aside and StoreCorrupt raised."""
     if not path.exists():
         return
-    try:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-        finally:
-            conn.close()
-        ok = rows == [("ok",)]
-        detail = "; ".join(str(r[0]) for r in rows[:5])
-    except sqlite3.DatabaseError as exc:
-        ok, detail = False, str(exc)
-    if ok:
+    detail = integrity_problems(path)
+    if not detail:
         return
     aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    message = (
+        f"database {path} failed its integrity check ({detail}); moved aside to {aside}. "
+        "Bookings are refused until a technician restores the backup or starts a new store."
+    )
+    # the marker first: a crash between the two steps must still leave the store refused
+    write_durably(marker_path(path), (message + "\n").encode())
     for suffix in ("", "-wal", "-shm"):
         src = Path(f"{path}{suffix}")
         if src.exists():
             src.rename(Path(f"{aside}{suffix}"))
-    raise StoreCorrupt(
-        f"database {path} failed its integrity check ({detail}); moved aside to {aside}. "
-        "Bookings are refused until a technician restores the backup or starts a new store."
-    )
+    fsync_dir(path.parent)
+    raise StoreCorrupt(message)
+
+
+def refuse_if_unresolved(path: Path, backups_dir: Path) -> None:
+    """Raise StoreCorrupt while a corrupt store awaits a technician, or the file is missing.
+
+    A missing database beside existing backups is not a first start: the file was lost, and a
+    new empty store would hide the bookings the backups still hold.
+    """
+    marker = marker_path(path)
+    if marker.exists():
+        reason = marker.read_text(errors="replace").strip()
+        raise StoreCorrupt(
+            f"{reason} (run 'booking-station store restore-backup' or "
+            "'booking-station store new')"
+        )
+    if not path.exists() and backups_dir.is_dir() and any(backups_dir.glob(f"{path.stem}-*.db")):
+        raise StoreCorrupt(
+            f"database {path} is missing but backups exist in {backups_dir}; run "
+            "'booking-station store restore-backup' or 'booking-station store new'"
+        )
 
 
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
-    """Names of the migrations already recorded in the database."""
-    db = sqlite_utils.Database(conn)
-    if "migrations" not in db.table_names():
+    """Names of the migrations already recorded in the database, in the order they ran."""
+    if not _has_table(conn, "migrations"):
         return []
-    return [row["name"] for row in db["migrations"].rows_where(order_by="applied_at")]
+    return [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction; returns their names."""
-    db = sqlite_utils.Database(conn)
-    if "migrations" not in db.table_names():
+def migrate(
+    conn: sqlite3.Connection,
+    path: Path,
+    migrations: Sequence[tuple[str, str]] = MIGRATIONS,
+) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; returns their names.
+
+    A migration that fails is rolled back whole (SQLite's DDL is transactional), is not
+    recorded, and stops the ones after it. An existing store is copied to
+    ``<db>.pre-<first pending>`` first.
+    """
+    if not _has_table(conn, "migrations"):
         conn.execute(
             "CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
     done = set(applied_migrations(conn))
-    pending = [(name, sql) for name, sql in MIGRATIONS if name not in done]
+    pending = [(name, sql) for name, sql in migrations if name not in done]
     if pending and done:
         backup = path.with_name(f"{path.name}.pre-{pending[0][0]}")
         backup_database(conn, backup)
@@ -109,15 +162,55 @@ def migrate(conn: sqlite3.Connection, path: Path) -> list[str]:
 
 
 def backup_database(conn: sqlite3.Connection, target: Path) -> None:
-    """A consistent copy through SQLite's online backup API."""
+    """A consistent copy through SQLite's online backup API, durable before it is named."""
     tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
     dest = sqlite3.connect(tmp)
     try:
         conn.backup(dest)
+        dest.execute("PRAGMA journal_mode=DELETE")  # a lone file, no -wal/-shm beside it
     finally:
         dest.close()
+    os.chmod(tmp, 0o600)
+    fsync_file(tmp)
     tmp.replace(target)
-    shutil.copymode(target, target)
+    fsync_dir(target.parent)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory, so a rename or a new name in it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write a small file through a temporary name, fsynced, then renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    fsync_dir(path.parent)
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
 
 
 def _statements(script: str) -> list[str]:

@@ -86,7 +86,8 @@ def set_state(
     conn.execute(
         "UPDATE outbox SET state = ?, reason = COALESCE(?, reason), receipt = COALESCE(?, receipt),"
         " attempts = attempts + ?, next_attempt_at = ?, updated_at = ? WHERE transaction_id = ?",
-        (state, reason, receipt, 1 if count_attempt else 0, next_at, now.isoformat(),
+        (state, reason, receipt, 1 if count_attempt else 0, next_at,
+         now.isoformat(timespec="microseconds"),
          transaction_id),
     )
     return True

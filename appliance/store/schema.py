@@ -118,4 +118,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0003_key_and_retention_indexes",
+        # Key rotation finds the rows still under an old key, and the open-time check lists the
+        # keys in use, through these indexes: without them SQLite would walk every blob's
+        # overflow pages to reach the key_id column stored after it.
+        """
+        CREATE INDEX bookings_key ON bookings(key_id);
+        CREATE INDEX bookings_committed ON bookings(committed_at);
+        CREATE INDEX impressions_key ON impressions(key_id);
+        CREATE INDEX templates_key ON templates(key_id);
+        CREATE INDEX transactions_key ON transactions(key_id);
+        CREATE INDEX transactions_booking ON transactions(booking_id);
+        CREATE INDEX outbox_booking ON outbox(booking_id);
+        CREATE INDEX drafts_key ON drafts(key_id);
+        CREATE INDEX draft_impressions_key ON draft_impressions(key_id);
+        CREATE INDEX draft_impressions_booking ON draft_impressions(booking_id)
+        """,
+    ),
 ]

@@ -532,6 +532,10 @@ class Store:
         if done is None:  # a concurrent writer sealed rows under an old key meanwhile
             return RotationReport(self.cipher.current_id, (), rows, rows, False)
         if done.from_key_ids:
+            # the WAL still holds page images with the old ciphertext: checkpoint and truncate
+            # it (secure_delete already zeroed the old cells in the database file itself)
+            await self.write(lambda conn: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"
+                                                       ).fetchall())
             log.info("store: key rotation to %s complete (%d rows)", done.to_key_id,
                      done.rows_total)
         return RotationReport(done.to_key_id, done.from_key_ids, rows, done.rows_total, True)

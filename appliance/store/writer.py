@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.store.database import connect
-from appliance.store.errors import StoreClosed
+from appliance.store.errors import StoreClosed, translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,11 +87,14 @@ class WriterThread:
         self._jobs.put((fn, finish))
 
     def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
         try:
             conn = connect(self._path)
             self._on_open(conn)
         except BaseException as exc:  # reported to start()
-            self._open_error = exc
+            if conn is not None:
+                conn.close()
+            self._open_error = translate(exc)
             self._started.set()
             return
         self._started.set()
@@ -108,14 +111,22 @@ class WriterThread:
                 try:
                     result = fn(conn)
                 except BaseException as exc:  # handed to the awaiting caller
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    finish(None, exc)
+                    _rollback(conn)
+                    finish(None, translate(exc))
                 else:
                     finish(result, None)
                 self.heartbeat = time.monotonic()
         finally:
             conn.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo a job's open transaction; SQLite may already have rolled back (disk full)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("store: rollback after a failed write failed", exc_info=True)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
