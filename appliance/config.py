@@ -16,7 +16,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from appliance.errors import ConfigError, SecretError
 
@@ -157,8 +164,9 @@ class RecordsSection(Strict):
 
     profile: str = Field(
         "ebts-car",
-        description="ANSI/NIST-ITL profile: 'ebts-car' (FBI criminal tenprint) or "
-        "'local-tenprint' (only the Type-2 fields the station knows).",
+        description="ANSI/NIST-ITL profile: 'ebts-car' (FBI criminal tenprint), "
+        "'local-tenprint' (only the Type-2 fields the station knows) or 'local-flats' (slaps "
+        "only, for the 'flats' capture sequence).",
     )
 
     @field_validator("profile")
@@ -201,6 +209,18 @@ class StationConfig(Strict):
     records: RecordsSection = Field(default_factory=RecordsSection, description="Transactions.")
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Logging.")
     system: SystemSection = Field(default_factory=SystemSection, description="Lifecycle.")
+
+    @model_validator(mode="after")
+    def _sequence_fits_profile(self) -> StationConfig:
+        from appliance.records.profile import get_profile
+
+        profile = get_profile(self.records.profile)
+        if self.capture.sequence == "flats" and profile.rolled_positions:
+            raise ValueError(
+                f"records.profile: {profile.name} requires rolled prints, which the 'flats' "
+                "capture sequence does not take; use 'local-flats' or sequence 'tenprint'"
+            )
+        return self
 
     def digest(self) -> str:
         """A short hash of the effective config, for the birth message and the audit log."""

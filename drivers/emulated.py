@@ -112,6 +112,7 @@ class EmulatedLivescan(ScannerDriver):
         self._unplugged = False
         self._wedged = self.config.faults.wedged_captures
         self._prefetching: threading.Thread | None = None
+        self._unplug_fired = False
 
     # ---- identity -------------------------------------------------------------------------
 
@@ -313,8 +314,8 @@ class EmulatedLivescan(ScannerDriver):
             self._wedged -= 1
             raise ScannerTimeout("no image within 5 s", device=self.name, operation="capture")
         limit = self.config.faults.unplug_after_captures
-        if limit is not None and self._captures >= limit:
-            self._unplugged = True
+        if limit is not None and self._captures >= limit and not self._unplug_fired:
+            self._unplugged = self._unplug_fired = True
             raise ScannerDisconnected("cable pulled", device=self.name, operation="capture")
         if self.config.capture_latency_s:
             time.sleep(self.config.capture_latency_s)

@@ -45,6 +45,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     cancel: threading.Event = field(default_factory=threading.Event)
+    preemptible: bool = False  # a live preview gives way to any other job
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ class DeviceWorker:
         self._next_reset = 0.0
         self._reset_delay = reopen_min_s
         self.counters = WorkerCounters()
+        self._running: _Job | None = None
         self.heartbeat = time.monotonic()
         self.identity: Any = None
         self.capabilities: Any = None
@@ -122,10 +124,18 @@ class DeviceWorker:
         """Run ``fn(driver)`` on the owner thread and return its result."""
         return await self.call_cancellable(lambda drv, _cancel: fn(drv))
 
-    async def call_cancellable(self, fn: Callable[[ScannerDriver, threading.Event], T]) -> T:
-        """Run ``fn(driver, cancel_event)``; cancelling the awaiting task sets the event."""
+    async def call_cancellable(self, fn: Callable[[ScannerDriver, threading.Event], T], *,
+                               preemptible: bool = False) -> T:
+        """Run ``fn(driver, cancel_event)``; cancelling the awaiting task sets the event.
+
+        A ``preemptible`` job (the live preview) has its event set as soon as another job is
+        queued, so a capture never waits behind a preview that nobody has stopped yet.
+        """
         loop = asyncio.get_running_loop()
-        job = _Job(run=fn, loop=loop, future=loop.create_future())
+        job = _Job(run=fn, loop=loop, future=loop.create_future(), preemptible=preemptible)
+        running = self._running
+        if running is not None and running.preemptible and not preemptible:
+            running.cancel.set()
         self._jobs.put(job)
         try:
             return await asyncio.shield(job.future)
@@ -140,9 +150,9 @@ class DeviceWorker:
     async def preview(self, mode: CaptureMode, fps: float) -> AsyncIterator[Frame]:
         """Live preview frames at up to ``fps`` until the consumer stops iterating."""
         loop = asyncio.get_running_loop()
-        frames: asyncio.Queue[Frame | BaseException] = asyncio.Queue(maxsize=2)
+        frames: asyncio.Queue[Frame | BaseException | None] = asyncio.Queue(maxsize=2)
 
-        def push(item: Frame | BaseException) -> None:
+        def push(item: Frame | BaseException | None) -> None:
             if frames.full():  # a slow consumer sees the newest frame, not a backlog
                 frames.get_nowait()
             frames.put_nowait(item)
@@ -161,11 +171,14 @@ class DeviceWorker:
                 rest = period - (time.monotonic() - started)
                 if rest > 0:
                     cancel.wait(rest)
+            loop.call_soon_threadsafe(push, None)  # preempted: the stream ends here
 
-        task = asyncio.ensure_future(self.call_cancellable(stream))
+        task = asyncio.ensure_future(self.call_cancellable(stream, preemptible=True))
         try:
             while True:
                 item = await frames.get()
+                if item is None:
+                    return
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -270,6 +283,9 @@ class DeviceWorker:
         self._set_state(ScannerState.BUSY)
         result: Any = None
         error: BaseException | None = None
+        self._running = job
+        if job.preemptible and not self._jobs.empty():
+            job.cancel.set()  # another job is already waiting
         try:
             result = job.run(self.driver, job.cancel)
         except ScannerDisconnected as exc:
@@ -289,6 +305,8 @@ class DeviceWorker:
             log.exception("scanner %s: job failed", self.driver.name)
             error = exc
             self.counters.errors += 1
+        finally:
+            self._running = None
         if not isinstance(error, ScannerTimeout):
             self.counters.timeouts_in_a_row = 0
         elif self.counters.timeouts_in_a_row >= self._wedged_after:

@@ -156,7 +156,17 @@ LOCAL_TENPRINT = Profile(
     ),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (EBTS_CAR, LOCAL_TENPRINT)}
+#: Identification flats: the three slaps only (no rolled prints), for stations configured with
+#: the ``flats`` capture sequence and an AFIS that accepts flat-only submissions.
+LOCAL_FLATS = Profile(
+    name="local-flats",
+    tot="CAR",
+    destination_agency="LOCALAFIS",
+    type2_fields=LOCAL_TENPRINT.type2_fields,
+    rolled_positions=(),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (EBTS_CAR, LOCAL_TENPRINT, LOCAL_FLATS)}
 DEFAULT_PROFILE = EBTS_CAR
 
 

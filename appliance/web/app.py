@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import logging
 from pathlib import Path
@@ -260,7 +261,7 @@ def create_app(station: Station) -> FastAPI:
                 "state": worker.state.value if worker else "absent",
                 "vendor": ident.vendor if ident else None,
                 "model": ident.model if ident else None,
-                "counters": vars(worker.counters) if worker else {},
+                "counters": dataclasses.asdict(worker.counters) if worker else {},
             },
             "link": {
                 "connected": bool(station.link and station.link.connected),

@@ -91,3 +91,20 @@ async def test_a_driver_bug_does_not_kill_the_owner_thread(worker_for) -> None:
     with pytest.raises(ZeroDivisionError):
         await worker.call(lambda _d: 1 / 0)
     assert await worker.call(lambda d: d.identity().model) == "Emulated livescan"
+
+
+async def test_capture_preempts_a_running_preview(worker_for) -> None:
+    worker = await worker_for(livescan())
+    frames = 0
+
+    async def watch() -> None:
+        nonlocal frames
+        async for _ in worker.preview(CaptureMode.ROLLED, fps=30):
+            frames += 1
+
+    viewer = asyncio.create_task(watch())
+    while frames < 3:
+        await asyncio.sleep(0.01)
+    frame = await asyncio.wait_for(worker.capture(CaptureMode.ROLLED), 10)
+    assert frame.image.shape == (750, 800)
+    await asyncio.wait_for(viewer, 5)  # the preview ended instead of blocking the capture

@@ -27,7 +27,7 @@ async def test_tenprint_booking_reaches_central(station_rig, loop_errors) -> Non
 async def test_no_subject_data_image_bytes_or_secret_in_logs(station_rig, caplog, capsys,
                                                              loop_errors) -> None:
     caplog.set_level(logging.DEBUG)
-    rig = await station_rig(capture={"sequence": "flats"})
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     session = rig.station.session
     subject = Subject(last_name="Zabriskie", first_name="Philomena", date_of_birth="19770412",
                       sex="F")
@@ -52,7 +52,7 @@ async def test_no_subject_data_image_bytes_or_secret_in_logs(station_rig, caplog
 
 async def test_booking_waits_in_outbox_while_central_is_away(station_rig, mosquitto,
                                                              loop_errors) -> None:
-    rig = await station_rig(capture={"sequence": "flats"})
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     mosquitto.stop()
     [txid] = await autopilot(rig.station, 1)  # biometric work never waits for the network
     assert rig.station.store.outbox_state(txid) in ("queued", "sending")
@@ -66,7 +66,8 @@ async def test_unplugged_scanner_is_reported_and_comes_back(station_rig, fault,
     from drivers.errors import ScannerDisconnected
     from drivers.worker import ScannerState
 
-    rig = await station_rig(capture={"sequence": "flats"}, scanner={"faults": fault})
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
+                            scanner={"faults": fault})
     session = rig.station.session
     await session.start("BK-1")
     await session.capture()

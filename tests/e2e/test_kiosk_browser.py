@@ -30,7 +30,7 @@ async def browser():
 
 
 async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_path) -> None:
-    rig = await station_rig(capture={"sequence": "flats"})
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     page = await browser.new_page()
     base = f"http://127.0.0.1:{rig.station.web_port}"
     await page.goto(base + "/")
@@ -59,7 +59,7 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
 
 
 async def test_kiosk_marks_a_finger_and_reports_errors(station_rig, browser) -> None:
-    rig = await station_rig(capture={"sequence": "flats"})
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     page = await browser.new_page()
     await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
     await page.fill("#booking-number", "BK-7")
@@ -74,7 +74,7 @@ async def test_kiosk_marks_a_finger_and_reports_errors(station_rig, browser) -> 
 
 async def test_technician_page_needs_login_and_shows_no_subject_data(station_rig, browser,
                                                                      tmp_path) -> None:
-    rig = await station_rig(capture={"sequence": "flats"})
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
 
     session = rig.station.session
     await session.start("BK-PRIVATE-99")
@@ -86,17 +86,19 @@ async def test_technician_page_needs_login_and_shows_no_subject_data(station_rig
     users.write_text(f"tech:{hash_password('correct horse')}\n")
     base = f"http://127.0.0.1:{rig.station.web_port}"
     anonymous = await browser.new_context()
-    response = await (await anonymous.new_page()).goto(base + "/admin")
-    assert response.status == 401
+    assert (await anonymous.request.get(base + "/admin")).status == 401
+    assert (await anonymous.request.get(base + "/api/admin/health")).status == 401
     wrong = await browser.new_context(http_credentials={"username": "tech", "password": "x"})
-    response = await (await wrong.new_page()).goto(base + "/admin")
-    assert response.status == 401
+    assert (await wrong.request.get(base + "/api/admin/audit")).status == 401
     ctx = await browser.new_context(
         http_credentials={"username": "tech", "password": "correct horse"})
+    health = await ctx.request.get(base + "/api/admin/health")
+    assert health.status == 200, await health.text()
     page = await ctx.new_page()
     await page.goto(base + "/admin")
     await page.wait_for_function(
         "document.getElementById('chain').textContent.includes('Chain verifies')")
+    await page.wait_for_selector("#audit tbody tr")
     text = await page.inner_text("body")
     assert "BK-PRIVATE-99" not in text
     assert "booking_committed" in text and "ready" in text

@@ -41,7 +41,7 @@ port = {web_port}
 [capture]
 sequence = "flats"
 [records]
-profile = "local-tenprint"
+profile = "local-flats"
 [system]
 stop_timeout_s = 8
 """)

@@ -106,3 +106,14 @@ def test_secrets_come_from_credentials_or_root_only_files(tmp_path: Path, monkey
 def test_toml_has_no_place_for_secrets() -> None:
     fields = str(StationConfig.model_json_schema())
     assert "password\"" not in fields.replace("password_credential", "")
+
+
+def test_flats_sequence_needs_a_profile_without_rolled_prints(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[capture]\nsequence = "flats"\n[records]\nprofile = "local-tenprint"\n')
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert "records.profile" in result.stderr and "rolled" in result.stderr
+    bad.write_text('[records]\nprofile = "nonesuch"\n')
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 2 and "unknown profile" in result.stderr

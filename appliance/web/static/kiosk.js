@@ -3,6 +3,7 @@
 const $ = (id) => document.getElementById(id);
 const STATE_WORDS = { queued: "queued", sending: "sending", stored: "held by central", rejected: "rejected" };
 let previewSocket = null;
+let lastPendingKey = "";
 
 async function api(path, body) {
   const res = await fetch(path, { method: body === undefined ? "GET" : "POST",
@@ -43,7 +44,9 @@ function render(k) {
     $("submit").hidden = !!k.current;
     $("pending").hidden = !pending; $("preview").hidden = pending || !k.current;
     $("mark-xx").hidden = $("mark-up").hidden = !k.current;
-    if (pending) $("pending").src = "/api/pending.jpg?" + Date.now();
+    const key = pending ? k.booking.booking_id + ":" + k.pending.position + ":" + k.pending.retakes : "";
+    if (pending && key !== lastPendingKey) $("pending").src = "/api/pending.jpg?" + Date.now();
+    lastPendingKey = key;
     ensurePreview();
   }
   const tbody = $("bookings").querySelector("tbody"); tbody.innerHTML = "";
@@ -82,7 +85,8 @@ async function act(path, body, okText) {
 }
 
 $("start-form").addEventListener("submit", (ev) => { ev.preventDefault();
-  act("/api/booking", { booking_number: $("booking-number").value }, "Booking started"); });
+  act("/api/booking", { booking_number: $("booking-number").value }, "Booking started")
+    .then(() => { $("booking-number").value = ""; }); });
 $("capture").onclick = () => act("/api/capture", {}, "Check the print, then accept or retake");
 $("accept").onclick = () => act("/api/accept", {}, "Print accepted and saved");
 $("retake").onclick = () => act("/api/retake", {}, "Place the finger again");
