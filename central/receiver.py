@@ -13,10 +13,13 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
+import ssl
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +69,14 @@ class _Assembly:
         if self.meta is None:
             return []
         return [n for n in range(self.meta.chunks) if n not in self.chunks]
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Answers are small: without TCP_NODELAY each waits out the station's delayed ACK."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 class ReceiverStore:
@@ -163,23 +174,31 @@ class CentralReceiver:
         client_id: str = "central-receiver",
         validator: Validator | None = None,
         destinations: list[Destination] | None = None,
-        tls: Any = None,
+        tls: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        writers: int = 4,
     ) -> None:
         self.store = ReceiverStore(directory)
         self.host, self.port, self.prefix = host, port, prefix
         self.validator = validator
         self.destinations = destinations or []
         self._assemblies: dict[str, _Assembly] = {}
+        self._storing: set[str] = set()
+        self._writers = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="central-store")
         self._connected = threading.Event()
         self.malformed = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5)
         if tls is not None:
             client.tls_set_context(tls)
+        if username:
+            client.username_pw_set(username, password)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *a: self._connected.clear()
         client.on_message = self._on_message
         client.reconnect_delay_set(0.2, 5)
+        client.on_socket_open = _no_delay
         self._client = client
 
     def start(self, timeout: float = 10.0) -> None:
@@ -198,6 +217,7 @@ class CentralReceiver:
         """Disconnect and close the index."""
         self._client.disconnect()
         self._client.loop_stop()
+        self._writers.shutdown(wait=True)
         self.store.close()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
@@ -224,6 +244,8 @@ class CentralReceiver:
 
     def _handle(self, station: str, txid: str, kind: str, index: int | None, payload: bytes
                 ) -> None:
+        if txid in self._storing:
+            return  # being written now; its `stored` answer follows
         receipt = self.store.receipt_for(txid) if kind != "chunk" else None
         if receipt is not None:
             self._answer(station, Ack(txid, AckStatus.STORED, receipt=receipt))
@@ -284,11 +306,24 @@ class CentralReceiver:
             "receipt": f"R-{uuid.uuid4().hex[:16]}",
             "stored_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "sha256": asm.meta.sha256,
+            "manifest_version": asm.meta.manifest_version,
             "shared_with": [
                 {"name": d.name, "purpose": d.purpose, "mandatory": d.mandatory}
                 for d in self.destinations
             ],
         }
-        self.store.put(station, asm.meta, data, receipt)
         del self._assemblies[txid]
-        self._answer(station, Ack(txid, AckStatus.STORED, receipt=receipt))
+        # fsyncs take milliseconds each: several transactions are made durable at once, off the
+        # network thread; until its answer is out, anything about that transaction is ignored
+        self._storing.add(txid)
+        self._writers.submit(self._store_and_answer, station, asm.meta, data, receipt)
+
+    def _store_and_answer(self, station: str, meta: TransactionMeta, data: bytes,
+                          receipt: dict[str, Any]) -> None:
+        try:
+            self.store.put(station, meta, data, receipt)
+            self._answer(station, Ack(meta.transaction_id, AckStatus.STORED, receipt=receipt))
+        except Exception:  # not stored: no answer; the station asks again and resends
+            log.exception("central: could not store transaction %s", meta.transaction_id)
+        finally:
+            self._storing.discard(meta.transaction_id)

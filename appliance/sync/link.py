@@ -13,6 +13,8 @@ import asyncio
 import logging
 import queue
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -27,10 +29,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from appliance.config import MqttSection
 from appliance.errors import SyncError
+from appliance.sync.tls import TlsFailure, TlsFailureKind, classify
 
 log = logging.getLogger(__name__)
 
+IDLE_WAIT_S = 0.5  # longest sleep of the network thread; publishes and stop() wake it at once
 MessageHandler = Callable[[str, bytes, Any], None]
+FailureHandler = Callable[[TlsFailure], None]
 
 
 class NotConnected(SyncError):
@@ -59,6 +64,9 @@ class LinkCounters:
     last_error: str = ""
     connected_since: float | None = None
     reasons: list[str] = field(default_factory=list)
+    tls_failures: int = 0
+    retained_ignored: int = 0
+    clock_problem: str = ""  # set while TLS failures point at this station's clock
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -81,12 +89,17 @@ class MqttLink:
         will: tuple[str, bytes] | None = None,
         tls_context: ssl.SSLContext | None = None,
         password: str | None = None,
+        on_failure: FailureHandler | None = None,
+        ignore_retained: bool = False,
     ) -> None:
         self.config = config
         self.counters = LinkCounters()
         self._subscriptions = subscriptions
         self._on_message = on_message
         self._on_connection = on_connection
+        self._on_failure = on_failure
+        self._ignore_retained = ignore_retained
+        self._tls = tls_context is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests: queue.Queue[_Publish] = queue.Queue()
         self._pending: dict[int, _Publish] = {}
@@ -95,6 +108,11 @@ class MqttLink:
         self._rng = random.Random()
         self._attempt = 0
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        # the network thread sleeps in select(); a byte here wakes it for a queued publish, so
+        # a publish goes out now instead of after the select timeout (which capped the drain)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self.heartbeat = time.monotonic()
 
         client = mqtt.Client(
@@ -114,6 +132,7 @@ class MqttLink:
         client.on_disconnect = self._cb_disconnect
         client.on_message = self._cb_message
         client.on_publish = self._cb_publish
+        client.on_socket_open = _no_delay
         self._client = client
 
     # ---- asyncio side ---------------------------------------------------------------------
@@ -131,7 +150,9 @@ class MqttLink:
     def stop(self, timeout: float = 5.0) -> None:
         """Disconnect cleanly (the will is not sent) and end the thread."""
         self._stop.set()
-        self._thread.join(timeout)
+        self._wake()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     async def publish(
         self,
@@ -148,6 +169,7 @@ class MqttLink:
         loop = asyncio.get_running_loop()
         req = _Publish(topic, payload, qos, retain, properties, loop, loop.create_future())
         self._requests.put(req)
+        self._wake()
         assert req.future is not None
         await req.future
 
@@ -156,6 +178,13 @@ class MqttLink:
         """Queue a publish without waiting (telemetry); dropped if not connected."""
         if self._connected:
             self._requests.put(_Publish(topic, payload, qos, retain, properties, None, None))
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already awake (buffer full) or closing
 
     # ---- network thread -------------------------------------------------------------------
 
@@ -171,13 +200,13 @@ class MqttLink:
                     next_attempt = time.monotonic() + delay
             self._drain_requests()
             if self._client.socket() is not None:
-                rc = self._client.loop(timeout=0.05)
+                rc = self._service_socket(IDLE_WAIT_S)
                 if rc != mqtt.MQTT_ERR_SUCCESS and self._connected:
                     self._lost(f"network loop: {mqtt.error_string(rc)}")
                     next_attempt = time.monotonic() + backoff_delay(
                         0, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
             else:
-                self._stop.wait(0.05)
+                self._wait_for_wake(min(IDLE_WAIT_S, max(0.01, next_attempt - time.monotonic())))
         try:
             if self._connected:
                 self._client.disconnect()
@@ -185,6 +214,47 @@ class MqttLink:
         except OSError:
             pass
         self._fail_pending("link stopped")
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _service_socket(self, timeout: float) -> mqtt.MQTTErrorCode:
+        """One round of paho's external-loop API: read, write, keep-alive; woken by publishes."""
+        sock = self._client.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0  # TLS-buffered bytes
+        wlist = [sock] if self._client.want_write() else []
+        try:
+            readable, writable, _ = select.select([sock, self._wake_r], wlist, [],
+                                                  0 if pending else timeout)
+        except (OSError, ValueError, TypeError):
+            return mqtt.MQTT_ERR_CONN_LOST
+        if self._wake_r in readable:
+            self._clear_wake()
+        if sock in readable or pending:
+            rc = self._client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        if writable and self._client.socket() is not None:
+            rc = self._client.loop_write()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        return self._client.loop_misc()
+
+    def _wait_for_wake(self, timeout: float) -> None:
+        try:
+            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+        except (OSError, ValueError):
+            return
+        if readable:
+            self._clear_wake()
+
+    def _clear_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
 
     def _try_connect(self) -> bool:
         props = Properties(PacketTypes.CONNECT)
@@ -198,16 +268,35 @@ class MqttLink:
                 properties=props,
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
+            failure = classify(exc)
             self.counters.last_error = f"connect: {exc}"
+            if failure is not None:
+                self._tls_failed(failure)
             log.warning("mqtt: cannot connect to %s:%s: %s", self.config.host, self.config.port,
-                        exc)
+                        failure.detail if failure else exc)
             return False
         # CONNACK arrives through loop(); wait for it briefly
         deadline = time.monotonic() + 10
         while not self._connected and time.monotonic() < deadline and not self._stop.is_set():
-            if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+            rc = self._client.loop(timeout=0.05)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                # with TLS 1.3 the broker refuses a client certificate after our side of the
+                # handshake is done: the refusal shows up as the connection closing here
+                why = f"connection closed before CONNACK: {mqtt.error_string(rc)}"
+                self.counters.last_error = why
+                if self._tls:
+                    self._tls_failed(TlsFailure(TlsFailureKind.REFUSED, why))
                 break
+        if self._connected and self.counters.clock_problem:
+            self.counters.clock_problem = ""
         return self._connected
+
+    def _tls_failed(self, failure: TlsFailure) -> None:
+        self.counters.tls_failures += 1
+        if failure.kind is TlsFailureKind.CLOCK:
+            self.counters.clock_problem = failure.detail
+        if self._on_failure is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_failure, failure)
 
     def _drain_requests(self) -> None:
         while True:
@@ -277,6 +366,11 @@ class MqttLink:
 
     def _cb_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
+        if msg.retain and self._ignore_retained:
+            # a retained ack or command is old news replayed by the broker at subscription
+            self.counters.retained_ignored += 1
+            log.warning("mqtt: ignored a retained message on %s", msg.topic[:120])
+            return
         if self._loop is not None:
             self._loop.call_soon_threadsafe(
                 self._on_message, msg.topic, bytes(msg.payload), msg.properties
@@ -291,6 +385,18 @@ class MqttLink:
             self._settle(req, SyncError(f"broker refused publish: {reason}"))
         else:
             self._settle(req, None)
+
+
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Turn Nagle off on the broker connection.
+
+    A small PUBACK or `end` otherwise waits for the peer's delayed ACK (40 ms on Linux), which
+    capped the drain at a few transactions per second per window slot.
+    """
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass  # not a TCP socket (e.g. a websocket wrapper): nothing to tune
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -236,6 +236,8 @@ def _loads(payload: bytes) -> dict[str, Any]:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedMessage(f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[..." within the size cap still nests too deep
+        raise MalformedMessage("JSON nested too deeply") from exc
     if not isinstance(data, dict):
         raise MalformedMessage("message must be a JSON object")
     return data

@@ -21,16 +21,19 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def birth(station_id: str, *, capabilities: dict[str, Any] | None, scanner: dict[str, Any] | None,
-          config_hash: str, models: dict[str, str] | None = None) -> bytes:
+          config_hash: str, models: dict[str, str] | None = None,
+          manifest_version: str = "", protocol: int = 1) -> bytes:
     """The retained ``online`` status: who this station is and what it can do."""
     return encode({
         "state": "online",
         "station_id": station_id,
         "software": __version__,
+        "protocol": protocol,
         "models": models or {},
         "scanner": scanner or {},
         "capabilities": capabilities or {},
         "config_hash": config_hash,
+        "manifest_version": manifest_version,
         "at": _now(),
     })
 
@@ -60,10 +63,27 @@ class Health:
     link_connects: int
     cpu_temperature_c: float | None = None
     alerts: list[str] = field(default_factory=list)
+    uploads_paused: bool = False
+    throttle_per_s: float = 0.0
+    clock_problem: str = ""
 
     def encode(self) -> bytes:
         """JSON bytes."""
         return encode({"at": _now(), **{f: getattr(self, f) for f in self.__slots__}})
+
+
+def event(station_id: str, kind: str, message: str, *, severity: str = "warning",
+          detail: dict[str, Any] | None = None) -> bytes:
+    """One alert for central operations (never personal data: callers pass ids and figures)."""
+    return encode({
+        "station_id": station_id,
+        "type": "alert",
+        "kind": kind,
+        "severity": severity,
+        "message": message[:500],
+        "detail": detail or {},
+        "at": _now(),
+    })
 
 
 def age_seconds(iso: str | None) -> float | None:

@@ -26,6 +26,7 @@ from appliance.sync.protocol import Ack, AckStatus, MalformedMessage, Topics, me
 log = logging.getLogger(__name__)
 
 QUERY_ROUNDS = 5  # silent rounds before the transaction goes back to the queue with backoff
+PIPELINE = 16  # chunks of one transaction awaiting their PUBACK at once
 
 
 class Uploader:
@@ -125,8 +126,11 @@ class Uploader:
     async def run(self) -> None:
         """Main loop: keep the window full while connected and not paused."""
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as the event is set (stop() wakes us), and the drain would never end
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -189,13 +193,14 @@ class Uploader:
             send_meta = True
             silent = 0
             while True:
-                if send_meta:
-                    await self.link.publish(self.topics.meta(txid), meta.encode())
-                for index in to_send:
-                    await self.link.publish(self.topics.chunk(txid, index), chunks[index])
+                batch = [(self.topics.meta(txid), meta.encode())] if send_meta else []
+                batch += [(self.topics.chunk(txid, n), chunks[n]) for n in to_send]
+                await self._publish_pipelined(batch)
+                # `end` only after the broker took every chunk, so central sees it last
                 await self.link.publish(self.topics.end(txid), meta.encode())
                 try:
-                    ack = await asyncio.wait_for(answers.get(), self.config.ack_timeout_s)
+                    async with asyncio.timeout(self.config.ack_timeout_s):
+                        ack = await answers.get()
                 except TimeoutError:
                     silent += 1
                     if silent >= QUERY_ROUNDS:
@@ -214,6 +219,21 @@ class Uploader:
             await self._requeue(txid, item.attempts, "no data")
         finally:
             self._answers.pop(txid, None)
+
+    async def _publish_pipelined(self, messages: list[tuple[str, bytes]]) -> None:
+        """Publish with up to PIPELINE PUBACKs outstanding; all settle before an error is raised.
+
+        One at a time cost a broker round trip per chunk.
+        """
+        for start in range(0, len(messages), PIPELINE):
+            group = messages[start : start + PIPELINE]
+            results = await asyncio.gather(
+                *(self.link.publish(topic, payload) for topic, payload in group),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
     async def _requeue(self, txid: str, attempts: int, why: str) -> None:
         delay = min(300.0, 2.0 * (2 ** min(attempts, 8)))

@@ -1,0 +1,154 @@
+r"""``booking-central``: run the reference receiver, send a command, make a signing key.
+
+    booking-central run --host broker --port 8883 --dir /var/lib/central \\
+        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key
+    booking-central command st-1 ping --host broker --port 8883 --key central-signing.key ...
+    booking-central keygen --out central-signing.key --public central-signing.pub
+
+``run`` is the default subcommand. It stops cleanly on SIGTERM or SIGINT and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import ssl
+import sys
+import threading
+from pathlib import Path
+
+from appliance.config import TlsSection
+from appliance.errors import SyncError
+from appliance.sync.tls import client_context
+from central.commands import CommandClient, CommandTimeout, load_private_key, write_keypair
+from central.receiver import CentralReceiver, Destination
+
+log = logging.getLogger("central")
+SUBCOMMANDS = ("run", "command", "keygen")
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="Broker host (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=1883, help="Broker port (8883 for TLS).")
+    parser.add_argument("--prefix", default="bst", help="Topic prefix (default bst).")
+    parser.add_argument("--tls-ca", type=Path, help="CA that signed the broker's certificate.")
+    parser.add_argument("--tls-cert", type=Path, help="Central's client certificate (CN central).")
+    parser.add_argument("--tls-key", type=Path, help="Central's client key.")
+    parser.add_argument("--username", help="MQTT user name (when the broker uses passwords).")
+    parser.add_argument("--password-file", type=Path, help="File holding the MQTT password.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="booking-central", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="subcommand")
+    run = sub.add_parser("run", help="Run the reference receiver until SIGTERM.")
+    _connection_options(run)
+    run.add_argument("--dir", type=Path, required=True, help="Where transactions are stored.")
+    run.add_argument("--client-id", default="central-receiver", help="MQTT client id.")
+    run.add_argument(
+        "--destination", action="append", default=[], metavar="NAME|PURPOSE[|optional]",
+        help="Where central passes bookings on, listed in every receipt (repeatable).")
+    run.add_argument("-v", "--verbose", action="store_true", help="Log every answer.")
+    cmd = sub.add_parser("command", help="Send one command to a station and print its answer.")
+    _connection_options(cmd)
+    cmd.add_argument("station", help="Station id.")
+    cmd.add_argument("name", help="ping, diagnostics, sync_now, pause, resume or throttle.")
+    cmd.add_argument("--rate", type=float, help="rate_per_s for throttle.")
+    cmd.add_argument("--key", type=Path, help="Central's Ed25519 signing key (PEM).")
+    cmd.add_argument("--timeout", type=float, default=10.0, help="Seconds to wait for the answer.")
+    keygen = sub.add_parser("keygen", help="Make central's Ed25519 command-signing key pair.")
+    keygen.add_argument("--out", type=Path, required=True, help="Private key file (mode 600).")
+    keygen.add_argument("--public", type=Path, required=True,
+                        help="Public key file, to install on stations (central_public_key).")
+    return parser
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    given = [args.tls_ca, args.tls_cert, args.tls_key]
+    if not any(given):
+        return None
+    if not all(given):
+        raise SystemExit("booking-central: --tls-ca, --tls-cert and --tls-key go together")
+    try:
+        return client_context(TlsSection(ca_file=args.tls_ca, cert_file=args.tls_cert,
+                                         key_file=args.tls_key))
+    except SyncError as exc:
+        raise SystemExit(f"booking-central: {exc}") from exc
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    return args.password_file.read_text().strip() if args.password_file else None
+
+
+def _destinations(specs: list[str]) -> list[Destination]:
+    out = []
+    for spec in specs:
+        parts = spec.split("|")
+        if len(parts) not in (2, 3) or not all(parts[:2]):
+            raise SystemExit(f"booking-central: --destination {spec!r}: use NAME|PURPOSE")
+        mandatory = not (len(parts) == 3 and parts[2].strip().lower() == "optional")
+        out.append(Destination(parts[0].strip(), parts[1].strip(), mandatory))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT."""
+    receiver = CentralReceiver(
+        args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
+        tls=_tls(args), username=args.username, password=_password(args),
+        destinations=_destinations(args.destination),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: stop.set())
+    try:
+        receiver.start()
+    except ConnectionError as exc:
+        print(f"booking-central: {exc}", file=sys.stderr)
+        return 2
+    print(f"central receiver: listening on {args.host}:{args.port} for {args.prefix}/+/tx/#, "
+          f"storing in {args.dir}", flush=True)
+    stop.wait()
+    held = receiver.store.count()
+    receiver.stop()
+    print(f"central receiver: stopped; {held} transactions held", flush=True)
+    return 0
+
+
+def command(args: argparse.Namespace) -> int:
+    """Send one command; print the answer as JSON; exit 0 when the station ran it."""
+    key = load_private_key(args.key) if args.key else None
+    cmd_args = {"rate_per_s": args.rate} if args.rate is not None else None
+    with CommandClient(args.host, args.port, prefix=args.prefix, key=key, tls=_tls(args),
+                       username=args.username, password=_password(args)) as client:
+        try:
+            answer = client.request(args.station, args.name, cmd_args, timeout=args.timeout)
+        except CommandTimeout as exc:
+            print(f"booking-central: {exc}", file=sys.stderr)
+            return 3
+    print(json.dumps(answer, indent=2, sort_keys=True))
+    return 0 if answer.get("ok") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``booking-central`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "run")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.subcommand == "run":
+        return run(args)
+    if args.subcommand == "command":
+        return command(args)
+    write_keypair(args.out, args.public)
+    print(f"wrote {args.out} (keep it secret) and {args.public} (install on stations)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Remote commands as MQTT 5 request/response, against a real broker and the real service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance.sync.commands import CommandGate, CommandRefused, canonical, sign
+from appliance.sync.settings import CommandSettings, SyncSettings
+from central.commands import CommandClient, command_body, load_private_key, write_keypair
+from tests.store.conftest import SUBJECT
+from tests.sync.conftest import commit_many
+from tests.sync.test_tls import audit_entries
+
+
+@pytest.fixture
+async def ops(mosquitto):
+    clients: list[CommandClient] = []
+
+    async def make(key=None) -> CommandClient:
+        client = CommandClient(mosquitto.host, mosquitto.port, key=key)
+        await asyncio.to_thread(client.connect)
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        await asyncio.to_thread(c.close)
+
+
+async def request(client: CommandClient, command: str, args=None, **kw) -> dict:
+    return await asyncio.to_thread(client.request, "st-1", command, args, **kw)
+
+
+async def send(client: CommandClient, payload: bytes, **kw) -> dict:
+    return await asyncio.to_thread(client.send, "st-1", payload, **kw)
+
+
+def remote_audit(store) -> list[dict]:
+    return [e for e in audit_entries(store) if e["action"] == "remote_command"]
+
+
+async def test_every_command_answers_and_acts(mosquitto, service_rig, ops, loop_errors) -> None:
+    rig = await service_rig(mosquitto.host, mosquitto.port)
+    client = await ops()
+    pong = await request(client, "ping")
+    assert pong["ok"] and pong["result"]["pong"] and pong["station_id"] == "st-1"
+
+    diag = await request(client, "diagnostics")
+    assert diag["result"]["link"]["connected"] is True
+    assert diag["result"]["station"] == {"scanner": {"state": "ready"}}
+
+    assert (await request(client, "pause"))["result"] == {"paused": True}
+    txids, payloads = await commit_many(rig.store, 2)
+    rig.service.wake()
+    await asyncio.sleep(1.0)
+    assert {rig.store.outbox_state(t) for t in txids} == {"queued"}, "paused means no uploads"
+
+    answer = await request(client, "throttle", {"rate_per_s": 5})
+    assert answer["result"] == {"rate_per_s": 5.0} and rig.service.uploader.rate_per_s == 5.0
+    assert (await request(client, "resume"))["result"] == {"paused": False}
+    await rig.wait_all_stored(txids)
+    rig.assert_exactly_once(txids, payloads)
+
+    done = await request(client, "sync_now")
+    assert done["ok"] and done["result"] == {"made_due": 0}
+    names = [(e["detail"]["command"], e["detail"]["outcome"]) for e in remote_audit(rig.store)]
+    assert names == [("ping", "done"), ("diagnostics", "done"), ("pause", "done"),
+                     ("throttle", "done"), ("resume", "done"), ("sync_now", "done")]
+    assert all(e["actor"] == "central" for e in remote_audit(rig.store))
+
+
+async def test_sync_now_ends_a_backoff(mosquitto, service_rig, ops, loop_errors) -> None:
+    rig = await service_rig(mosquitto.host, mosquitto.port)
+    txids, _ = await commit_many(rig.store, 1)
+    await rig.store.mark_retry(txids[0], 3600, "test backoff")  # as after failed attempts
+    rig.service.wake()
+    await asyncio.sleep(0.5)
+    assert rig.store.outbox_state(txids[0]) == "queued"
+    answer = await request(await ops(), "sync_now")
+    assert answer["result"] == {"made_due": 1}
+    await rig.wait_all_stored(txids)
+
+
+async def test_answer_repeats_the_correlation_data(mosquitto, service_rig, ops,
+                                                   capture_factory) -> None:
+    await service_rig(mosquitto.host, mosquitto.port)
+    cap = capture_factory(mosquitto.host, mosquitto.port, "bst/st-1/reply/#")
+    client = await ops()
+    correlation = secrets.token_bytes(24)
+    await send(client, json.dumps(command_body("ping")).encode(), correlation=correlation)
+    reply = await cap.wait_for(lambda m: True)
+    assert reply.properties.CorrelationData == correlation
+    assert reply.topic == client.reply_topic("st-1")
+
+
+@pytest.mark.parametrize(("command", "args", "reason"), [
+    ("reboot", None, "unknown command"),
+    ("throttle", {"rate_per_s": -1}, "between 0 and"),
+    ("throttle", {"rate_per_s": "fast"}, "between 0 and"),
+    ("throttle", {"rate_per_s": 1e9}, "between 0 and"),
+    ("pause", {"minutes": 5}, "no arguments"),
+    ("diagnostics", None, "not allowed"),
+])
+async def test_allow_list_and_arguments(mosquitto, service_rig, ops, command, args,
+                                        reason) -> None:
+    settings = SyncSettings(commands=CommandSettings(
+        allowed=("ping", "pause", "resume", "throttle", "sync_now")))
+    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    answer = await request(await ops(), command, args)
+    assert answer["ok"] is False and reason in answer["error"]
+    assert rig.service.uploader.rate_per_s == 0.0 and not rig.service.uploader.paused
+    [entry] = remote_audit(rig.store)
+    assert entry["detail"]["outcome"] == "refused" and reason in entry["detail"]["reason"]
+
+
+@pytest.fixture
+def central_key(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
+    write_keypair(tmp_path / "central.key", tmp_path / "central.pub")
+    assert (tmp_path / "central.key").stat().st_mode & 0o077 == 0
+    return load_private_key(tmp_path / "central.key"), tmp_path / "central.pub"
+
+
+async def test_signed_commands(mosquitto, service_rig, ops, central_key, loop_errors) -> None:
+    key, public = central_key
+    settings = SyncSettings(commands=CommandSettings(central_public_key=public, max_age_s=60))
+    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    signed = await ops(key)
+    unsigned = await ops()
+    impostor = await ops(Ed25519PrivateKey.generate())
+
+    assert (await request(signed, "pause"))["ok"]
+    answer = await request(unsigned, "resume")
+    assert not answer["ok"] and "unsigned" in answer["error"]
+    answer = await request(impostor, "resume")
+    assert not answer["ok"] and answer["error"] == "bad signature"
+    assert rig.service.uploader.paused
+
+    replay = json.dumps(command_body("resume", key=key)).encode()
+    assert (await send(signed, replay))["ok"]
+    answer = await send(signed, replay)  # the same bytes again
+    assert not answer["ok"] and "replayed" in answer["error"]
+
+    old = json.dumps(command_body("pause", key=key, now=time.time() - 3600)).encode()
+    answer = await send(signed, old)
+    assert not answer["ok"] and "away from this station's clock" in answer["error"]
+    assert not rig.service.uploader.paused
+
+    body = command_body("throttle", {"rate_per_s": 1}, key=key)
+    body["args"]["rate_per_s"] = 50  # tampered after signing
+    answer = await send(signed, json.dumps(body).encode())
+    assert answer["error"] == "bad signature" and rig.service.uploader.rate_per_s == 0
+
+    outcomes = [(e["detail"]["command"], e["detail"]["outcome"], e["detail"].get("signed"))
+                for e in remote_audit(rig.store)]
+    assert outcomes == [("pause", "done", True), ("resume", "refused", None),
+                        ("resume", "refused", None), ("resume", "done", True),
+                        ("resume", "refused", None), ("pause", "refused", None),
+                        ("throttle", "refused", None)]
+
+
+async def test_reply_topic_outside_the_station_space_is_refused(mosquitto, service_rig, ops,
+                                                                capture_factory) -> None:
+    """A command cannot make the station publish anywhere else (no confused deputy)."""
+    rig = await service_rig(mosquitto.host, mosquitto.port)
+    cap = capture_factory(mosquitto.host, mosquitto.port, "#")
+    client = await ops()
+    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst/st-1/status", "elsewhere"):
+        with pytest.raises(TimeoutError):
+            await send(client, json.dumps(command_body("pause")).encode(), reply_topic=topic,
+                       timeout=0.7)
+    assert not rig.service.uploader.paused
+    assert all(m.topic in ("bst/st-1/cmd", "bst/st-1/status") for m in cap.messages)
+    assert {e["detail"]["outcome"] for e in remote_audit(rig.store)} == {"refused"}
+
+
+async def test_audit_holds_no_personal_data(mosquitto, service_rig, ops) -> None:
+    rig = await service_rig(mosquitto.host, mosquitto.port)
+    await commit_many(rig.store, 1)
+    client = await ops()
+    for name in ("ping", "diagnostics", "pause", "resume", "no_such"):
+        await request(client, name)
+    text = json.dumps(remote_audit(rig.store))
+    for personal in (SUBJECT.last_name, SUBJECT.first_name, SUBJECT.date_of_birth, "B0"):
+        assert personal not in text
+    for entry in remote_audit(rig.store):
+        assert set(entry["detail"]) <= {"command", "outcome", "reason", "args", "signed",
+                                        "nonce"}
+
+
+def test_gate_is_pure_and_canonical() -> None:
+    key = Ed25519PrivateKey.generate()
+    now = [1_700_000_000.0]
+    gate = CommandGate(CommandSettings(), key.public_key(), now=lambda: now[0])
+    body = sign({"v": 1, "command": "ping", "args": {}, "issued_at": now[0],
+                 "nonce": "ab" * 8}, key)
+    # key order and spacing do not matter: the signature covers the canonical form
+    shuffled = json.dumps(dict(reversed(list(body.items()))), indent=2).encode()
+    assert gate.admit(shuffled).name == "ping"
+    assert canonical(body) == canonical({k: body[k] for k in sorted(body)})
+    with pytest.raises(CommandRefused, match="replayed"):
+        gate.admit(shuffled)
+    unsigned = CommandGate(CommandSettings(), None, now=lambda: now[0])
+    assert unsigned.admit(b'{"v": 1, "command": "pause", "args": {}}').name == "pause"
+    stale = {"v": 1, "command": "pause", "args": {}, "issued_at": now[0] - 3600}
+    with pytest.raises(CommandRefused, match="away from this station's clock"):
+        unsigned.admit(json.dumps(stale).encode())  # queued by the broker an hour ago
+    for payload in (b"[" * 5000, b"\xff", b"x" * 9000, b"7", b'{"command": "PING"}'):
+        with pytest.raises(CommandRefused):
+            gate.admit(payload)
