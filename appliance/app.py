@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -20,11 +21,12 @@ from typing import Any
 
 import uvicorn
 
+from appliance.capture.inspection import Inspection
 from appliance.capture.processing import BookingProcessor
 from appliance.capture.session import CaptureSession
 from appliance.config import StationConfig, read_secret
-from appliance.domain import Booking
-from appliance.errors import StationError
+from appliance.domain import Annotation, Booking, Impression, Position
+from appliance.errors import CaptureError, StationError
 from appliance.store.crypto import BlobCipher
 from appliance.store.drafts import DraftStore
 from appliance.store.errors import StoreError
@@ -33,6 +35,7 @@ from appliance.store.store import Store
 from appliance.sync import telemetry
 from appliance.sync.link import MqttLink
 from appliance.sync.protocol import Topics
+from appliance.sync.service import StationHooks, SyncService
 from appliance.sync.upload import Uploader
 from appliance.system.clock import ClockTrust, kernel_clock_state
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
@@ -105,6 +108,7 @@ class Station:
         self.worker: DeviceWorker | None = None
         self.link: MqttLink | None = None
         self.uploader: Uploader | None = None
+        self.sync: SyncService | None = None
         self.session: CaptureSession | None = None
         self.processor = BookingProcessor(config)
         self.web_port: int | None = None
@@ -127,6 +131,7 @@ class Station:
             self.session = CaptureSession(
                 self.worker, drafts, self.submit_booking,
                 sequence=self.config.capture.sequence, audit=self._audit_officer,
+                inspect=self._inspect,
             )
             found = await asyncio.to_thread(drafts.load)
             if found:
@@ -138,7 +143,6 @@ class Station:
         await self._start_web()
         if self.worker is not None:
             await self.worker.wait_ready(timeout=30)
-        self._tasks.append(asyncio.create_task(self._health_loop(), name="health"))
         interval = watchdog_interval_s()
         if interval:
             self._tasks.append(asyncio.create_task(
@@ -195,28 +199,42 @@ class Station:
         if cfg.tls is not None:
             from appliance.sync.tls import client_context
 
-            tls_context = client_context(cfg.tls)
+            passphrase = (read_secret(cfg.tls.key_passphrase_credential).strip()
+                          if cfg.tls.key_passphrase_credential else None)
+            tls_context = client_context(cfg.tls, passphrase)
         if cfg.username and cfg.password_credential:
             password = read_secret(cfg.password_credential).decode().strip()
-        self.link = MqttLink(
-            cfg,
-            client_id=f"station-{self.config.station.station_id}",
-            subscriptions=[self.topics.ack, self.topics.commands],
-            on_message=self._on_message,
-            on_connection=self._on_connection,
-            will=(self.topics.status, telemetry.will(self.config.station.station_id)),
-            tls_context=tls_context,
-            password=password,
-        )
-        self.uploader = Uploader(
-            self.store, self.link, self.topics, cfg,
+        hooks = StationHooks(
+            health=self.health,
+            capabilities=lambda: (self.worker.capabilities.as_dict()
+                                  if self.worker and self.worker.capabilities else None),
+            scanner=self._scanner_identity,
+            events=self.events.publish,
+            diagnostics=self.diagnostics,
             clock_trusted=lambda: self.clock is ClockTrust.SYNCHRONISED,
-            on_change=self._on_delivery,
+            models=self.processor.model_versions,
         )
+        self.sync = SyncService(self.config, self.store, hooks, tls_context=tls_context,
+                                password=password)
+        self.link, self.uploader = self.sync.link, self.sync.uploader
         link = self.link
         self.heartbeats.register("mqtt-link", lambda: link.heartbeat)
-        self.link.start(loop)
-        self._tasks.append(asyncio.create_task(self.uploader.run(), name="uploader"))
+        self.sync.start(loop)
+
+    def _scanner_identity(self) -> dict[str, Any] | None:
+        ident = self.worker.identity if self.worker else None
+        return {"vendor": ident.vendor, "model": ident.model} if ident else None
+
+    def diagnostics(self) -> dict[str, Any]:
+        """A redacted view for central operations: counters and states, never subject data."""
+        worker = self.worker
+        return {
+            "scanner": {"state": worker.state.value if worker else "absent",
+                        "counters": dataclasses.asdict(worker.counters) if worker else {}},
+            "store_problem": self.store_problem,
+            "config_hash": self.config.digest(),
+            "models": self.processor.model_versions(),
+        }
 
     async def _start_web(self) -> None:
         from appliance.web.app import create_app
@@ -237,45 +255,9 @@ class Station:
 
     # ---- events ---------------------------------------------------------------------------
 
-    def _on_message(self, topic: str, payload: bytes, _properties: Any) -> None:
-        if topic == self.topics.ack and self.uploader is not None:
-            self.uploader.on_ack(payload)
-        elif topic == self.topics.commands:
-            log.info("sync: command received (%d bytes); commands are not enabled", len(payload))
-
-    def _on_connection(self, up: bool) -> None:
-        self.events.publish({"type": "link", "connected": up})
-        if up and self.link is not None:
-            caps = self.worker.capabilities.as_dict() if self.worker and self.worker.capabilities \
-                else None
-            ident = self.worker.identity if self.worker else None
-            self.link.publish_nowait(
-                self.topics.status,
-                telemetry.birth(
-                    self.config.station.station_id, capabilities=caps,
-                    scanner={"vendor": ident.vendor, "model": ident.model} if ident else None,
-                    config_hash=self.config.digest(), models=self.processor.model_versions(),
-                ),
-                retain=True,
-            )
-            if self.uploader is not None:
-                self.uploader.wake()
-
-    def _on_delivery(self, txid: str, state: str, detail: dict[str, Any]) -> None:
-        self.events.publish({"type": "delivery", "transaction_id": txid, "state": state,
-                             "reason": detail.get("reason")})
-
     async def _audit_officer(self, action: str, detail: dict[str, Any]) -> None:
         if self.store is not None:
             await self.store.audit("officer", action, detail)
-
-    async def _health_loop(self, interval_s: float = 30.0) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self._publish_health()
-            except Exception:  # health must never stop the station; log with traceback
-                log.exception("health: periodic work failed")
 
     def health(self) -> telemetry.Health:
         """The station's health now."""
@@ -297,27 +279,38 @@ class Station:
             alerts=alerts,
         )
 
-    async def _publish_health(self) -> None:
-        health = await asyncio.to_thread(self.health)
-        if self.link is not None:
-            self.link.publish_nowait(self.topics.telemetry, health.encode(), qos=0)
-
     # ---- the booking path -----------------------------------------------------------------
 
-    async def submit_booking(self, booking: Booking) -> str:
-        """Process the finished booking and commit it atomically; wakes the uploader."""
+    async def _inspect(self, imp: Impression, annotations: dict[Position, Annotation],
+                       retakes: int) -> Inspection:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.imaging, self.processor.inspect, imp,
+                                          annotations, retakes)
+
+    async def submit_booking(self, booking: Booking, confirm_sequence: bool = False) -> str:
+        """Check, process and commit the finished booking atomically; wakes the uploader."""
         if self.store is None:
             raise StationError(self.store_problem or "the store is not available")
         booking.clock_trusted = self.clock is ClockTrust.SYNCHRONISED
         loop = asyncio.get_running_loop()
+        sequence = await loop.run_in_executor(self.imaging, self.processor.sequence, booking)
+        if sequence is not None and sequence.flagged:
+            if not confirm_sequence:
+                names = "; ".join(
+                    f"{p.label}: {sequence.results[p].reason}" for p in sequence.flagged)
+                raise CaptureError(f"sequence check: {names}. Retake those prints, or submit "
+                                   "anyway if you are sure.")
+            await self.store.audit("officer", "quality_override", {
+                "booking_id": booking.booking_id,
+                "sequence_flagged": [int(p) for p in sequence.flagged]})
         processed = await loop.run_in_executor(self.imaging, self.processor.build, booking)
         txid = await self.store.commit_booking(
             booking, processed.transaction, content_type=processed.content_type,
             templates=processed.templates,
         )
         self.events.publish({"type": "delivery", "transaction_id": txid, "state": "queued"})
-        if self.uploader is not None:
-            self.uploader.wake()
+        if self.sync is not None:
+            self.sync.wake()
         return txid
 
     # ---- stop -----------------------------------------------------------------------------
@@ -350,18 +343,11 @@ class Station:
     async def _stop_services(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
-        if self.uploader is not None:
-            await self.uploader.stop()
+        if self.sync is not None:
+            await self.sync.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.link is not None:
-            if self.link.connected:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.link.publish(
-                        self.topics.status,
-                        telemetry.offline_clean(self.config.station.station_id), retain=True), 2)
-            await asyncio.to_thread(self.link.stop)
         if self.worker is not None:
             await asyncio.to_thread(self.worker.stop)
         self.imaging.shutdown(wait=True)

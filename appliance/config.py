@@ -26,6 +26,8 @@ from pydantic import (
 )
 
 from appliance.errors import ConfigError, SecretError
+from appliance.imaging.config import QualityConfig
+from appliance.sync.settings import CommandSettings, SharingManifest, TelemetrySettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/booking-station/config.toml")
 
@@ -134,6 +136,12 @@ class MqttSection(Strict):
     drain_rate_per_s: float = Field(
         0.0, ge=0, description="Largest transactions sent per second (0: as fast as acknowledged)."
     )
+    commands: CommandSettings = Field(
+        default_factory=CommandSettings, description="Remote commands from central operations."
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings, description="Periodic health messages to central."
+    )
 
 
 class WebSection(Strict):
@@ -207,6 +215,14 @@ class StationConfig(Strict):
     web: WebSection = Field(default_factory=WebSection, description="Kiosk and admin pages.")
     capture: CaptureSection = Field(default_factory=CaptureSection, description="Capture flow.")
     records: RecordsSection = Field(default_factory=RecordsSection, description="Transactions.")
+    sharing: SharingManifest = Field(
+        default_factory=SharingManifest,
+        description="Where central passes bookings on; its version goes in every upload.",
+    )
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Print quality: NFIQ 2 thresholds, overrides, auto-capture, sequence check.",
+    )
     logging: LoggingSection = Field(default_factory=LoggingSection, description="Logging.")
     system: SystemSection = Field(default_factory=SystemSection, description="Lifecycle.")
 

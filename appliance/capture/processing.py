@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from appliance.config import StationConfig
-from appliance.domain import Booking
+from appliance.domain import Annotation, Booking, Impression, Position
 from appliance.errors import RecordError
+
+if TYPE_CHECKING:
+    from appliance.capture.inspection import Inspection, PrintInspector
+    from appliance.imaging import SequenceReport
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +39,34 @@ class BookingProcessor:
 
     def __init__(self, config: StationConfig) -> None:
         self.config = config
+        self.inspector: PrintInspector | None = None
 
     def warm_up(self) -> None:
-        """Load codecs and models before the station says it is ready."""
-        from appliance.records import transaction, wsq  # noqa: F401 - import cost paid now
+        """Load codecs, NFIQ 2 and the matcher before the station says it is ready.
+
+        Raises QualityBackendUnavailable (naming what was tried) when no NFIQ 2 binding
+        imports: the station must not take prints it cannot check.
+        """
+        from appliance.capture.inspection import PrintInspector
+
+        self.inspector = PrintInspector(self.config.quality)
+        self.inspector.warm_up()
+        log.info("quality: NFIQ 2 backend %s", self.inspector.backend)
+
+    def inspect(self, imp: Impression, annotations: dict[Position, Annotation],
+                retakes: int) -> Inspection:
+        """Check one captured print (imaging thread)."""
+        assert self.inspector is not None, "warm_up() first"
+        return self.inspector.inspect(imp, annotations, retakes)
+
+    def sequence(self, booking: Booking) -> SequenceReport | None:
+        """The booking's sequence check (imaging thread)."""
+        assert self.inspector is not None, "warm_up() first"
+        return self.inspector.sequence(booking)
 
     def model_versions(self) -> dict[str, str]:
-        """Versions of the models in use, for the birth message."""
-        return {}
+        """Versions of the models and algorithms in use, for the birth message."""
+        return {"nfiq2": self.inspector.backend} if self.inspector else {}
 
     def build(self, booking: Booking) -> ProcessedBooking:
         """The validated transaction of ``booking``."""
@@ -51,8 +76,10 @@ class BookingProcessor:
 
         profile = get_profile(self.config.records.profile)
         tcn = f"{self.config.station.station_id}-{booking.booking_id[:16]}"[:40]
+        segments = self.inspector.segments(booking) if self.inspector else None
         data = build_transaction(booking, profile=profile, ori=self.config.station.ori, tcn=tcn,
-                                 type2=dict(booking.subject.descriptors) or None)
+                                 type2=dict(booking.subject.descriptors) or None,
+                                 segments=segments)
         problems = validate_transaction(data, profile)
         if problems:
             listed = "; ".join(str(p) for p in problems[:10])

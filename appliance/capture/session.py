@@ -41,7 +41,8 @@ class Submitted:
     transaction_id: str
 
 
-Submitter = Callable[[Booking], Awaitable[str]]
+Submitter = Callable[[Booking, bool], Awaitable[str]]
+Inspect = Callable[[Impression, dict[Position, Annotation], int], Awaitable[Any]]
 
 
 class CaptureSession:
@@ -55,6 +56,7 @@ class CaptureSession:
         *,
         sequence: str = "tenprint",
         audit: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None,
+        inspect: Inspect | None = None,
     ) -> None:
         self.worker = worker
         self.drafts = drafts
@@ -63,6 +65,9 @@ class CaptureSession:
         self._audit = audit
         self.booking: Booking | None = None
         self.pending: Impression | None = None
+        self.inspection: Any = None  # what the officer is shown about the pending print
+        self._retakes: dict[Position, int] = {}
+        self._inspect = inspect
         self.state = SessionState.IDLE
         self._lock = asyncio.Lock()
 
@@ -114,6 +119,7 @@ class CaptureSession:
                               clock_trusted=clock_trusted)
             await self.drafts.begin(booking)
             self.booking = booking
+            self._retakes = {}
             self.state = SessionState.CAPTURING
             await self._guide()
             return booking
@@ -128,16 +134,21 @@ class CaptureSession:
         async with self._lock:
             step = self._require_step()
             frame = await self.worker.capture(step.mode)
-            retakes = self.pending.retakes + 1 if self.pending else 0
-            self.pending = Impression(
+            if self.pending is not None and self.pending.position == step.position:
+                self._retakes[step.position] = self._retakes.get(step.position, 0) + 1
+            retakes = self._retakes.get(step.position, 0)
+            pending = Impression(
                 position=step.position,
                 impression_type=step.impression_type,
                 image=frame.image,
                 ppi=frame.ppi,
                 retakes=retakes,
             )
+            self.inspection = (await self._inspect(pending, dict(self.booking.annotations),
+                                                   retakes) if self._inspect else None)
+            self.pending = pending
             self.state = SessionState.REVIEW
-            return self.pending
+            return pending
 
     async def accept(self, override_reason: str | None = None) -> Impression:
         """Keep the pending print: it is on disk when this returns."""
@@ -145,12 +156,21 @@ class CaptureSession:
             if self.booking is None or self.pending is None:
                 raise CaptureError("no captured print to accept")
             imp = self.pending
+            verdict = getattr(self.inspection, "verdict", None)
+            if verdict is not None and not verdict.passed:
+                if not verdict.override_allowed:
+                    raise CaptureError(f"{verdict.message} Retake the print.")
+                if not (override_reason or "").strip():
+                    raise CaptureError(f"{verdict.message} Retake, or accept with a reason.")
+            else:
+                override_reason = None
             imp.override_reason = override_reason
             await self.drafts.accept(self.booking, imp)
             self.booking.impressions = [
                 i for i in self.booking.impressions if i.position != imp.position
             ] + [imp]
             self.pending = None
+            self.inspection = None
             await self._log("capture", {"booking_id": self.booking.booking_id,
                                         "position": int(imp.position), "retakes": imp.retakes})
             if override_reason:
@@ -166,8 +186,11 @@ class CaptureSession:
         async with self._lock:
             if self.pending is None:
                 raise CaptureError("no captured print to retake")
+            position = self.pending.position
+            self._retakes[position] = self._retakes.get(position, 0) + 1
+            self.pending = None
+            self.inspection = None
             self.state = SessionState.CAPTURING
-            # the retake counter is carried by the next capture of the same step
 
     async def annotate(self, position: Position, annotation: Annotation | None) -> None:
         """Mark a finger amputated (XX) or unable to print (UP), or clear the mark."""
@@ -187,8 +210,12 @@ class CaptureSession:
             self.state = SessionState.CAPTURING if self.current_step else SessionState.READY
             await self._guide()
 
-    async def submit(self) -> Submitted:
-        """Process and commit the booking; returns once it is stored and queued."""
+    async def submit(self, confirm_sequence: bool = False) -> Submitted:
+        """Process and commit the booking; returns once it is stored and queued.
+
+        The sequence check may refuse the booking (rolled prints that look like other fingers);
+        ``confirm_sequence`` submits it anyway, after the officer has looked.
+        """
         async with self._lock:
             if self.booking is None:
                 raise CaptureError("no booking in progress")
@@ -199,7 +226,7 @@ class CaptureSession:
             self.state = SessionState.SUBMITTING
             booking = self.booking
             try:
-                transaction_id = await self._submit(booking)
+                transaction_id = await self._submit(booking, confirm_sequence)
             except BaseException:
                 self.state = SessionState.READY
                 raise

@@ -1,0 +1,163 @@
+"""Each captured print checked on the spot, and each booking's sequence check before submit.
+
+Segmentation, NFIQ 2 and the gate run for every capture, on the imaging thread. The NBIS
+binding's extractors take about a second to build, so the inspector builds them once, at
+start-up (warm-up happens before READY). Results are kept per impression id, so the transaction
+reuses what the officer was shown instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from appliance.domain import (
+    Annotation,
+    Booking,
+    Impression,
+    ImpressionType,
+    Position,
+    QualityReport,
+)
+from appliance.imaging import (
+    GateVerdict,
+    QualityAssessor,
+    QualityConfig,
+    QualityGate,
+    SequenceReport,
+    SlapSegmentation,
+    check_sequence,
+    segment_slap,
+)
+from appliance.imaging.matching import Bozorth3, NbisMinutiae
+from appliance.records.builder import FingerSegment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Inspection:
+    """What the officer is shown about one captured print."""
+
+    verdict: GateVerdict
+    report: QualityReport
+    fingers: dict[Position, QualityReport] = field(default_factory=dict)
+    segmentation: SlapSegmentation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON for the kiosk (scores and sentences, no image data)."""
+        return {
+            "passed": self.verdict.passed,
+            "needs_retake": self.verdict.needs_retake,
+            "override_allowed": self.verdict.override_allowed,
+            "message": self.verdict.message,
+            "nfiq2": self.report.nfiq2,
+            "feedback": self.report.feedback,
+            "fingers": {int(p): r.nfiq2 for p, r in self.fingers.items()},
+            "missing": [int(p) for p in self.segmentation.missing] if self.segmentation else [],
+        }
+
+
+class PrintInspector:
+    """Quality, segmentation and the gate for every capture; the sequence check per booking."""
+
+    def __init__(self, config: QualityConfig) -> None:
+        self.config = config
+        self.gate = QualityGate(config)
+        self.assessor = QualityAssessor()
+        self._minutiae: NbisMinutiae | None = None
+        self._matcher: Bozorth3 | None = None
+        self._seen: dict[str, Inspection] = {}
+
+    @property
+    def backend(self) -> str:
+        """The NFIQ 2 implementation in use (telemetry, admin page)."""
+        return str(getattr(self.assessor.backend, "name", ""))
+
+    def warm_up(self) -> None:
+        """Build the sequence-check extractor and matcher before the station is ready."""
+        if self.config.sequence_check:
+            self._minutiae = NbisMinutiae()
+            self._matcher = Bozorth3()
+
+    def inspect(self, imp: Impression, annotations: dict[Position, Annotation],
+                retakes: int) -> Inspection:
+        """Check one print; sets ``imp.quality``."""
+        if imp.position.is_slap:
+            absent = [p for p in annotations if p in _fingers_of(imp.position)]
+            seg = segment_slap(imp.image, imp.position, imp.ppi, absent=absent)
+            fingers = {f.position: self.assessor.assess(f.image, 500) for f in seg.fingers}
+            verdict = self.gate.evaluate_slap(imp.position, fingers, seg.missing,
+                                              retakes=retakes, annotations=annotations)
+            scores = [r.nfiq2 for r in fingers.values() if r.nfiq2 is not None]
+            summary = QualityReport(
+                nfiq2=min(scores) if scores and len(scores) == len(fingers) else None,
+                measures={"fingers_found": float(len(seg.fingers))},
+                feedback=[s for r in fingers.values() for s in r.feedback][:3],
+                failed=not fingers or any(r.failed for r in fingers.values()),
+                backend=next(iter(fingers.values())).backend if fingers else "",
+            )
+            result = Inspection(verdict, summary, fingers, seg)
+        else:
+            report = self.assessor.assess(imp.image, imp.ppi)
+            verdict = self.gate.evaluate(imp.position, report, impression=imp.impression_type,
+                                         retakes=retakes,
+                                         annotation=annotations.get(imp.position))
+            result = Inspection(verdict, report)
+        imp.quality = result.report
+        self._seen[imp.impression_id] = result
+        return result
+
+    def inspection_for(self, imp: Impression, annotations: dict[Position, Annotation]
+                       ) -> Inspection:
+        """The inspection the officer saw, or a fresh one (e.g. after a restart)."""
+        found = self._seen.get(imp.impression_id)
+        return found if found is not None else self.inspect(imp, annotations, imp.retakes)
+
+    def segments(self, booking: Booking) -> dict[Position, list[FingerSegment]]:
+        """14.021 finger boxes (with each finger's NFIQ 2) for every slap of the booking."""
+        out: dict[Position, list[FingerSegment]] = {}
+        for imp in booking.impressions:
+            if not imp.position.is_slap:
+                continue
+            inspection = self.inspection_for(imp, booking.annotations)
+            if inspection.segmentation is None:
+                continue
+            out[imp.position] = [
+                FingerSegment(f.position, f.bounds[0], f.bounds[2], f.bounds[1], f.bounds[3],
+                              nfiq2=inspection.fingers[f.position].nfiq2
+                              if f.position in inspection.fingers else None)
+                for f in inspection.segmentation.fingers
+            ]
+        return out
+
+    def sequence(self, booking: Booking) -> SequenceReport | None:
+        """Were the rolled prints taken from the right fingers? None when not applicable."""
+        if not self.config.sequence_check or self._minutiae is None:
+            return None
+        rolled = {i.position: i.image for i in booking.impressions
+                  if i.impression_type is ImpressionType.ROLLED_LIVE_SCAN}
+        crops: dict[Position, np.ndarray] = {}
+        for imp in booking.impressions:
+            if imp.position.is_slap:
+                seg = self.inspection_for(imp, booking.annotations).segmentation
+                if seg is not None:
+                    crops.update(seg.crops())
+        if not rolled or not crops:
+            return None
+        return check_sequence(rolled, crops, 500, extractor=self._minutiae,
+                              matcher=self._matcher, threshold=self.config.match_threshold)
+
+    def forget(self, booking: Booking) -> None:
+        """Drop cached inspections of a finished booking."""
+        for imp in booking.impressions:
+            self._seen.pop(imp.impression_id, None)
+
+
+def _fingers_of(slap: Position) -> tuple[Position, ...]:
+    from appliance.domain import SLAP_FINGERS
+
+    return SLAP_FINGERS[slap]
