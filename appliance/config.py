@@ -162,8 +162,9 @@ class CaptureSection(Strict):
     sequence: Literal["tenprint", "flats"] = Field(
         "tenprint", description="tenprint: ten rolled + slaps; flats: slaps only."
     )
-    auto_capture_frames: int = Field(
-        3, ge=1, description="Preview frames in a row that must pass the live checks."
+    auto_capture: bool = Field(
+        True, description="Capture by itself once the live checks hold for "
+        "quality.auto_capture_frames preview frames in a row (the Capture button still works)."
     )
 
 

@@ -21,8 +21,9 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from appliance.config import read_secret
-from appliance.domain import Annotation, Position
+from appliance.domain import SLAP_FINGERS, Annotation, Position
 from appliance.errors import CaptureError, ConfigError, StationError
+from appliance.imaging.live import AutoCapture, LiveChecker
 from appliance.store.errors import DiskFull
 from appliance.web.auth import parse_users, verify_password
 from drivers.errors import ScannerError
@@ -46,6 +47,12 @@ class Accept(BaseModel):
     override_reason: str | None = Field(None, max_length=200)
 
 
+class Submit(BaseModel):
+    """Submit the booking; ``confirm_sequence`` after the officer looked at a sequence warning."""
+
+    confirm_sequence: bool = False
+
+
 class Annotate(BaseModel):
     """Mark a position amputated (XX) or unable to print (UP); null clears it."""
 
@@ -59,6 +66,25 @@ def _jpeg(image: Any, max_side: int = 480) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=80)
     return buf.getvalue()
+
+
+def _expected_fingers(position: Position, session: Any) -> int | None:
+    """Fingers the live checks should see on the platen for this step."""
+    if not position.is_slap:
+        return 1
+    marked = session.booking.annotations if session.booking else {}
+    present = [f for f in SLAP_FINGERS[position] if f not in marked]
+    return len(present) or None
+
+
+async def _auto_capture(session: Any, step: Any) -> None:
+    """The live checks held: capture as if the officer pressed the button."""
+    if session.current_step is not step or session.pending is not None:
+        return
+    try:
+        await session.capture()
+    except (CaptureError, ScannerError) as exc:
+        log.warning("auto-capture failed: %s", type(exc).__name__)
 
 
 def create_app(station: Station) -> FastAPI:
@@ -116,7 +142,8 @@ def create_app(station: Station) -> FastAPI:
             "steps": s.progress() if s else [],
             "current": ({"position": int(step.position), "label": step.position.label,
                          "prompt": step.prompt, "mode": step.mode.value} if step else None),
-            "pending": ({"position": int(s.pending.position), "retakes": s.pending.retakes}
+            "pending": ({"position": int(s.pending.position), "retakes": s.pending.retakes,
+                         "quality": s.inspection.as_dict() if s.inspection else None}
                         if s and s.pending else None),
             "scanner": station.worker.state.value if station.worker else "absent",
             "link": bool(station.link and station.link.connected),
@@ -173,9 +200,9 @@ def create_app(station: Station) -> FastAPI:
         return {"ok": True}
 
     @app.post("/api/submit")
-    async def submit() -> dict[str, str]:
+    async def submit(body: Submit | None = None) -> dict[str, str]:
         """Commit the booking and queue it for central."""
-        done = await session().submit()
+        done = await session().submit(confirm_sequence=bool(body and body.confirm_sequence))
         return {"booking_id": done.booking_id, "transaction_id": done.transaction_id}
 
     @app.post("/api/cancel")
@@ -186,7 +213,7 @@ def create_app(station: Station) -> FastAPI:
 
     @app.websocket("/ws/preview")
     async def preview(ws: WebSocket) -> None:
-        """Live preview frames (JPEG) of the current step."""
+        """Live preview frames (JPEG), the live checks' verdict (JSON), and auto-capture."""
         await ws.accept()
         s = station.session
         if s is None or station.worker is None:
@@ -199,11 +226,25 @@ def create_app(station: Station) -> FastAPI:
                     await asyncio.sleep(0.2)
                     await ws.send_text("idle")
                     continue
+                checker = LiveChecker(_expected_fingers(step.position, s),
+                                      rolled=step.mode.value == "rolled")
+                auto = AutoCapture(station.config.quality.auto_capture_frames)
+                decision = None
                 fps = station.config.web.preview_fps
                 async for frame in station.worker.preview(step.mode, fps):
+                    verdict = checker.check(frame.image, frame.ppi)
+                    decision = auto.feed(verdict)
                     await ws.send_bytes(await asyncio.to_thread(_jpeg, frame.image, 400))
+                    await ws.send_json({"live": {"ok": verdict.ok, "reasons": verdict.reasons,
+                                                 "message": decision.message}})
+                    if decision.capture and station.config.capture.auto_capture:
+                        break
                     if s.current_step is not step or s.pending is not None:
                         break
+                if (decision is not None and decision.capture
+                        and station.config.capture.auto_capture
+                        and s.current_step is step and s.pending is None):
+                    await _auto_capture(s, step)
         except (WebSocketDisconnect, RuntimeError):
             return
         except ScannerError as exc:

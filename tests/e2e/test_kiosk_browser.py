@@ -30,7 +30,8 @@ async def browser():
 
 
 async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_path) -> None:
-    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
+    rig = await station_rig(capture={"sequence": "flats", "auto_capture": False},
+                            records={"profile": "local-flats"})
     page = await browser.new_page()
     base = f"http://127.0.0.1:{rig.station.web_port}"
     await page.goto(base + "/")
@@ -45,7 +46,12 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
         await page.wait_for_selector("#accept:not([hidden])", timeout=30_000)
         await page.wait_for_function(
             "document.getElementById('pending').naturalWidth > 0", timeout=10_000)
-        await page.click("#accept")
+        assert "NFIQ 2" in await page.inner_text("#quality")  # the officer sees the score
+        if await page.is_visible("#accept-override"):  # below threshold: accept with a reason
+            page.once("dialog", lambda d: d.accept("subject's skin is worn"))
+            await page.click("#accept-override")
+        else:
+            await page.click("#accept")
         await page.wait_for_function(
             "document.getElementById('message').textContent.includes('accepted')")
     await page.wait_for_selector("#submit:not([hidden])")
@@ -104,3 +110,16 @@ async def test_technician_page_needs_login_and_shows_no_subject_data(station_rig
     assert "booking_committed" in text and "ready" in text
     assert await page.locator("img").count() == 0
     await page.screenshot(path=str(tmp_path / "admin.png"))
+
+
+async def test_live_checks_capture_by_themselves(station_rig, browser) -> None:
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
+    await page.fill("#booking-number", "BK-AUTO")
+    await page.click("#start")
+    # nobody presses Capture: the live checks hold and the kiosk captures the slap itself
+    await page.wait_for_selector("#pending:not([hidden])", timeout=60_000)
+    assert rig.station.session.pending is not None
+    assert rig.station.session.pending.position == 13
+    assert await page.inner_text("#live")  # the live verdict was shown to the officer

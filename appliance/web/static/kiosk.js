@@ -45,8 +45,20 @@ function render(k) {
     $("pending").hidden = !pending; $("preview").hidden = pending || !k.current;
     $("mark-xx").hidden = $("mark-up").hidden = !k.current;
     const key = pending ? k.booking.booking_id + ":" + k.pending.position + ":" + k.pending.retakes : "";
-    if (pending && key !== lastPendingKey) $("pending").src = "/api/pending.jpg?" + Date.now();
+    if (pending && key !== lastPendingKey) {
+      $("pending").src = "/api/pending.jpg?" + Date.now();
+    }
     lastPendingKey = key;
+    const q = pending ? k.pending.quality : null;
+    $("quality").hidden = !q;
+    $("accept-override").hidden = !(q && !q.passed && q.override_allowed);
+    $("accept").hidden = !pending || (q && !q.passed);
+    if (q) {
+      const score = q.nfiq2 === null ? "no score" : "NFIQ 2: " + q.nfiq2;
+      const fingers = Object.entries(q.fingers).map(([p, v]) => p + ": " + (v === null ? "–" : v)).join(", ");
+      $("quality").textContent = score + (fingers ? " (" + fingers + ")" : "") + ". " + q.message + " " + q.feedback.join(" ");
+      $("quality").className = q.passed ? "quality-ok" : "quality-bad";
+    }
     ensurePreview();
   }
   const tbody = $("bookings").querySelector("tbody"); tbody.innerHTML = "";
@@ -69,7 +81,14 @@ function ensurePreview() {
   previewSocket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/preview");
   previewSocket.binaryType = "blob";
   previewSocket.onmessage = (ev) => {
-    if (typeof ev.data === "string") return;
+    if (typeof ev.data === "string") {
+      if (ev.data.startsWith("{")) {
+        const live = JSON.parse(ev.data).live;
+        $("live").textContent = live.ok ? (live.message || "Hold still") : live.reasons.join(" ");
+        $("live").className = live.ok ? "live-ok" : "live-bad";
+      }
+      return;
+    }
     const url = URL.createObjectURL(ev.data);
     const img = $("preview"); const old = img.src; img.src = url;
     if (old.startsWith("blob:")) URL.revokeObjectURL(old);
@@ -90,7 +109,21 @@ $("start-form").addEventListener("submit", (ev) => { ev.preventDefault();
 $("capture").onclick = () => act("/api/capture", {}, "Check the print, then accept or retake");
 $("accept").onclick = () => act("/api/accept", {}, "Print accepted and saved");
 $("retake").onclick = () => act("/api/retake", {}, "Place the finger again");
-$("submit").onclick = () => act("/api/submit", {}, "Booking saved and queued for central");
+$("accept-override").onclick = () => {
+  const reason = prompt("Why accept this print below the quality threshold?");
+  if (reason) act("/api/accept", { override_reason: reason }, "Print accepted with a reason and saved");
+};
+$("submit").onclick = async () => {
+  try { await api("/api/submit", {}); say("Booking saved and queued for central"); }
+  catch (e) {
+    if (e.message.startsWith("sequence check") && confirm(e.message + "\n\nSubmit anyway?")) {
+      await act("/api/submit", { confirm_sequence: true }, "Booking saved and queued for central");
+      return;
+    }
+    say(e.message, true);
+  }
+  await refresh();
+};
 $("cancel").onclick = () => { if (confirm("Cancel this booking? Its prints will be discarded.")) act("/api/cancel", {}); };
 async function mark(code) {
   const k = await api("/api/kiosk");

@@ -1,0 +1,35 @@
+"""The minutiae extractor's configuration section, kept beside the code it configures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from appliance.minutiae.extractor import DEFAULT_MODEL_DIR
+
+
+class MinutiaeConfig(BaseModel):
+    """Where the minutiae model is and how it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR,
+        description="Folder holding the minutiae ONNX model and its manifest.json.",
+    )
+    threads: int = Field(
+        1, ge=1, le=16, description="onnxruntime intra-op threads for one extraction."
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Detection threshold (0..1) overriding the manifest's; empty keeps it.",
+    )
+
+    def build(self):
+        """The extractor this section describes (checks the model against its manifest)."""
+        from appliance.minutiae.extractor import MinutiaeExtractor
+
+        return MinutiaeExtractor(self.model_dir, threads=self.threads, threshold=self.threshold)

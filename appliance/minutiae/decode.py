@@ -1,0 +1,95 @@
+"""From the network's output maps to minutiae: threshold, non-maximum suppression, geometry.
+
+Pure numpy, so it is tested without a model. The maps are at the model's stride: each cell
+holds the probability that a minutia lies in it, where in the cell (x, y in [0, 1]), the cosine
+and sine of its ISO 19794-2 direction and the logit that it is a bifurcation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Two detections closer than this (pixels at 500 ppi) are one minutia: the weaker one goes.
+MIN_DISTANCE_PX = 6.0
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Minutiae found at the model's resolution, strongest first (parallel arrays)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    angle: np.ndarray
+    bifurcation: np.ndarray
+    probability: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """Logistic function, safe for large magnitudes."""
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def local_maxima(prob: np.ndarray) -> np.ndarray:
+    """Boolean map of cells not smaller than any of their eight neighbours."""
+    padded = np.pad(prob, 1, mode="constant", constant_values=-1.0)
+    h, w = prob.shape
+    best = prob.copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy == 1 and dx == 1:
+                continue
+            np.maximum(best, padded[dy : dy + h, dx : dx + w], out=best)
+    return prob >= best
+
+
+def decode(
+    heat: np.ndarray,
+    offset: np.ndarray,
+    direction: np.ndarray,
+    kind: np.ndarray,
+    *,
+    stride: int,
+    threshold: float,
+    min_distance: float = MIN_DISTANCE_PX,
+) -> Detections:
+    """Detections from one image's output maps.
+
+    ``heat`` and ``kind`` are (h, w) logits, ``offset`` and ``direction`` (2, h, w). Coordinates
+    are pixels of the network's input with pixel centres at integers; angles radians in
+    [0, 2 pi).
+    """
+    prob = sigmoid(heat.astype(np.float64))
+    keep = local_maxima(prob) & (prob >= threshold)
+    cy, cx = np.nonzero(keep)
+    p = prob[cy, cx]
+    order = np.argsort(-p, kind="stable")
+    cy, cx, p = cy[order], cx[order], p[order]
+    x = (cx + offset[0, cy, cx]) * stride - 0.5
+    y = (cy + offset[1, cy, cx]) * stride - 0.5
+    angle = np.arctan2(direction[1, cy, cx], direction[0, cy, cx]) % (2 * np.pi)
+    bif = kind[cy, cx] > 0.0
+    chosen = _suppress(x, y, min_distance)
+    return Detections(
+        x=x[chosen],
+        y=y[chosen],
+        angle=angle[chosen],
+        bifurcation=bif[chosen],
+        probability=p[chosen],
+    )
+
+
+def _suppress(x: np.ndarray, y: np.ndarray, distance: float) -> np.ndarray:
+    """Indices kept by greedy suppression of points (already strongest first) within distance."""
+    kept: list[int] = []
+    for i in range(len(x)):
+        if kept:
+            k = np.asarray(kept)
+            if np.min(np.hypot(x[k] - x[i], y[k] - y[i])) < distance:
+                continue
+        kept.append(i)
+    return np.asarray(kept, dtype=np.int64)

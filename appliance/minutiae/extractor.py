@@ -1,0 +1,167 @@
+"""The station's minutiae extractor: the shipped ONNX model run through onnxruntime.
+
+The model works on 500 ppi prints; other resolutions are resampled on the way in and the
+minutiae mapped back to the caller's pixels. The image is normalised (mean and spread of its
+grey levels), padded to a multiple of the model's stride, and the output maps decoded by
+:mod:`appliance.minutiae.decode`. Directions follow ISO/IEC 19794-2 (radians counter-clockwise
+from +x as seen on screen, y down), the convention of :class:`appliance.domain.Minutia`.
+
+A blank, tiny or malformed image is a verdict (no minutiae), never an exception: the capture
+flow shows the officer a retake prompt, it does not crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from appliance.domain import Minutia, MinutiaType
+from appliance.imaging.resample import as_gray_u8, resample
+from appliance.minutiae.decode import Detections, decode
+from appliance.minutiae.errors import MinutiaeModelError, ModelIntegrityError
+from appliance.minutiae.manifest import load_manifest, verify_file, verify_tensors
+
+log = logging.getLogger(__name__)
+
+#: The shipped model, beside the ``appliance`` package in a source checkout.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "minutiae"
+#: Resolutions accepted by :meth:`MinutiaeExtractor.extract` (pixels per inch).
+PPI_RANGE = (100, 4000)
+#: Smallest side (pixels at 500 ppi) worth looking at: about two ridge periods.
+MIN_SIDE = 24
+#: Grey-level spread under which an image holds no ridges at all.
+MIN_SPREAD = 3.0
+#: Spread floor of the normalisation, so that faint noise is not blown up into ridges.
+NORM_FLOOR = 8.0
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """The network's input scale: grey levels minus their mean, over their spread (>= 8)."""
+    x = image.astype(np.float32)
+    return (x - float(x.mean())) / max(float(x.std()), NORM_FLOOR)
+
+
+class MinutiaeExtractor:
+    """Minutiae of fingerprint images, from the ONNX model in ``model_dir``.
+
+    The constructor checks the model against its manifest (file sha256, input and output names,
+    shapes and types) and raises :class:`ModelIntegrityError` on any difference. One instance
+    may be shared by threads: onnxruntime sessions are thread-safe for ``run``.
+    """
+
+    def __init__(
+        self, model_dir: Path | None = None, threads: int = 1, threshold: float | None = None
+    ) -> None:
+        self.manifest = load_manifest(Path(model_dir) if model_dir else DEFAULT_MODEL_DIR)
+        verify_file(self.manifest)
+        self.threshold = float(threshold) if threshold is not None else self.manifest.threshold
+        try:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = max(1, int(threads))
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(
+                str(self.manifest.model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own unrelated classes
+            raise ModelIntegrityError(
+                f"model file {self.manifest.model_path} cannot be loaded: {exc} "
+                f"(expected sha256 {self.manifest.sha256})",
+                self.manifest.model_path,
+                self.manifest.sha256,
+            ) from exc
+        verify_tensors(self.manifest, "inputs", self.manifest.inputs, self._session.get_inputs())
+        verify_tensors(
+            self.manifest, "outputs", self.manifest.outputs, self._session.get_outputs()
+        )
+        self._input = self.manifest.inputs[0].name
+        self._outputs = [s.name for s in self.manifest.outputs]
+        self._warm = False
+
+    @property
+    def stride(self) -> int:
+        """Output stride of the model (pixels at 500 ppi per output cell)."""
+        return self.manifest.stride
+
+    @property
+    def ready(self) -> bool:
+        """True once :meth:`warm_up` ran (the first inference allocates its buffers)."""
+        return self._warm
+
+    def warm_up(self) -> None:
+        """Run the model once on a dummy print-sized input, so the first booking is not slow."""
+        self._run(np.zeros((480, 400), dtype=np.float32))
+        self._warm = True
+
+    def extract(self, image: np.ndarray, ppi: int = 500) -> list[Minutia]:
+        """Minutiae of ``image`` (uint8, 2-D; dark ridges) scanned at ``ppi``, strongest first.
+
+        Coordinates are pixels of ``image``; quality is the model's confidence 0..100. Raises
+        ``ValueError`` only for a resolution outside :data:`PPI_RANGE`.
+        """
+        if not PPI_RANGE[0] <= ppi <= PPI_RANGE[1]:
+            raise ValueError(f"resolution {ppi} ppi is outside {PPI_RANGE[0]}..{PPI_RANGE[1]}")
+        detections = self.detect(image, ppi)
+        scale = float(ppi) / float(self.manifest.ppi)
+        out = []
+        for i in range(len(detections)):
+            out.append(
+                Minutia(
+                    x=float((detections.x[i] + 0.5) * scale - 0.5),
+                    y=float((detections.y[i] + 0.5) * scale - 0.5),
+                    angle=float(detections.angle[i]) % (2 * math.pi),
+                    kind=(
+                        MinutiaType.BIFURCATION if detections.bifurcation[i] else MinutiaType.ENDING
+                    ),
+                    quality=int(np.clip(round(100.0 * float(detections.probability[i])), 1, 100)),
+                )
+            )
+        return out
+
+    def detect(self, image: np.ndarray, ppi: int = 500) -> Detections:
+        """Raw detections in pixels of the image resampled to the model's resolution."""
+        gray = as_gray_u8(image)
+        empty = Detections(*(np.zeros(0) for _ in range(4)), np.zeros(0))
+        if gray is None:
+            log.warning("minutiae: refused an image that is not 2-D uint8")
+            return empty
+        if min(gray.shape) * self.manifest.ppi < MIN_SIDE * ppi:
+            return empty
+        gray = resample(gray, ppi, self.manifest.ppi)
+        if float(gray.std()) < MIN_SPREAD:
+            return empty
+        heat, offset, direction, kind = self._run(normalise(gray))
+        h, w = gray.shape
+        found = decode(
+            heat[0, 0],
+            offset[0],
+            direction[0],
+            kind[0, 0],
+            stride=self.stride,
+            threshold=self.threshold,
+        )
+        inside = (found.x >= -0.5) & (found.x < w - 0.5) & (found.y >= -0.5) & (found.y < h - 0.5)
+        return Detections(
+            found.x[inside],
+            found.y[inside],
+            found.angle[inside],
+            found.bifurcation[inside],
+            found.probability[inside],
+        )
+
+    def _run(self, norm: np.ndarray) -> list[np.ndarray]:
+        """The model's four output maps for a normalised image, padded to the stride with 0."""
+        s = self.stride
+        h, w = norm.shape
+        padded = np.zeros((1, 1, -(-h // s) * s, -(-w // s) * s), dtype=np.float32)
+        padded[0, 0, :h, :w] = norm
+        try:
+            return self._session.run(self._outputs, {self._input: padded})
+        except Exception as exc:  # onnxruntime's own error classes share no public root
+            raise MinutiaeModelError(f"minutiae model failed on a {w}x{h} image: {exc}") from exc

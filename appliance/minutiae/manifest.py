@@ -1,0 +1,121 @@
+"""The model manifest: what the shipped ONNX file must be, checked before it is trusted.
+
+``manifest.json`` sits beside the model and names its file, sha256, input and output tensors
+(name, shape with symbolic dimensions as strings, dtype), the output stride, the resolution the
+model works at and the detection threshold. A station refuses to load a model that does not
+match: a corrupted or swapped file would otherwise produce plausible but wrong templates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.minutiae.errors import ModelIntegrityError
+
+MANIFEST_NAME = "manifest.json"
+#: onnxruntime's tensor type names and the numpy names the manifest uses.
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor as the manifest states it."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """The manifest of one model folder."""
+
+    folder: Path
+    file: str
+    sha256: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    stride: int
+    ppi: int
+    threshold: float
+    version: str
+
+    @property
+    def model_path(self) -> Path:
+        """The ONNX file the manifest describes."""
+        return self.folder / self.file
+
+
+def _specs(raw: Any) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(name=str(t["name"]), shape=tuple(t["shape"]), dtype=str(t["dtype"]))
+        for t in raw
+    )
+
+
+def load_manifest(folder: Path) -> ModelManifest:
+    """Read ``folder/manifest.json``; raises :class:`ModelIntegrityError` when it is unusable."""
+    path = Path(folder) / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ModelManifest(
+            folder=Path(folder),
+            file=str(raw["file"]),
+            sha256=str(raw["sha256"]).lower(),
+            inputs=_specs(raw["inputs"]),
+            outputs=_specs(raw["outputs"]),
+            stride=int(raw["stride"]),
+            ppi=int(raw["resolution_ppi"]),
+            threshold=float(raw["threshold"]),
+            version=str(raw["version"]),
+        )
+    except FileNotFoundError as exc:
+        raise ModelIntegrityError(f"model manifest {path} is missing", path) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelIntegrityError(f"model manifest {path} is unreadable: {exc}", path) from exc
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_file(manifest: ModelManifest) -> None:
+    """Raise :class:`ModelIntegrityError` unless the model file exists with the stated sha256."""
+    path = manifest.model_path
+    if not path.is_file():
+        raise ModelIntegrityError(
+            f"model file {path} is missing (expected sha256 {manifest.sha256})",
+            path,
+            manifest.sha256,
+        )
+    actual = file_sha256(path)
+    if actual != manifest.sha256:
+        raise ModelIntegrityError(
+            f"model file {path} has sha256 {actual}, expected sha256 {manifest.sha256}",
+            path,
+            manifest.sha256,
+        )
+
+
+def verify_tensors(
+    manifest: ModelManifest, kind: str, stated: tuple[TensorSpec, ...], found: list[Any]
+) -> None:
+    """Compare onnxruntime's ``NodeArg`` list with the manifest's specs for ``kind`` tensors."""
+    got = [(a.name, tuple(a.shape), ORT_DTYPES.get(a.type, a.type)) for a in found]
+    want = [(s.name, s.shape, s.dtype) for s in stated]
+    if got != want:
+        raise ModelIntegrityError(
+            f"model file {manifest.model_path} {kind} are {got}, manifest says {want} "
+            f"(expected sha256 {manifest.sha256})",
+            manifest.model_path,
+            manifest.sha256,
+        )

@@ -1,0 +1,58 @@
+"""The quality gate in the capture flow: scores on every print, retakes, audited overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.errors import CaptureError
+
+
+async def test_every_print_is_scored_and_slaps_are_segmented(station_rig, loop_errors) -> None:
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
+    session = rig.station.session
+    await session.start("BK-Q1")
+    await session.capture()
+    inspection = session.inspection
+    assert inspection.segmentation is not None
+    assert {int(p) for p in inspection.fingers} == {2, 3, 4, 5}  # right slap, four fingers
+    assert all(r.backend.startswith("nbis") for r in inspection.fingers.values())
+    assert session.pending.quality is not None
+
+
+async def test_below_threshold_needs_a_retake_or_an_audited_reason(station_rig,
+                                                                   loop_errors) -> None:
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
+                            quality={"min_nfiq2_plain": 100, "retakes_before_override": 1})
+    session = rig.station.session
+    await session.start("BK-Q2")
+    await session.capture()
+    verdict = session.inspection.verdict
+    assert not verdict.passed and not verdict.override_allowed  # first attempt: retake
+    with pytest.raises(CaptureError, match="Retake"):
+        await session.accept()
+    await session.retake()
+    await session.capture()
+    assert session.pending.retakes == 1
+    assert session.inspection.verdict.override_allowed
+    with pytest.raises(CaptureError, match="reason"):
+        await session.accept()
+    await session.accept(override_reason="scarred fingertips")
+
+    def overrides(conn):
+        return conn.execute("SELECT detail FROM audit_log WHERE action = 'quality_override'"
+                            ).fetchall()
+
+    [(detail,)] = rig.station.store.read(overrides)
+    assert "scarred fingertips" in detail and '"position":13' in detail
+
+
+async def test_no_override_where_policy_forbids(station_rig, loop_errors) -> None:
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
+                            quality={"min_nfiq2_plain": 100, "allow_override": False})
+    session = rig.station.session
+    await session.start("BK-Q3")
+    for _ in range(3):
+        await session.capture()
+        with pytest.raises(CaptureError, match="Retake"):
+            await session.accept(override_reason="please")
+        await session.retake()
