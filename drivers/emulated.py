@@ -220,7 +220,7 @@ class EmulatedLivescan(ScannerDriver):
         return self._fingers[position]
 
     def _single(self, position: int, rolled: bool) -> np.ndarray:
-        finger = self._finger_for(position)
+        finger = self._finger_for(position) if rolled else position
         if self.config.image_source == "pattern":
             return self._pattern(finger, rolled)
         if self.config.image_source != "synthetic":
@@ -260,7 +260,7 @@ class EmulatedLivescan(ScannerDriver):
             return canvas
         from drivers import synthetic
 
-        masters = [self._master(self._finger_for(f)) for f in members]
+        masters = [self._master(f) for f in members]  # slaps are always the right fingers
         slap = synthetic.slap(
             masters, self._rng, platen=PLATEN_PX, thumbs=mode is CaptureMode.TWO_THUMBS
         )

@@ -56,3 +56,25 @@ async def test_no_override_where_policy_forbids(station_rig, loop_errors) -> Non
         with pytest.raises(CaptureError, match="Retake"):
             await session.accept(override_reason="please")
         await session.retake()
+
+
+async def test_swapped_rolled_fingers_are_caught_at_submit(station_rig, loop_errors) -> None:
+    """The subject rolls the right index where the right middle was asked for, and back."""
+    rig = await station_rig(scanner={"faults": {"swap_positions": [[2, 3]]}},
+                            quality={"min_nfiq2_plain": 0, "min_nfiq2_rolled": 0})
+    session = rig.station.session
+    await session.start("BK-SWAP")
+    while session.current_step is not None:
+        await session.capture()
+        await session.accept()
+    with pytest.raises(CaptureError, match="sequence check") as caught:
+        await session.submit()
+    assert "right index" in str(caught.value) and "right middle" in str(caught.value)
+    done = await session.submit(confirm_sequence=True)  # the officer looked and insists
+    assert rig.station.store.outbox_state(done.transaction_id) in ("queued", "sending", "stored")
+
+    def overrides(conn):
+        return conn.execute("SELECT detail FROM audit_log WHERE action = 'quality_override'"
+                            ).fetchall()
+
+    assert any("sequence_flagged" in d for (d,) in rig.station.store.read(overrides))

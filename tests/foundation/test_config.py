@@ -117,3 +117,16 @@ def test_flats_sequence_needs_a_profile_without_rolled_prints(tmp_path: Path) ->
     bad.write_text('[records]\nprofile = "nonesuch"\n')
     result = run_cli("check-config", str(bad))
     assert result.returncode == 2 and "unknown profile" in result.stderr
+
+
+def test_validate_command_lists_problems_with_record_and_field(tmp_path: Path) -> None:
+    source = REPO / "tests" / "fixtures" / "nist" / "ansi_nist" / "type-4-14-slaps.an2"
+    good = run_cli("validate", str(source), "--profile", "local-tenprint")
+    assert good.returncode in (0, 1), good.stderr
+    broken = tmp_path / "broken.an2"
+    broken.write_bytes(source.read_bytes()[:300])
+    result = run_cli("validate", str(broken))
+    assert result.returncode == 1
+    assert "record" in result.stdout and "LEN" in result.stdout
+    missing = run_cli("validate", str(tmp_path / "none.an2"))
+    assert missing.returncode == 2
