@@ -131,7 +131,7 @@ class Station:
             self.session = CaptureSession(
                 self.worker, drafts, self.submit_booking,
                 sequence=self.config.capture.sequence, audit=self._audit_officer,
-                inspect=self._inspect,
+                inspect=self._inspect, prepare=self._prepare,
             )
             found = await asyncio.to_thread(drafts.load)
             if found:
@@ -287,6 +287,10 @@ class Station:
         return await loop.run_in_executor(self.imaging, self.processor.inspect, imp,
                                           annotations, retakes)
 
+    def _prepare(self, imp: Impression, annotations: dict[Position, Annotation]) -> None:
+        """Queue work on an accepted print for the imaging thread; nobody waits for it."""
+        self.imaging.submit(self.processor.prepare, imp, annotations)
+
     async def submit_booking(self, booking: Booking, confirm_sequence: bool = False) -> str:
         """Check, process and commit the finished booking atomically; wakes the uploader."""
         if self.store is None:
@@ -308,6 +312,7 @@ class Station:
             booking, processed.transaction, content_type=processed.content_type,
             templates=processed.templates,
         )
+        self.imaging.submit(self.processor.forget, booking)
         self.events.publish({"type": "delivery", "transaction_id": txid, "state": "queued"})
         if self.sync is not None:
             self.sync.wake()

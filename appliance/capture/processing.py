@@ -59,6 +59,20 @@ class BookingProcessor:
         assert self.inspector is not None, "warm_up() first"
         return self.inspector.inspect(imp, annotations, retakes)
 
+    def prepare(self, imp: Impression, annotations: dict[Position, Annotation]) -> None:
+        """Work on an accepted print ahead of submit (imaging thread; nobody awaits it)."""
+        if self.inspector is None:
+            return
+        try:
+            self.inspector.prepare(imp, annotations)
+        except Exception:  # thread boundary: submit redoes the work if this failed
+            log.exception("quality: preparing an accepted print failed")
+
+    def forget(self, booking: Booking) -> None:
+        """The booking is committed: drop what was kept for it."""
+        if self.inspector is not None:
+            self.inspector.forget(booking)
+
     def sequence(self, booking: Booking) -> SequenceReport | None:
         """The booking's sequence check (imaging thread)."""
         assert self.inspector is not None, "warm_up() first"

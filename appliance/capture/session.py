@@ -57,6 +57,7 @@ class CaptureSession:
         sequence: str = "tenprint",
         audit: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None,
         inspect: Inspect | None = None,
+        prepare: Callable[[Impression, dict[Position, Annotation]], None] | None = None,
     ) -> None:
         self.worker = worker
         self.drafts = drafts
@@ -68,6 +69,7 @@ class CaptureSession:
         self.inspection: Any = None  # what the officer is shown about the pending print
         self._retakes: dict[Position, int] = {}
         self._inspect = inspect
+        self._prepare = prepare
         self.state = SessionState.IDLE
         self._lock = asyncio.Lock()
 
@@ -171,6 +173,8 @@ class CaptureSession:
             ] + [imp]
             self.pending = None
             self.inspection = None
+            if self._prepare is not None:
+                self._prepare(imp, dict(self.booking.annotations))
             await self._log("capture", {"booking_id": self.booking.booking_id,
                                         "position": int(imp.position), "retakes": imp.retakes})
             if override_reason:
