@@ -67,6 +67,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return validate_command(args.file, args.profile)
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from appliance.minutiae.cli import extract_command
+
+    return extract_command(args.image, args.ppi)
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from appliance.store.audit import verify
     from appliance.store.database import connect_readonly
@@ -145,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("--profile", default=None)
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("extract", help="minutiae of a fingerprint image as JSON (ONNX model)")
+    p.add_argument("image", type=Path)
+    p.add_argument("--ppi", type=int, default=None, help="resolution of the image (default 500)")
+    p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("audit", help="audit log tools")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)

@@ -27,6 +27,7 @@ from pydantic import (
 
 from appliance.errors import ConfigError, SecretError
 from appliance.imaging.config import QualityConfig
+from appliance.minutiae.config import MinutiaeConfig
 from appliance.sync.settings import CommandSettings, SharingManifest, TelemetrySettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/booking-station/config.toml")
@@ -219,6 +220,10 @@ class StationConfig(Strict):
     sharing: SharingManifest = Field(
         default_factory=SharingManifest,
         description="Where central passes bookings on; its version goes in every upload.",
+    )
+    minutiae: MinutiaeConfig = Field(
+        default_factory=MinutiaeConfig,
+        description="The on-device minutiae extractor (ONNX) for the Type-9 templates.",
     )
     quality: QualityConfig = Field(
         default_factory=QualityConfig,

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from appliance.config import StationConfig
-from appliance.domain import Annotation, Booking, Impression, Position
+from appliance.domain import Annotation, Booking, Impression, Minutia, Position
 from appliance.errors import RecordError
 
 if TYPE_CHECKING:
     from appliance.capture.inspection import Inspection, PrintInspector
     from appliance.imaging import SequenceReport
+    from appliance.minutiae.extractor import MinutiaeExtractor
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class BookingProcessor:
     def __init__(self, config: StationConfig) -> None:
         self.config = config
         self.inspector: PrintInspector | None = None
+        self.extractor: MinutiaeExtractor | None = None
+        self._templates: dict[str, list[Minutia]] = {}
 
     def warm_up(self) -> None:
         """Load codecs, NFIQ 2 and the matcher before the station says it is ready.
@@ -52,6 +55,8 @@ class BookingProcessor:
         self.inspector = PrintInspector(self.config.quality)
         self.inspector.warm_up()
         log.info("quality: NFIQ 2 backend %s", self.inspector.backend)
+        self.extractor = self.config.minutiae.build()  # checks the model against its manifest
+        self.extractor.warm_up()
 
     def inspect(self, imp: Impression, annotations: dict[Position, Annotation],
                 retakes: int) -> Inspection:
@@ -65,6 +70,7 @@ class BookingProcessor:
             return
         try:
             self.inspector.prepare(imp, annotations)
+            self._minutiae_of(imp)
         except Exception:  # thread boundary: submit redoes the work if this failed
             log.exception("quality: preparing an accepted print failed")
 
@@ -72,6 +78,18 @@ class BookingProcessor:
         """The booking is committed: drop what was kept for it."""
         if self.inspector is not None:
             self.inspector.forget(booking)
+        for imp in booking.impressions:
+            self._templates.pop(imp.impression_id, None)
+
+    def _minutiae_of(self, imp: Impression) -> list[Minutia] | None:
+        """The ONNX extractor's minutiae of a rolled or single-finger print (kept per print)."""
+        if self.extractor is None or imp.position.is_slap:
+            return None
+        found = self._templates.get(imp.impression_id)
+        if found is None:
+            found = self._templates[imp.impression_id] = self.extractor.extract(imp.image,
+                                                                                imp.ppi)
+        return found
 
     def sequence(self, booking: Booking) -> SequenceReport | None:
         """The booking's sequence check (imaging thread)."""
@@ -80,7 +98,10 @@ class BookingProcessor:
 
     def model_versions(self) -> dict[str, str]:
         """Versions of the models and algorithms in use, for the birth message."""
-        return {"nfiq2": self.inspector.backend} if self.inspector else {}
+        versions = {"nfiq2": self.inspector.backend} if self.inspector else {}
+        if self.extractor is not None:
+            versions["minutiae"] = str(self.extractor.manifest.version)
+        return versions
 
     def build(self, booking: Booking) -> ProcessedBooking:
         """The validated transaction of ``booking``."""
@@ -91,9 +112,11 @@ class BookingProcessor:
         profile = get_profile(self.config.records.profile)
         tcn = f"{self.config.station.station_id}-{booking.booking_id[:16]}"[:40]
         segments = self.inspector.segments(booking) if self.inspector else None
+        templates = {imp.position: found for imp in booking.impressions
+                     if (found := self._minutiae_of(imp)) is not None}
         data = build_transaction(booking, profile=profile, ori=self.config.station.ori, tcn=tcn,
                                  type2=dict(booking.subject.descriptors) or None,
-                                 segments=segments)
+                                 segments=segments, templates=templates or None)
         problems = validate_transaction(data, profile)
         if problems:
             listed = "; ".join(str(p) for p in problems[:10])

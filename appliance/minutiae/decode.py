@@ -47,6 +47,48 @@ def local_maxima(prob: np.ndarray) -> np.ndarray:
     return prob >= best
 
 
+#: Mirror images the model is run on and averaged over, by the manifest's ``flips`` count:
+#: (left-right, up-down) pairs.
+FLIP_SETS = {
+    1: ((False, False),),
+    2: ((False, False), (True, False)),
+    4: ((False, False), (True, False), (False, True), (True, True)),
+}
+
+
+def mirror(image: np.ndarray, fx: bool, fy: bool) -> np.ndarray:
+    """``image`` (..., H, W) mirrored left-right (fx) and/or up-down (fy)."""
+    if fx:
+        image = image[..., ::-1]
+    if fy:
+        image = image[..., ::-1, :]
+    return np.ascontiguousarray(image)
+
+
+def unmirror(maps: list[np.ndarray], fx: bool, fy: bool) -> list[np.ndarray]:
+    """Output maps of a mirrored input, brought back to the original image's geometry.
+
+    ``maps`` are heat (N, 1, h, w), offset (N, 2, h, w) in [0, 1], direction (N, 2, h, w) as
+    cos and sin of the ISO angle, kind (N, 1, h, w). Mirroring left-right turns an angle a into
+    pi - a (cos changes sign) and a cell offset o into 1 - o; up-down turns a into -a.
+    """
+    heat, offset, direction, kind = (mirror(m, fx, fy).copy() for m in maps)
+    if fx:
+        offset[:, 0] = 1.0 - offset[:, 0]
+        direction[:, 0] = -direction[:, 0]
+    if fy:
+        offset[:, 1] = 1.0 - offset[:, 1]
+        direction[:, 1] = -direction[:, 1]
+    return [heat, offset, direction, kind]
+
+
+def average(runs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Mean of several runs' maps (directions averaged as vectors, then made unit length)."""
+    heat, offset, direction, kind = (sum(r[i] for r in runs) / len(runs) for i in range(4))
+    norm = np.sqrt((direction**2).sum(axis=1, keepdims=True)) + 1e-9
+    return [heat, offset, direction / norm, kind]
+
+
 def decode(
     heat: np.ndarray,
     offset: np.ndarray,

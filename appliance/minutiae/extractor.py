@@ -3,7 +3,8 @@
 The model works on 500 ppi prints; other resolutions are resampled on the way in and the
 minutiae mapped back to the caller's pixels. The image is normalised (mean and spread of its
 grey levels), padded to a multiple of the model's stride, and the output maps decoded by
-:mod:`appliance.minutiae.decode`. Directions follow ISO/IEC 19794-2 (radians counter-clockwise
+:mod:`appliance.minutiae.decode`; the type (ending or bifurcation) is read from the grey levels
+by :mod:`appliance.minutiae.kind`. Directions follow ISO/IEC 19794-2 (radians counter-clockwise
 from +x as seen on screen, y down), the convention of :class:`appliance.domain.Minutia`.
 
 A blank, tiny or malformed image is a verdict (no minutiae), never an exception: the capture
@@ -20,8 +21,9 @@ import numpy as np
 
 from appliance.domain import Minutia, MinutiaType
 from appliance.imaging.resample import as_gray_u8, resample
-from appliance.minutiae.decode import Detections, decode
+from appliance.minutiae.decode import FLIP_SETS, Detections, average, decode, mirror, unmirror
 from appliance.minutiae.errors import MinutiaeModelError, ModelIntegrityError
+from appliance.minutiae.kind import bifurcation_mask
 from appliance.minutiae.manifest import load_manifest, verify_file, verify_tensors
 
 log = logging.getLogger(__name__)
@@ -147,21 +149,27 @@ class MinutiaeExtractor:
             threshold=self.threshold,
         )
         inside = (found.x >= -0.5) & (found.x < w - 0.5) & (found.y >= -0.5) & (found.y < h - 0.5)
+        x, y, angle = found.x[inside], found.y[inside], found.angle[inside]
         return Detections(
-            found.x[inside],
-            found.y[inside],
-            found.angle[inside],
-            found.bifurcation[inside],
-            found.probability[inside],
+            x, y, angle, bifurcation_mask(gray, x, y, angle), found.probability[inside]
         )
 
     def _run(self, norm: np.ndarray) -> list[np.ndarray]:
-        """The model's four output maps for a normalised image, padded to the stride with 0."""
+        """The model's four output maps for a normalised image, padded to the stride with 0.
+
+        With the manifest's ``flips`` above 1 the model also sees mirror images of the padded
+        input (the padded size is a multiple of the stride, so the cells line up) and the maps
+        are averaged: fewer spurious minutiae and steadier directions, at that many runs' cost.
+        """
         s = self.stride
         h, w = norm.shape
         padded = np.zeros((1, 1, -(-h // s) * s, -(-w // s) * s), dtype=np.float32)
         padded[0, 0, :h, :w] = norm
+        runs = []
         try:
-            return self._session.run(self._outputs, {self._input: padded})
+            for fx, fy in FLIP_SETS[self.manifest.flips]:
+                maps = self._session.run(self._outputs, {self._input: mirror(padded, fx, fy)})
+                runs.append(unmirror(maps, fx, fy) if fx or fy else maps)
         except Exception as exc:  # onnxruntime's own error classes share no public root
             raise MinutiaeModelError(f"minutiae model failed on a {w}x{h} image: {exc}") from exc
+        return runs[0] if len(runs) == 1 else average(runs)

@@ -2,8 +2,10 @@
 
 ``manifest.json`` sits beside the model and names its file, sha256, input and output tensors
 (name, shape with symbolic dimensions as strings, dtype), the output stride, the resolution the
-model works at and the detection threshold. A station refuses to load a model that does not
-match: a corrupted or swapped file would otherwise produce plausible but wrong templates.
+model works at, the detection threshold and ``flips``, how many mirror images of the input the
+model is run on and averaged over (1, 2 or 4; the threshold was chosen with that count). A
+station refuses to load a model that does not match: a corrupted or swapped file would
+otherwise produce plausible but wrong templates.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ModelManifest:
     ppi: int
     threshold: float
     version: str
+    flips: int = 1
 
     @property
     def model_path(self) -> Path:
@@ -62,7 +65,7 @@ def load_manifest(folder: Path) -> ModelManifest:
     path = Path(folder) / MANIFEST_NAME
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return ModelManifest(
+        manifest = ModelManifest(
             folder=Path(folder),
             file=str(raw["file"]),
             sha256=str(raw["sha256"]).lower(),
@@ -72,7 +75,11 @@ def load_manifest(folder: Path) -> ModelManifest:
             ppi=int(raw["resolution_ppi"]),
             threshold=float(raw["threshold"]),
             version=str(raw["version"]),
+            flips=int(raw.get("flips", 1)),
         )
+        if manifest.flips not in (1, 2, 4):
+            raise ValueError(f"flips must be 1, 2 or 4, not {manifest.flips}")
+        return manifest
     except FileNotFoundError as exc:
         raise ModelIntegrityError(f"model manifest {path} is missing", path) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -8,6 +8,8 @@ import pytest
 
 from appliance.demo import autopilot
 from appliance.domain import Subject
+from appliance.records.profile import get_profile
+from appliance.records.transaction import read_transaction
 from appliance.records.validate import validate_transaction
 from appliance.store.crypto import parse_key
 
@@ -17,7 +19,13 @@ async def test_tenprint_booking_reaches_central(station_rig, loop_errors) -> Non
     [txid] = await autopilot(rig.station, 1)
     await rig.wait_stored([txid])
     data = rig.receiver.store.read("e2e-1", txid)
-    assert validate_transaction(data) == []
+    assert validate_transaction(data, get_profile("local-tenprint")) == []
+    records = read_transaction(data).records
+    types = [r.type for r in records]
+    assert types.count(14) == 13  # ten rolled, two four-finger slaps, two thumbs
+    assert types.count(9) == 10  # the station's own minutiae for every rolled print
+    slaps = [r for r in records if r.type == 14 and r.text(13) in ("13", "14")]
+    assert all(r.get(21) for r in slaps)  # 14.021 finger segments from the segmentation
     [summary] = rig.station.store.bookings()
     assert summary.state == "stored" and summary.impressions == 13
     assert "R-" in summary.receipt

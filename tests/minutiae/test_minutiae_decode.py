@@ -1,8 +1,9 @@
 import math
 
 import numpy as np
+import pytest
 
-from appliance.minutiae.decode import decode, local_maxima
+from appliance.minutiae.decode import average, decode, local_maxima, mirror, unmirror
 
 
 def maps(h=6, w=8):
@@ -58,3 +59,50 @@ def test_local_maxima_keeps_plateaus():
     prob[1, 1] = prob[1, 2] = 0.7
     assert local_maxima(prob)[1, 1] and local_maxima(prob)[1, 2]
     assert not local_maxima(prob)[0, 0]
+
+
+def maps_with(x, y, angle_deg, h=6, w=8, stride=8):
+    """Batch maps (N=1) holding one minutia at pixel (x, y) with the given ISO angle."""
+    heat, offset, direction, kind = maps(h, w)
+    cx, cy = int((x + 0.5) // stride), int((y + 0.5) // stride)
+    heat[cy, cx] = 3.0
+    offset[:, cy, cx] = ((x + 0.5) / stride - cx, (y + 0.5) / stride - cy)
+    a = math.radians(angle_deg)
+    direction[:, cy, cx] = (math.cos(a), math.sin(a))
+    return [heat[None, None], offset[None], direction[None], kind[None, None]]
+
+
+@pytest.mark.parametrize(("fx", "fy"), [(True, False), (False, True), (True, True)])
+def test_unmirror_brings_a_mirrored_run_back(fx, fy):
+    """What the model sees in a mirror image, brought back, is the original minutia."""
+    x, y, angle = 27.5, 21.0, 120.0
+    width, height = 64, 48
+    mx = width - 1 - x if fx else x
+    my = height - 1 - y if fy else y
+    ma = angle
+    if fx:
+        ma = 180.0 - ma
+    if fy:
+        ma = -ma
+    seen = maps_with(mx, my, ma)
+    back = unmirror(seen, fx, fy)
+    heat, offset, direction, kind = (m[0] for m in back)
+    d = decode(heat[0], offset, direction, kind[0], stride=8, threshold=0.5)
+    assert len(d) == 1
+    assert math.isclose(d.x[0], x, abs_tol=1e-6) and math.isclose(d.y[0], y, abs_tol=1e-6)
+    assert math.isclose(math.degrees(d.angle[0]), angle, abs_tol=1e-6)
+
+
+def test_average_of_runs_keeps_unit_directions():
+    a = maps_with(10.0, 10.0, 30.0)
+    b = maps_with(10.0, 10.0, 50.0)
+    heat, offset, direction, kind = average([a, b])
+    d = decode(heat[0, 0], offset[0], direction[0], kind[0, 0], stride=8, threshold=0.5)
+    assert math.isclose(math.degrees(d.angle[0]), 40.0, abs_tol=1e-6)
+    assert np.allclose((direction**2).sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_mirror_is_its_own_inverse():
+    image = np.arange(24, dtype=np.float32).reshape(1, 1, 4, 6)
+    for fx, fy in [(True, False), (False, True), (True, True)]:
+        assert np.array_equal(mirror(mirror(image, fx, fy), fx, fy), image)

@@ -137,3 +137,14 @@ def test_config_rejects_unknown_keys_and_bad_values():
         MinutiaeConfig(threshold=1.5)
     assert MinutiaeConfig().model_dir == DEFAULT_MODEL_DIR
     assert MinutiaeConfig.model_fields["threads"].description
+
+
+def test_minutia_types_agree_with_ground_truth_more_often_than_chance(extractor, impressions):
+    agree = total = 0
+    for imp in impressions:
+        found = extractor.extract(imp.image, 500)
+        for f, t in match(as_array(found), as_array(imp.minutiae)):
+            agree += found[f].kind == imp.minutiae[t].kind
+            total += 1
+    assert total >= 40
+    assert agree / total >= 0.65, agree / total

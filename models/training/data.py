@@ -1,0 +1,232 @@
+"""Training prints: synthetic impressions with true minutiae and real FVC2002 prints with labels.
+
+Both are cached once as ``.npz`` files under a scratch folder (``/tmp`` by default, never the
+repository): building them takes minutes, training reads them many times. Every sample is a
+500 ppi uint8 image (dark ridges) and an (N, 4) float array of x, y, angle (radians, ISO
+19794-2), kind (0 ending, 1 bifurcation).
+
+Real prints: FVC2002 set B, databases DB1..DB4, **fingers 101..105 only** (40 images each);
+fingers 106..110 are left out of training so that the benchmark can report them apart. DB2 is
+resampled from 569 to 500 ppi before labelling. Labels are the MINDTCT consensus of
+:mod:`models.training.labels`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from appliance.imaging.resample import resample
+from appliance.minutiae.extractor import NORM_FLOOR
+
+FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
+TRAIN_FINGERS = range(101, 106)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training print."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    real: bool
+
+    @property
+    def hist(self) -> np.ndarray:
+        """Grey-level histogram (256 bins), computed once."""
+        cached = self.__dict__.get("_hist")
+        if cached is None:
+            cached = np.bincount(self.image.ravel(), minlength=256).astype(np.float64)
+            object.__setattr__(self, "_hist", cached)
+        return cached
+
+
+def _save(path: Path, image: np.ndarray, labels: np.ndarray) -> None:
+    np.savez_compressed(path, image=image, labels=labels.astype(np.float32))
+
+
+def _load(path: Path, real: bool) -> Sample:
+    with np.load(path) as z:
+        return Sample(image=z["image"], labels=z["labels"], real=real)
+
+
+def synthetic_labels(minutiae) -> np.ndarray:
+    """(N, 4) label array of a synthetic impression's true minutiae."""
+    rows = [(m.x, m.y, m.angle, 0.0 if m.kind.value == "E" else 1.0) for m in minutiae]
+    return np.array(rows, dtype=np.float32).reshape(-1, 4)
+
+
+def build_synthetic(cache: Path, masters: int, seed: int = 20240) -> list[Sample]:
+    """Impressions of ``masters`` synthetic fingers: three flat presses each, every fourth rolled.
+
+    Quality is drawn in [0.25, 1], moisture in [-0.8, 0.8]; everything follows from ``seed``.
+    """
+    from drivers.synthetic import generate_master
+
+    folder = cache / "synthetic"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(masters):
+        names = [folder / f"m{seed + i}_{k}.npz" for k in range(4)]
+        if not all(n.exists() or k == 3 for k, n in enumerate(names)):
+            master = generate_master(seed + i)
+            rng = np.random.default_rng([seed, i])
+            for k in range(4):
+                if k == 3 and i % 4:
+                    continue
+                imp = master.impression(
+                    rng,
+                    rolled=(k == 3),
+                    quality=float(rng.uniform(0.25, 1.0)),
+                    moisture=float(np.clip(rng.normal(0.0, 0.4), -0.8, 0.8)),
+                )
+                _save(names[k], imp.image, synthetic_labels(imp.minutiae))
+            generate_master.cache_clear()
+            if i % 20 == 0:
+                print(f"synthetic {i}/{masters}", file=sys.stderr, flush=True)
+        out.extend(_load(n, real=False) for n in names if n.exists())
+    return out
+
+
+def load_fvc(path: Path, db: str) -> np.ndarray:
+    """An FVC2002 image as uint8 at 500 ppi."""
+    image = np.asarray(Image.open(path).convert("L"))
+    return resample(image, FVC_PPI[db])
+
+
+def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
+    """FVC2002 set B prints of ``fingers`` from DB1..DB4 with MINDTCT consensus labels."""
+    from models.training.labels import _extractor, consensus
+
+    folder = cache / "fvc"
+    folder.mkdir(parents=True, exist_ok=True)
+    extractor = None
+    out = []
+    for db in FVC_PPI:
+        for finger in fingers:
+            for imp in range(1, 9):
+                src = data_dir / "fvc2002" / db / f"{finger}_{imp}.tif"
+                dst = folder / f"{db}_{finger}_{imp}.npz"
+                if not src.exists():
+                    continue
+                if not dst.exists():
+                    extractor = extractor or _extractor()
+                    image = load_fvc(src, db)
+                    _save(dst, image, consensus(image, extractor))
+                out.append(_load(dst, real=True))
+    return out
+
+
+# --- augmentation -------------------------------------------------------------------------
+
+
+def _flip_labels(labels: np.ndarray, w: int, h: int, fx: bool, fy: bool, tr: bool) -> np.ndarray:
+    """Labels of an image flipped left-right (fx), up-down (fy), then transposed (tr)."""
+    out = labels.copy()
+    dx, drow = np.cos(out[:, 2]), -np.sin(out[:, 2])  # the direction in (x, row) pixels
+    if fx:
+        out[:, 0] = w - 1 - out[:, 0]
+        dx = -dx
+    if fy:
+        out[:, 1] = h - 1 - out[:, 1]
+        drow = -drow
+    if tr:
+        out[:, [0, 1]] = out[:, [1, 0]]
+        dx, drow = drow, dx
+    out[:, 2] = np.arctan2(-drow, dx) % (2 * math.pi)
+    return out
+
+
+def _stats(sample: Sample, lut: np.ndarray) -> tuple[float, float]:
+    """Mean and spread of the whole print after a grey-level LUT, from its histogram."""
+    hist = sample.hist
+    n = float(hist.sum())
+    mean = float((hist * lut).sum()) / n
+    var = float((hist * (lut - mean) ** 2).sum()) / n
+    return mean, max(math.sqrt(var), NORM_FLOOR)
+
+
+def random_crop(
+    sample: Sample, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` x ``size`` normalised crop and its labels, randomly scaled, flipped, toned.
+
+    The crop is normalised with the statistics of the whole print, as the runtime normalises
+    whole images; beyond the print's edge it is 0, as the runtime's padding is.
+    """
+    image, labels = sample.image, sample.labels
+    h, w = image.shape
+    scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.7 else 1.0
+    src = max(8, int(round(size / scale)))
+    gamma = float(np.exp(rng.normal(0.0, 0.3))) if rng.random() < 0.5 else 1.0
+    lut = (255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.float32)
+    mean, std = _stats(sample, lut)
+    x0 = int(rng.integers(-src // 4, max(1, w - src + src // 4)))
+    y0 = int(rng.integers(-src // 4, max(1, h - src + src // 4)))
+    window = np.zeros((src, src), dtype=np.float32)
+    sx0, sy0 = max(0, x0), max(0, y0)
+    sx1, sy1 = min(w, x0 + src), min(h, y0 + src)
+    if sx1 > sx0 and sy1 > sy0:
+        part = lut[image[sy0:sy1, sx0:sx1]]
+        window[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = (part - mean) / std
+    if src != size:
+        window = np.asarray(
+            Image.fromarray(window, mode="F").resize((size, size), Image.Resampling.BILINEAR)
+        )
+    lab = labels.copy()
+    lab[:, 0] = (lab[:, 0] - x0 + 0.5) * size / src - 0.5
+    lab[:, 1] = (lab[:, 1] - y0 + 0.5) * size / src - 0.5
+    inside = (lab[:, 0] >= 0) & (lab[:, 0] < size) & (lab[:, 1] >= 0) & (lab[:, 1] < size)
+    lab = lab[inside]
+    fx, fy, tr = (bool(b) for b in rng.random(3) < 0.5)
+    crop = window
+    if fx:
+        crop = crop[:, ::-1]
+    if fy:
+        crop = crop[::-1, :]
+    if tr:
+        crop = crop.T
+    lab = _flip_labels(lab, size, size, fx, fy, tr)
+    if rng.random() < 0.3:
+        crop = crop + rng.normal(0.0, rng.uniform(0.05, 0.4), crop.shape).astype(np.float32)
+    return np.ascontiguousarray(crop, dtype=np.float32), lab
+
+
+def blank_crop(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A crop with no print in it: flat, noise, a gradient or smooth blobs (no minutiae)."""
+    kind = int(rng.integers(4))
+    if kind == 0:
+        return np.zeros((size, size), dtype=np.float32)
+    if kind == 1:
+        return rng.normal(0.0, 1.0, (size, size)).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    if kind == 2:
+        a = rng.uniform(0, 2 * math.pi)
+        g = np.cos(a) * xx + np.sin(a) * yy
+        return ((g - g.mean()) / (g.std() + 1e-6)).astype(np.float32)
+    small = rng.normal(0.0, 1.0, (size // 16 + 2, size // 16 + 2)).astype(np.float32)
+    big = np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC))
+    return ((big - big.mean()) / (big.std() + 1e-6)).astype(np.float32)
+
+
+def targets(labels: np.ndarray, size: int, stride: int) -> dict[str, np.ndarray]:
+    """Per-cell targets: heat (1 where a minutia's cell), offsets in [0, 1), cos, sin, kind."""
+    n = size // stride
+    heat = np.zeros((1, n, n), dtype=np.float32)
+    offset = np.zeros((2, n, n), dtype=np.float32)
+    direction = np.zeros((2, n, n), dtype=np.float32)
+    kind = np.zeros((1, n, n), dtype=np.float32)
+    for x, y, a, k in labels:
+        cx, cy = int(x // stride), int(y // stride)
+        if not (0 <= cx < n and 0 <= cy < n):
+            continue
+        heat[0, cy, cx] = 1.0
+        offset[:, cy, cx] = ((x + 0.5) / stride - cx, (y + 0.5) / stride - cy)
+        direction[:, cy, cx] = (math.cos(a), math.sin(a))
+        kind[0, cy, cx] = k
+    return {"heat": heat, "offset": offset, "direction": direction, "kind": kind}

@@ -1,0 +1,310 @@
+"""Train the minutiae network on the CPU, export it to ONNX and write its manifest.
+
+One command reproduces the shipped model (fixed seeds; about an hour on two cores)::
+
+    nice -n 15 python -m models.training.train --out models/minutiae
+
+Data (cached under ``--cache``, never in the repository): synthetic impressions from
+``drivers.synthetic`` with their true minutiae, and FVC2002 set B fingers 101..105 of DB1..DB4
+labelled by the MINDTCT consensus (see :mod:`models.training.labels`). The detection threshold
+written to the manifest is the one with the best F1 on separate synthetic validation fingers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.training.data import (
+    blank_crop,
+    build_fvc,
+    build_synthetic,
+    random_crop,
+    synthetic_labels,
+    targets,
+)
+from models.training.metrics import Tally
+from models.training.model import STRIDE, MinutiaeNet
+
+VERSION = "1.0.0"
+MODEL_FILE = "minutiae.onnx"
+VALIDATION_SEED = 770_000
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("heat", "offset", "direction", "kind")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    repo = Path(__file__).resolve().parents[2]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=repo / "models" / "minutiae")
+    p.add_argument("--cache", type=Path, default=Path("/tmp/booking-station-minutiae"))
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("BST_DATA_DIR", repo.parent / "shared" / "data")),
+    )
+    p.add_argument("--masters", type=int, default=240, help="synthetic fingers to render")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--real-fraction", type=float, default=0.4)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the trainer")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def batch(samples_syn, samples_real, rng, args) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    images, tgts = [], []
+    for _ in range(args.batch):
+        u = rng.random()
+        if u < 0.04:
+            crop, lab = blank_crop(rng, args.crop), np.zeros((0, 4), np.float32)
+        else:
+            pool = samples_real if (u < 0.04 + args.real_fraction and samples_real) else samples_syn
+            crop, lab = random_crop(pool[int(rng.integers(len(pool)))], rng, args.crop)
+        images.append(crop[None])
+        tgts.append(targets(lab, args.crop, STRIDE))
+    x = torch.from_numpy(np.stack(images))
+    t = {k: torch.from_numpy(np.stack([g[k] for g in tgts])) for k in tgts[0]}
+    return x, t
+
+
+class Batches(torch.utils.data.IterableDataset):
+    """Endless training batches drawn in one worker process (the second core), seeded."""
+
+    def __init__(self, syn, real, args) -> None:
+        self.syn, self.real, self.args = syn, real, args
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        rng = np.random.default_rng([self.args.seed, 1])
+        while True:
+            yield batch(self.syn, self.real, rng, self.args)
+
+
+def loss_fn(outputs, t) -> tuple[torch.Tensor, dict[str, float]]:
+    heat, offset, direction, kind = outputs
+    pos = t["heat"]
+    n_pos = pos.sum().clamp(min=1.0)
+    bce = F.binary_cross_entropy_with_logits(heat, pos, reduction="none")
+    p = torch.sigmoid(heat)
+    focal = bce * ((pos - p).abs() ** 1.5)  # focal-style: easy background cells fade out
+    l_heat = 4.0 * focal.sum() / n_pos
+    l_off = ((offset - t["offset"]).abs() * pos).sum() / n_pos
+    l_dir = ((1.0 - (direction * t["direction"]).sum(1, keepdim=True)) * pos).sum() / n_pos
+    l_kind = (F.binary_cross_entropy_with_logits(kind, t["kind"], reduction="none") * pos).sum()
+    l_kind = l_kind / n_pos
+    total = l_heat + l_off + l_dir + l_kind
+    parts = {"heat": l_heat.item(), "off": l_off.item(), "dir": l_dir.item(), "kind": l_kind.item()}
+    return total, parts
+
+
+def train(args) -> MinutiaeNet:
+    torch.manual_seed(args.seed)
+    syn = build_synthetic(args.cache, args.masters)
+    real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
+    print(f"data: {len(syn)} synthetic, {len(real)} real impressions", file=sys.stderr)
+    model = MinutiaeNet(args.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = min(300, args.steps // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, args.steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    t0, running = time.time(), {}
+    loader = torch.utils.data.DataLoader(
+        Batches(syn, real, args), batch_size=None, num_workers=1, prefetch_factor=4
+    )
+    for step, (x, t) in zip(range(args.steps), loader, strict=False):
+        loss, parts = loss_fn(model(x), t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        for k, v in parts.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        if step % 100 == 0 or step == args.steps - 1:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in running.items())
+            print(f"step {step} {shown} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+    model.eval()
+    return model
+
+
+def export(model: MinutiaeNet, path: Path) -> None:
+    dummy = torch.zeros(1, 1, 128, 160)
+    dyn = {0: "N", 2: "H", 3: "W"}
+    dyn_out = {0: "N", 2: "H/8", 3: "W/8"}
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=list(OUTPUT_NAMES),
+        dynamic_axes={INPUT_NAME: dyn, **{n: dyn_out for n in OUTPUT_NAMES}},
+        opset_version=17,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+
+
+#: Mirror images the runtime averages over (appliance.minutiae.decode.FLIP_SETS).
+FLIPS = 4
+
+
+def write_manifest(out: Path, threshold: float, extra: dict) -> None:
+    import onnxruntime as ort
+
+    from appliance.minutiae.manifest import MANIFEST_NAME, ORT_DTYPES, file_sha256
+
+    path = out / MODEL_FILE
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def spec(args):
+        return [
+            {"name": a.name, "shape": list(a.shape), "dtype": ORT_DTYPES.get(a.type, a.type)}
+            for a in args
+        ]
+
+    manifest = {
+        "name": "booking-station minutiae extractor",
+        "version": VERSION,
+        "file": MODEL_FILE,
+        "sha256": file_sha256(path),
+        "format": "onnx",
+        "opset": 17,
+        "inputs": spec(session.get_inputs()),
+        "outputs": spec(session.get_outputs()),
+        "stride": STRIDE,
+        "resolution_ppi": 500,
+        "threshold": round(float(threshold), 3),
+        "flips": FLIPS,
+        "normalisation": "(grey - mean(grey)) / max(std(grey), 8); padding to the stride is 0",
+        "angle_convention": "ISO/IEC 19794-2: radians counter-clockwise from +x on screen, y down",
+        **extra,
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def validation_set(count: int = 12):
+    """Synthetic validation impressions (fingers never used in training)."""
+    from drivers.synthetic import generate_master
+
+    out = []
+    for i in range(count):
+        master = generate_master(VALIDATION_SEED + i)
+        rng = np.random.default_rng([VALIDATION_SEED, i])
+        for q in (0.5, 0.9):
+            imp = master.impression(rng, quality=q, moisture=float(rng.uniform(-0.5, 0.5)))
+            out.append((imp.image, synthetic_labels(imp.minutiae)))
+    return out
+
+
+def choose_threshold(out: Path) -> tuple[float, dict]:
+    from appliance.minutiae.extractor import MinutiaeExtractor
+
+    extractor = MinutiaeExtractor(out, threads=2, threshold=0.05)
+    runs = []
+    for image, truth in validation_set():
+        d = extractor.detect(image, 500)
+        found = np.stack([d.x, d.y, d.angle, d.probability], axis=1)
+        runs.append((found, truth))
+    best = (0.0, 0.5, None)
+    for thr in np.arange(0.1, 0.91, 0.05):
+        tally = Tally()
+        for found, truth in runs:
+            tally.add(found[found[:, 3] >= thr], truth)
+        if tally.f1 > best[0]:
+            best = (tally.f1, float(thr), tally)
+    f1, thr, tally = best
+    stats = {"precision": tally.precision, "recall": tally.recall, "f1": f1}
+    print(f"threshold {thr:.2f}: " + json.dumps(stats), file=sys.stderr)
+    return thr, {k: round(v, 3) for k, v in stats.items()}
+
+
+def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
+    """The threshold with the lowest mean BOZORTH3 EER on the training fingers 101..105 of
+    FVC2002 DB1..DB3 (all genuine and impostor pairs), or None without those prints."""
+    from appliance.minutiae.extractor import MinutiaeExtractor
+    from models.training.verification import eer_of, matcher
+
+    extractor = MinutiaeExtractor(out, threads=2, threshold=0.05)
+    bozorth = matcher()
+    per_db = {}
+    for db in ("DB1_B", "DB2_B", "DB3_B"):
+        found, shapes = {}, {}
+        for path in sorted((cache / "fvc").glob(f"{db}_*.npz")):
+            finger, imp = (int(v) for v in path.stem.split("_")[2:4])
+            with np.load(path) as z:
+                image = z["image"]
+            d = extractor.detect(image, 500)
+            found[(finger, imp)] = np.stack(
+                [d.x, d.y, d.angle, d.bifurcation.astype(float), 100 * d.probability], axis=1
+            )
+            shapes[(finger, imp)] = image.shape
+        if found:
+            per_db[db] = (found, shapes)
+    if not per_db:
+        return None
+    results = {}
+    for thr in np.arange(0.05, 0.51, 0.05):
+        eers = []
+        for found, shapes in per_db.values():
+            kept = {k: f[f[:, 4] >= 100 * thr] for k, f in found.items()}
+            eers.append(eer_of(kept, shapes, bozorth))
+        results[round(float(thr), 2)] = float(np.mean(eers))
+        print(f"threshold {thr:.2f}: mean EER {100 * np.mean(eers):.2f}%", file=sys.stderr)
+    best = min(results, key=lambda t: (results[t], -t))
+    return best, {"mean_eer_training_fingers": round(results[best], 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = train(args)
+    export(model, args.out / MODEL_FILE)
+    write_manifest(args.out, 0.5, {})
+    thr, stats = choose_threshold(args.out)
+    fvc = choose_threshold_fvc(args.out, args.cache) if args.data.is_dir() else None
+    chosen = {"synthetic_f1_threshold": round(thr, 2)}
+    if fvc is not None:
+        thr = fvc[0]
+        chosen.update({"fvc_threshold": thr, **fvc[1]})
+    params = sum(p.numel() for p in model.parameters())
+    write_manifest(
+        args.out,
+        thr,
+        {
+            "parameters": params,
+            "training": {
+                "command": "python -m models.training.train " + " ".join(argv or sys.argv[1:]),
+                "steps": args.steps,
+                "batch": args.batch,
+                "crop": args.crop,
+                "masters": args.masters,
+                "seed": args.seed,
+                "synthetic_validation_best_f1": stats,
+                "threshold_choice": chosen,
+            },
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
