@@ -6,12 +6,14 @@ A test compares the README with this output, so the reference never drifts from 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from appliance.config import StationConfig
 
+CHECKOUT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- config-reference:begin -->"
 END = "<!-- config-reference:end -->"
 
@@ -22,6 +24,8 @@ def _default(field: Any) -> str:
     value = field.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return "table"
+    if isinstance(value, Path) and value.is_relative_to(CHECKOUT):
+        return f"`<install>/{value.relative_to(CHECKOUT)}`"  # not this checkout's absolute path
     try:
         return "`" + json.dumps(value, default=str) + "`"
     except TypeError:
