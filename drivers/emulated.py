@@ -34,6 +34,7 @@ PLATEN_PX = (1600, 1500)  # width, height at 500 ppi: 3.2 x 3.0 inch
 SINGLE_PX = (800, 750)  # capture window for one rolled or flat finger
 PREVIEW_SCALE = 4  # preview frames at 125 ppi keep 15+ fps cheap
 APPROACH_FRAMES = 4  # preview frames while the finger comes down onto the platen
+ROLL_FRAMES = 12  # frames of a roll, nail edge to nail edge
 
 SLAP_MEMBERS = {
     CaptureMode.FLAT_FOUR: {13: (2, 3, 4, 5), 14: (10, 9, 8, 7)},
@@ -219,12 +220,23 @@ class EmulatedLivescan(ScannerDriver):
                 self._fingers[index] = master
         return self._fingers[position]
 
+    def _roll_frames(self, position: int) -> list[np.ndarray]:
+        """The frames a livescan sees while the finger rolls nail edge to nail edge."""
+        from drivers import synthetic
+
+        master = self._master(self._finger_for(position))
+        return list(synthetic.rolled_sequence(master, self._rng, frames=ROLL_FRAMES,
+                                              size=SINGLE_PX,
+                                              moisture=self.config.faults.moisture))
+
     def _single(self, position: int, rolled: bool) -> np.ndarray:
         finger = self._finger_for(position) if rolled else position
         if self.config.image_source == "pattern":
             return self._pattern(finger, rolled)
         if self.config.image_source != "synthetic":
             return self._from_folder(finger, rolled)
+        if rolled:
+            return stitch_roll(self._roll_frames(position))
         master = self._master(finger)
         impression = master.impression(  # type: ignore[attr-defined]
             self._rng, rolled=rolled, moisture=self.config.faults.moisture
@@ -286,6 +298,15 @@ class EmulatedLivescan(ScannerDriver):
         p = self._presentation
         if p is None or p.mode is not mode:
             p = self._presentation = _Presentation(mode=mode, position=self._guided)
+        if (mode is CaptureMode.ROLLED and self.config.image_source == "synthetic"
+                and not self.config.faults.no_finger and p.frames_shown >= APPROACH_FRAMES):
+            if not p.rolled_frames:
+                p.rolled_frames = [f[::PREVIEW_SCALE, ::PREVIEW_SCALE].copy()
+                                   for f in self._roll_frames(p.position)]
+            frame = p.rolled_frames[(p.frames_shown - APPROACH_FRAMES) % len(p.rolled_frames)]
+            p.frames_shown += 1
+            return Frame(image=frame, ppi=500 // PREVIEW_SCALE, sequence=p.frames_shown,
+                         finger_present=True, meta={"rolling": True})
         if p.preview is None:
             full = self._final_image(mode, p.position)
             p.preview = full[::PREVIEW_SCALE, ::PREVIEW_SCALE].copy()
@@ -325,6 +346,22 @@ class EmulatedLivescan(ScannerDriver):
         self._presentation = None  # a retake shows a fresh placement
         return Frame(image=image, ppi=500, sequence=self._captures, finger_present=True,
                      meta={"mode": mode.value, "position": position})
+
+
+def stitch_roll(frames: list[np.ndarray]) -> np.ndarray:
+    """Compose a rolled print from the frames of a roll, as a livescan's firmware does.
+
+    Each column is taken from the frame whose contact strip was centred nearest to it, so
+    every part of the finger comes from the moment it lay flat on the glass (a plain minimum
+    over the frames would ghost, since the skin moves while it rolls).
+    """
+    stack = np.stack(frames)
+    dark = (stack < 128).sum(axis=1).astype(np.float64)  # frames x columns
+    columns = np.arange(stack.shape[2], dtype=np.float64)
+    weight = dark.sum(axis=1)
+    centres = np.where(weight > 0, (dark * columns).sum(axis=1) / np.maximum(weight, 1), -1e9)
+    owner = np.argmin(np.abs(columns[None, :] - centres[:, None]), axis=0)
+    return stack[owner, :, np.arange(stack.shape[2])].T.copy()
 
 
 def _place(image: np.ndarray, size: tuple[int, int], rng: np.random.Generator, jitter: int
