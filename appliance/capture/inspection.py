@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from appliance.domain import (
+    SLAP_FINGERS,
     Annotation,
     Booking,
     Impression,
@@ -103,7 +104,7 @@ class PrintInspector:
                 retakes: int) -> Inspection:
         """Check one print; sets ``imp.quality``."""
         if imp.position.is_slap:
-            absent = [p for p in annotations if p in _fingers_of(imp.position)]
+            absent = [p for p in annotations if p in SLAP_FINGERS[imp.position]]
             seg = segment_slap(imp.image, imp.position, imp.ppi, absent=absent)
             fingers = {f.position: self.assessor.assess(f.image, 500) for f in seg.fingers}
             verdict = self.gate.evaluate_slap(imp.position, fingers, seg.missing,
@@ -194,8 +195,3 @@ class _RememberingExtractor:
     def clear(self) -> None:
         self._known.clear()
 
-
-def _fingers_of(slap: Position) -> tuple[Position, ...]:
-    from appliance.domain import SLAP_FINGERS
-
-    return SLAP_FINGERS[slap]
