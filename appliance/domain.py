@@ -114,6 +114,56 @@ class Minutia:
         return math.degrees(self.angle) % 360.0
 
 
+@dataclass(frozen=True, slots=True)
+class FingerBox:
+    """A finger's rotated box in an image: centre, width, height (along the finger), lean.
+
+    ``angle`` is in degrees, counter-clockwise on screen; 0 means the finger points straight up (its
+    ``height`` runs along the finger). The synthetic generator's truth boxes and the slap
+    segmentation's found boxes are both of this kind, so they compare directly.
+    """
+
+    cx: float
+    cy: float
+    width: float
+    height: float
+    angle: float
+
+    def corners(self) -> np.ndarray:
+        """The four corners (x, y): tip-left, tip-right, base-right, base-left of the finger."""
+        a = math.radians(self.angle)
+        c, s = math.cos(a), math.sin(a)
+        hw, hh = 0.5 * self.width, 0.5 * self.height
+        local = np.array([(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)])
+        x = self.cx + c * local[:, 0] + s * local[:, 1]
+        y = self.cy - s * local[:, 0] + c * local[:, 1]
+        return np.stack([x, y], axis=1)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """Axis-aligned (x0, y0, x1, y1) around the rotated box."""
+        c = self.corners()
+        x, y = c[:, 0], c[:, 1]
+        return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+    def bounds(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) inclusive pixel bounds inside an image of ``shape``."""
+        x0, y0, x1, y1 = self.bbox
+        h, w = shape
+        left = int(np.clip(math.floor(x0), 0, w - 1))
+        right = int(np.clip(math.ceil(x1), 0, w - 1))
+        top = int(np.clip(math.floor(y0), 0, h - 1))
+        bottom = int(np.clip(math.ceil(y1), 0, h - 1))
+        return left, top, right, bottom
+
+    def scaled(self, factor: float) -> FingerBox:
+        """The same box in an image ``factor`` times larger."""
+        return FingerBox(
+            self.cx * factor, self.cy * factor, self.width * factor, self.height * factor,
+            self.angle,
+        )
+
+
 @dataclass(slots=True)
 class QualityReport:
     """NFIQ 2 score and the actionable measures behind the officer's feedback."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from appliance.domain import FingerBox
 from appliance.imaging.measures import ridge_texture
 from appliance.imaging.resample import NATIVE_PPI, resample
 
@@ -32,46 +33,6 @@ CREASE_RANGE = (0.75, 1.9)  # where to look for the distal crease, in finger wid
 CREASE_DEPTH = 0.6  # a crease row keeps less than this share of the tip's texture
 
 
-@dataclass(frozen=True, slots=True)
-class FingerBox:
-    """A rotated box: centre, width across the finger, height along it, lean in degrees.
-
-    ``angle`` is counter-clockwise on screen; 0 means the finger points straight up. Same
-    convention as the synthetic generator's truth boxes.
-    """
-
-    cx: float
-    cy: float
-    width: float
-    height: float
-    angle: float
-
-    def corners(self) -> np.ndarray:
-        """The four corners (x, y): tip-left, tip-right, base-right, base-left of the finger."""
-        a = math.radians(self.angle)
-        c, s = math.cos(a), math.sin(a)
-        hw, hh = 0.5 * self.width, 0.5 * self.height
-        local = np.array([(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)])
-        x = self.cx + c * local[:, 0] + s * local[:, 1]
-        y = self.cy - s * local[:, 0] + c * local[:, 1]
-        return np.stack([x, y], axis=1)
-
-    def bounds(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-        """(left, top, right, bottom) inclusive pixel bounds inside an image of ``shape``."""
-        c = self.corners()
-        h, w = shape
-        left = int(np.clip(math.floor(c[:, 0].min()), 0, w - 1))
-        right = int(np.clip(math.ceil(c[:, 0].max()), 0, w - 1))
-        top = int(np.clip(math.floor(c[:, 1].min()), 0, h - 1))
-        bottom = int(np.clip(math.ceil(c[:, 1].max()), 0, h - 1))
-        return left, top, right, bottom
-
-    def scaled(self, factor: float) -> FingerBox:
-        """The same box in an image ``factor`` times larger."""
-        return FingerBox(
-            self.cx * factor, self.cy * factor, self.width * factor, self.height * factor,
-            self.angle,
-        )
 
 
 @dataclass(slots=True)

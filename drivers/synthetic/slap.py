@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from appliance.domain import Minutia, Position
+from appliance.domain import FingerBox, Minutia, Position
 from drivers.synthetic.contact import Contact, ContactMode, draw_contact
 from drivers.synthetic.impression import project_minutiae
 from drivers.synthetic.inking import expose, ink_window
@@ -26,36 +26,6 @@ _MASK_PRESSURE = 0.12
 _GAP = 24.0  # least clearance between two fingers' contact boxes, pixels
 
 
-@dataclass(frozen=True, slots=True)
-class FingerBox:
-    """A finger's rotated box on the platen: centre, size along/across it, angle in degrees.
-
-    ``angle`` is counter-clockwise on screen; 0 means the finger points straight up (its
-    ``height`` runs along the finger).
-    """
-
-    cx: float
-    cy: float
-    width: float
-    height: float
-    angle: float
-
-    def corners(self) -> np.ndarray:
-        """The four corners (x, y), clockwise on screen from the top-left of the finger."""
-        a = math.radians(self.angle)
-        c, s = math.cos(a), math.sin(a)
-        hw, hh = 0.5 * self.width, 0.5 * self.height
-        local = np.array([(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)])
-        x = self.cx + c * local[:, 0] + s * local[:, 1]
-        y = self.cy - s * local[:, 0] + c * local[:, 1]
-        return np.stack([x, y], axis=1)
-
-    @property
-    def bbox(self) -> tuple[float, float, float, float]:
-        """Axis-aligned (x0, y0, x1, y1) around the rotated box."""
-        c = self.corners()
-        x, y = c[:, 0], c[:, 1]
-        return float(x.min()), float(y.min()), float(x.max()), float(y.max())
 
 
 @dataclass(frozen=True, eq=False)
