@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from appliance.handoff import settle
 from drivers.base import CaptureMode, Frame, ScannerDriver
 from drivers.errors import ScannerDisconnected, ScannerError, ScannerTimeout
 
@@ -240,7 +241,7 @@ class DeviceWorker:
             self._set_state(ScannerState.STOPPED)
             return True
         job.loop.call_soon_threadsafe(
-            _settle, job.future, None, ScannerDisconnected("not connected", device=self.driver.name)
+            settle, job.future, None, ScannerDisconnected("not connected", device=self.driver.name)
         )
         return False
 
@@ -276,7 +277,7 @@ class DeviceWorker:
 
     def _execute(self, job: _Job) -> None:
         if job.cancel.is_set():
-            job.loop.call_soon_threadsafe(_settle, job.future, None, asyncio.CancelledError())
+            job.loop.call_soon_threadsafe(settle, job.future, None, asyncio.CancelledError())
             return
         absent = self._state is ScannerState.DISCONNECTED and not self._reopen()
         self.counters.jobs += 1
@@ -316,13 +317,4 @@ class DeviceWorker:
             self._set_state(ScannerState.DISCONNECTED)
         else:
             self._set_state(ScannerState.READY)
-        job.loop.call_soon_threadsafe(_settle, job.future, result, error)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+        job.loop.call_soon_threadsafe(settle, job.future, result, error)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from appliance.handoff import settle
 from appliance.store.database import connect
 from appliance.store.errors import StoreClosed, translate
 
@@ -76,7 +77,7 @@ class WriterThread:
         future: asyncio.Future[T] = loop.create_future()
 
         def finish(result: Any, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, result, error)
+            loop.call_soon_threadsafe(settle, future, result, error)
 
         self._submit(fn, finish)
         return await future
@@ -127,12 +128,3 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             log.warning("store: rollback after a failed write failed", exc_info=True)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)

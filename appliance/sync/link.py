@@ -29,6 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from appliance.config import MqttSection
 from appliance.errors import SyncError
+from appliance.handoff import settle
 from appliance.sync.tls import TlsFailure, TlsFailureKind, classify
 
 log = logging.getLogger(__name__)
@@ -321,7 +322,7 @@ class MqttLink:
     def _settle(self, req: _Publish, error: BaseException | None) -> None:
         if req.loop is None or req.future is None:
             return
-        req.loop.call_soon_threadsafe(_resolve, req.future, error)
+        req.loop.call_soon_threadsafe(settle, req.future, None, error)
 
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
@@ -397,12 +398,3 @@ def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (OSError, AttributeError):
         pass  # not a TCP socket (e.g. a websocket wrapper): nothing to tune
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(None)
