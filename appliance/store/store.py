@@ -371,6 +371,33 @@ class Store:
 
         return await self.write(run)
 
+    async def command_nonces(self, since: datetime) -> list[tuple[str, datetime]]:
+        """Nonces of the signed remote commands audited at or after ``since``, with when.
+
+        The command gate's memory of used nonces lives in RAM; on start it is seeded from
+        here, so a signed command replayed after a restart (still inside its freshness
+        window) is refused as it would have been before.
+        """
+        cutoff = since.astimezone(UTC).isoformat(timespec="microseconds")
+
+        def run(conn: sqlite3.Connection) -> list[tuple[str, datetime]]:
+            rows = conn.execute(
+                "SELECT at, detail FROM audit_log WHERE action = 'remote_command' AND at >= ?"
+                " ORDER BY seq",
+                (cutoff,),
+            ).fetchall()
+            out = []
+            for at, detail in rows:
+                try:
+                    nonce = json.loads(detail).get("nonce")
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(nonce, str) and nonce:
+                    out.append((nonce, datetime.fromisoformat(at)))
+            return out
+
+        return await asyncio.to_thread(self.read, run)
+
     # ---- retention ------------------------------------------------------------------------
 
     async def purge_delivered(self, grace: timedelta, now: datetime | None = None) -> int:

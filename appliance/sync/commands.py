@@ -19,7 +19,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,13 +164,28 @@ class CommandGate:
         except (InvalidSignature, binascii.Error, ValueError) as exc:
             raise CommandRefused("bad signature", name=name) from exc
 
-    def _remember(self, nonce: str) -> None:
+    @property
+    def nonce_horizon_s(self) -> float:
+        """How long a used nonce is remembered: twice the freshness limit."""
+        return 2 * self.settings.max_age_s
+
+    def remember(self, used: Iterable[tuple[str, float]]) -> None:
+        """Seed the memory with nonces used before: (nonce, unix time) pairs.
+
+        The service seeds it from the audit log on start, so that a signed command replayed
+        after a restart (still inside its freshness window) is refused as before.
+        """
+        for nonce, at in sorted(used, key=lambda item: item[1]):
+            self._remember(nonce, at)
+
+    def _remember(self, nonce: str, at: float | None = None) -> None:
         # freshness bounds how long a nonce matters; the memory bounds how many are kept
-        horizon = self._now() - 2 * self.settings.max_age_s
+        horizon = self._now() - self.nonce_horizon_s
         while self._seen and (len(self._seen) >= self._nonce_memory
                               or next(iter(self._seen.values())) < horizon):
             self._seen.popitem(last=False)
-        self._seen[nonce] = self._now()
+        self._seen[nonce] = self._now() if at is None else at
+        self._seen.move_to_end(nonce)
 
 
 def _parse(payload: bytes) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from paho.mqtt.packettypes import PacketTypes
@@ -274,12 +275,27 @@ class SyncService:
     # ---- commands -------------------------------------------------------------------------
 
     async def _command_loop(self) -> None:
+        await self._recall_nonces()
         while True:
             payload, properties = await self._commands.get()
             try:
                 await self._handle_command(payload, properties)
             except Exception:  # one bad command must not end the runner; logged
                 log.exception("sync: command handling failed")
+
+    async def _recall_nonces(self) -> None:
+        """Seed the gate with the signed commands audited before a restart (replay guard)."""
+        if not self.gate.signatures_required:
+            return
+        since = datetime.now(UTC) - timedelta(seconds=self.gate.nonce_horizon_s)
+        try:
+            used = await self.store.command_nonces(since)
+        except StoreError:
+            log.exception("sync: could not read used command nonces from the audit log")
+            return
+        self.gate.remember((nonce, at.timestamp()) for nonce, at in used)
+        if used:
+            log.info("sync: %d used command nonce(s) recalled from the audit log", len(used))
 
     async def _handle_command(self, payload: bytes, properties: Any) -> None:
         reply_to = getattr(properties, "ResponseTopic", None)

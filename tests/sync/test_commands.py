@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.sync.commands import CommandGate, CommandRefused, canonical, sign
+from appliance.sync.service import SyncService
 from appliance.sync.settings import CommandSettings, SyncSettings
 from central.commands import CommandClient, command_body, load_private_key, write_keypair
 from tests.store.conftest import SUBJECT
@@ -179,6 +180,34 @@ async def test_reply_topic_outside_the_station_space_is_refused(mosquitto, servi
     assert all(m.topic in ("bst/st-1/cmd", "bst/st-1/status") for m in cap.messages)
     assert {e["detail"]["outcome"] for e in remote_audit(rig.store)} == {"refused"}
 
+
+
+async def test_replay_after_restart_is_refused(mosquitto, service_rig, ops, central_key,
+                                               loop_errors) -> None:
+    """The used-nonce memory survives a restart: it is recalled from the audit log."""
+    key, public = central_key
+    settings = SyncSettings(commands=CommandSettings(central_public_key=public, max_age_s=60))
+    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    signed = await ops(key)
+    captured = json.dumps(command_body("pause", key=key)).encode()
+    assert (await send(signed, captured))["ok"]
+    assert (await request(signed, "resume"))["ok"]
+    await rig.service.stop()
+
+    again = SyncService(rig.service.config, rig.store, rig.service.hooks, settings=settings)
+    again.start(asyncio.get_running_loop())
+    try:
+        deadline = time.monotonic() + 10
+        while not again.link.connected:
+            assert time.monotonic() < deadline, again.link.counters.last_error
+            await asyncio.sleep(0.05)
+        answer = await send(signed, captured)  # an eavesdropper's copy, sent after the restart
+        assert not answer["ok"] and "replayed" in answer["error"]
+        assert not again.uploader.paused
+        fresh = await request(signed, "pause")  # a new signed command still runs
+        assert fresh["ok"] and again.uploader.paused
+    finally:
+        await again.stop()
 
 async def test_audit_holds_no_personal_data(mosquitto, service_rig, ops) -> None:
     rig = await service_rig(mosquitto.host, mosquitto.port)
