@@ -38,6 +38,7 @@ from appliance.sync.protocol import Topics
 from appliance.sync.service import StationHooks, SyncService
 from appliance.sync.upload import Uploader
 from appliance.system.clock import ClockTrust, kernel_clock_state
+from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
 from drivers.base import load_driver_class
 from drivers.worker import DeviceWorker, ScannerState
@@ -120,6 +121,7 @@ class Station:
         """Start every service in dependency order, then tell systemd we are ready."""
         loop = asyncio.get_running_loop()
         self.notifier.status("starting")
+        fix_mmap_threshold(self.config.system.malloc_mmap_threshold_kb)
         check_port_free(self.config.web.host, self.config.web.port)
         self.clock = kernel_clock_state()
         self._start_store()

@@ -205,6 +205,13 @@ class SystemSection(Strict):
     heartbeat_stale_s: float = Field(
         30.0, gt=0, description="A worker silent this long stops the systemd watchdog feed."
     )
+    malloc_mmap_threshold_kb: int = Field(
+        128,
+        ge=0,
+        le=32768,
+        description="glibc: arrays at least this large are mmapped and given back on free "
+        "(keeps the resident size near the working set); 0 leaves the allocator's default.",
+    )
 
 
 class StationConfig(Strict):
