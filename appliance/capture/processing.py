@@ -117,7 +117,8 @@ class BookingProcessor:
         data = build_transaction(booking, profile=profile, ori=self.config.station.ori, tcn=tcn,
                                  type2=dict(booking.subject.descriptors) or None,
                                  segments=segments, templates=templates or None)
-        problems = validate_transaction(data, profile)
+        # WSQ encoded just now by build_transaction: walked, not decoded again (see the docstring)
+        problems = validate_transaction(data, profile, decode_images=False)
         if problems:
             listed = "; ".join(str(p) for p in problems[:10])
             raise RecordError(f"the transaction does not pass its profile: {listed}")

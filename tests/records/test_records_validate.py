@@ -198,3 +198,18 @@ def test_truncated_file_is_an_issue_not_unreadable(tmp_path, car):
 
 def test_data_field_constant_is_the_image_field():
     assert DATA_FIELD == 999
+
+
+@pytest.mark.parametrize("cut", [(600, 650), (100, 101)])
+def test_walking_without_decoding_still_finds_a_damaged_codestream(car, cut):
+    """The submit path validates its own WSQ without the NBIS decode: the walk must still
+    find a codestream with bytes cut out of its tables or its entropy-coded blocks."""
+    a, b = cut
+    transaction = read_transaction(car)
+    record = transaction.records[3]
+    record.set(999, record.fields[999][:a] + record.fields[999][b:])
+    data = write_transaction(transaction)
+    assert validate_transaction(car, EBTS_CAR, decode_images=False) == []
+    walked = validate_transaction(data, EBTS_CAR, decode_images=False)
+    assert [i.field for i in walked] == ["14.999"]
+    assert "does not decode" in walked[0].message
