@@ -25,7 +25,7 @@ from appliance.domain import (
 )
 from appliance.store.crypto import associated_data
 from appliance.store.database import utcnow
-from appliance.store.store import Store, encode_png, subject_from_json, subject_json
+from appliance.store.store import Store, subject_from_json, subject_json
 
 
 class DraftStore:
@@ -55,7 +55,7 @@ class DraftStore:
     async def accept(self, booking: Booking, impression: Impression) -> None:
         """Persist one accepted print (replacing an earlier one at the same position)."""
         bid = booking.booking_id
-        png = await asyncio.to_thread(encode_png, impression.image)
+        png = await asyncio.to_thread(self.store.lossless, impression)
         blob, key_id = self.store.cipher.seal(
             png, associated_data(bid, impression.impression_id, "draft-image")
         )

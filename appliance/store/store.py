@@ -14,7 +14,9 @@ import json
 import logging
 import shutil
 import sqlite3
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from appliance.domain import Booking, Subject
+from appliance.domain import Booking, Impression, Subject
 from appliance.store import audit, backup, outbox, rotation
 from appliance.store.crypto import BlobCipher, associated_data
 from appliance.store.database import (
@@ -43,6 +45,9 @@ from appliance.store.writer import WriterThread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Accepted prints whose PNG is kept for the commit (a ten-print booking has 14, plus retakes).
+LOSSLESS_KEPT = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,9 @@ class Store:
         self.min_free_mb = min_free_mb
         self._writer = WriterThread(path, self._prepare)
         self._lock = StoreLock(path)
+        # PNG bytes of accepted prints, encoded once for the draft and reused by the commit
+        self._lossless: OrderedDict[str, bytes] = OrderedDict()
+        self._lossless_lock = threading.Lock()
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -159,6 +167,28 @@ class Store:
             return fn(conn)
         finally:
             conn.close()
+
+    def lossless(self, impression: Impression) -> bytes:
+        """The PNG of an impression's image, encoded once.
+
+        Encoded at acceptance (for the draft) and kept for the commit of its booking, so that
+        the submit does not encode every print again.
+        """
+        key = impression.impression_id
+        with self._lossless_lock:
+            png = self._lossless.get(key)
+        if png is None:
+            png = encode_png(impression.image)
+            with self._lossless_lock:
+                self._lossless[key] = png
+                while len(self._lossless) > LOSSLESS_KEPT:
+                    self._lossless.popitem(last=False)
+        return png
+
+    def _forget_lossless(self, booking: Booking) -> None:
+        with self._lossless_lock:
+            for imp in booking.impressions:
+                self._lossless.pop(imp.impression_id, None)
 
     # ---- disk guard -----------------------------------------------------------------------
 
@@ -243,6 +273,7 @@ class Store:
             conn.execute("COMMIT")
 
         await self.write(commit)
+        self._forget_lossless(booking)
         return transaction_id
 
     def _sealed_rows(
@@ -266,7 +297,7 @@ class Store:
             "templates": [],
         }
         for imp in booking.impressions:
-            image_enc, kid = self._seal(encode_png(imp.image), bid, imp.impression_id, "image")
+            image_enc, kid = self._seal(self.lossless(imp), bid, imp.impression_id, "image")
             h, w = imp.image.shape
             rows["impressions"].append(
                 (imp.impression_id, bid, int(imp.position), int(imp.impression_type), imp.ppi, w,

@@ -221,3 +221,39 @@ async def test_audit_chain_detects_edit_removal_insertion_reorder(store: Store) 
     )
     assert not reordered.ok and reordered.first_bad_seq == 2
     assert store.verify_audit().ok
+
+
+async def test_commit_reuses_the_png_encoded_at_acceptance(store: Store, monkeypatch) -> None:
+    """Each accepted print is PNG-encoded once: for its draft; the commit reuses those bytes."""
+    import appliance.store.store as store_module
+
+    calls: list[tuple[int, int]] = []
+
+    def counting(image):
+        calls.append(image.shape)
+        return encode_png(image)
+
+    monkeypatch.setattr(store_module, "encode_png", counting)
+    drafts = DraftStore(store)
+    booking = make_booking(prints=3)
+    await drafts.begin(booking)
+    for imp in booking.impressions:
+        await drafts.accept(booking, imp)
+    assert len(calls) == 3
+    await store.commit_booking(booking, TX)
+    assert len(calls) == 3  # no second encoding at submit
+    assert store._lossless == {}  # nothing kept once the booking is committed
+
+    def stored(conn: sqlite3.Connection) -> list[tuple[str, bytes, str]]:
+        return conn.execute("SELECT impression_id, image_enc, key_id FROM impressions").fetchall()
+
+    from appliance.store.crypto import associated_data
+
+    for impression_id, blob, key_id in store.read(stored):
+        aad = associated_data(booking.booking_id, impression_id, "image")
+        png = store.cipher.open(blob, key_id, aad)
+        image = next(i.image for i in booking.impressions if i.impression_id == impression_id)
+        assert png == encode_png(image)
+    other = make_booking("BK-2", prints=2, seed=5)  # never drafted: encoded at the commit
+    await store.commit_booking(other, TX)
+    assert len(calls) == 5
