@@ -4,10 +4,11 @@ glibc serves a freed block of 128 KiB or more back to the kernel only while it w
 after each such free it raises its mmap threshold (up to 32 MiB), so the next image-sized
 arrays (a 1600x1500 slap is 2.4 MB as uint8, 19 MB as float64) come from the heap arenas of
 whichever thread made them and stay resident after they are freed. Fixing the threshold keeps
-large arrays mmapped, so they are returned on free. Measured with three ten-print bookings on
-the emulated livescan (``benchmarks/station_bench.py --bookings 3`` against the same with
-``--mmap-threshold-kb 0``): peak resident memory 370 MB against 616 MB, processing time after
-the last capture within the run-to-run noise (2.0-2.4 s against 1.8-2.3 s).
+large arrays mmapped, so they are returned on free, at the price of fresh page faults for
+each new array. Measured with three ten-print bookings on the emulated livescan
+(``benchmarks/station_bench.py --bookings 3`` against the same with ``--mmap-threshold-kb 0``,
+one after the other on the same machine): peak resident memory 335 MB against 638 MB, and
+1.03-1.45 s against 0.93-1.21 s from the last capture to the committed booking.
 """
 
 from __future__ import annotations
