@@ -67,10 +67,6 @@ class MinutiaeExtractor:
             options.intra_op_num_threads = max(1, int(threads))
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            # No arena: its blocks stay as large as the largest image's activations ever were
-            # (46 MB more peak RSS over three bookings in benchmarks/station_bench.py) for no
-            # measurable speed on print-sized inputs.
-            options.enable_cpu_mem_arena = False
             options.log_severity_level = 3
             self._session = ort.InferenceSession(
                 str(self.manifest.model_path), options, providers=["CPUExecutionProvider"]

@@ -7,8 +7,8 @@ whichever thread made them and stay resident after they are freed. Fixing the th
 large arrays mmapped, so they are returned on free, at the price of fresh page faults for
 each new array. Measured with three ten-print bookings on the emulated livescan
 (``benchmarks/station_bench.py --bookings 3`` against the same with ``--mmap-threshold-kb 0``,
-one after the other on the same machine): peak resident memory 335 MB against 638 MB, and
-1.03-1.45 s against 0.93-1.21 s from the last capture to the committed booking.
+one after the other on an otherwise idle machine): peak resident memory 377 MB against
+629 MB, and 0.88-1.18 s against 0.78-1.04 s from the last capture to the committed booking.
 """
 
 from __future__ import annotations
