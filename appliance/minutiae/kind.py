@@ -4,9 +4,9 @@ ISO/IEC 19794-2 places a bifurcation on the fork of the ridge, its direction run
 valley between the two branches; a ridge ending in the valley just beyond the ridge's tip, its
 direction running into the ridge. So, with dark ridges: a few pixels ahead of a bifurcation is
 valley (light) and behind it ridge (dark), and the point itself is dark; ahead of an ending is
-ridge (dark), behind it valley (light), and the point itself is light. The shipped network's
-own type output is no better than chance (see the model card), so the station decides the type
-from these grey levels instead: about 72 % agree with synthetic ground truth, against 53 %.
+ridge (dark), behind it valley (light), and the point itself is light. The station decides the
+type from these grey levels: on synthetic prints with ground truth they agree 76 % of the time,
+the shipped network's own type output 75 % (see the model card), so the rule stays.
 """
 
 from __future__ import annotations

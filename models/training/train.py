@@ -37,7 +37,7 @@ from models.training.data import (
 from models.training.metrics import Tally
 from models.training.model import STRIDE, MinutiaeNet
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 MODEL_FILE = "minutiae.onnx"
 VALIDATION_SEED = 770_000
 INPUT_NAME = "image"
