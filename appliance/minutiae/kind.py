@@ -5,8 +5,9 @@ valley between the two branches; a ridge ending in the valley just beyond the ri
 direction running into the ridge. So, with dark ridges: a few pixels ahead of a bifurcation is
 valley (light) and behind it ridge (dark), and the point itself is dark; ahead of an ending is
 ridge (dark), behind it valley (light), and the point itself is light. The station decides the
-type from these grey levels: on synthetic prints with ground truth they agree 76 % of the time,
-the shipped network's own type output 75 % (see the model card), so the rule stays.
+type from these grey levels: 75 % agree with synthetic ground truth in
+``benchmarks/minutiae_eval.py`` (a), as often as LEADER's types; the network's own type output
+did no better during development (see the model card), so the rule stays.
 """
 
 from __future__ import annotations

@@ -95,8 +95,8 @@ def validate_transaction(data: bytes, profile: Profile | None = None, *,
     the three blocks, nothing after EOI). With ``decode_images`` (the default, for transactions
     from elsewhere) each is also decoded by the NBIS decoder in its separate process. The
     station's own submit path passes False for the WSQ it has just encoded itself: the walk
-    still catches a truncated or malformed codestream, and the decode (about 0.4 s of a
-    ten-print booking's processing) only repeated the encoder's work.
+    still catches a truncated or malformed codestream, and the decode, one of the two largest
+    costs of a ten-print submit, only repeated the encoder's work.
     """
     try:
         transaction = read_transaction(data)

@@ -40,12 +40,10 @@ LEADER_MULTIPLE = 32
 
 
 def _extractor():
-    import nbis
+    """The nbis binding's MINDTCT (the same settings as the matcher's)."""
+    from models.training.verification import matcher
 
-    settings = nbis.NbisExtractorSettings(
-        min_quality=0.0, get_center=False, check_fingerprint=False, compute_nfiq2=False, ppi=None
-    )
-    return nbis.new_nbis_extractor(settings)
+    return matcher()
 
 
 def mindtct(image: np.ndarray, extractor=None) -> np.ndarray:
