@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from appliance.imaging.resample import resample  # noqa: E402
-from models.training.metrics import Tally, match  # noqa: E402
+from models.training.metrics import Tally  # noqa: E402
 from models.training.verification import load, matcher, rates, score  # noqa: E402
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
@@ -166,8 +166,7 @@ def synthetic_report(extractors, count: int) -> dict:
         same_type = typed = 0
         for i, (image, truth) in enumerate(data):
             found = ex(image, f"syn{i}")
-            tally.add(found[:, :3], truth[:, :3])
-            for f, t in match(found[:, :3], truth[:, :3]):
+            for f, t in tally.add(found[:, :3], truth[:, :3]):
                 typed += 1
                 same_type += int(found[f, 3] == truth[t, 3])
         report[ex.name] = {

@@ -108,7 +108,8 @@ def load_fvc(path: Path, db: str) -> np.ndarray:
 
 def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
     """FVC2002 set B prints of ``fingers`` from DB1..DB4 with reference labels."""
-    from models.training.labels import Leader, _extractor, reference_labels
+    from models.training.labels import Leader, reference_labels
+    from models.training.verification import matcher
 
     folder = cache / FVC_CACHE
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample
                 if not src.exists():
                     continue
                 if not dst.exists():
-                    extractor = extractor or _extractor()
+                    extractor = extractor or matcher()
                     leader = leader or Leader()
                     image = load_fvc(src, db)
                     _save(dst, image, reference_labels(image, extractor, leader))

@@ -27,6 +27,8 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
+from models.training.verification import matcher
+
 #: Columns of a label array: x, y (pixels), angle (radians), kind (0 ending, 1 bifurcation),
 #: weight (the heat-map target, 0..1).
 LABEL_COLUMNS = ("x", "y", "angle", "kind", "weight")
@@ -39,16 +41,9 @@ LEADER_THRESHOLD = 0.6
 LEADER_MULTIPLE = 32
 
 
-def _extractor():
-    """The nbis binding's MINDTCT (the same settings as the matcher's)."""
-    from models.training.verification import matcher
-
-    return matcher()
-
-
 def mindtct(image: np.ndarray, extractor=None) -> np.ndarray:
     """MINDTCT's minutiae of a 500 ppi uint8 image as an (N, 5) array: x, y, angle, kind, rel."""
-    extractor = extractor or _extractor()
+    extractor = extractor or matcher()
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     found = extractor.extract_minutiae(buf.getvalue()).get()
@@ -83,7 +78,7 @@ def _variants(image: np.ndarray) -> list[tuple[np.ndarray, float]]:
 
 def consensus(image: np.ndarray, extractor=None) -> np.ndarray:
     """Stable MINDTCT minutiae of a 500 ppi image: an (N, 4) array of :data:`LABEL_COLUMNS`."""
-    extractor = extractor or _extractor()
+    extractor = extractor or matcher()
     runs = []
     for variant, scale in _variants(image):
         found = mindtct(variant, extractor)

@@ -53,7 +53,8 @@ class Tally:
     loc_err: list[float] = field(default_factory=list)
     ang_err: list[float] = field(default_factory=list)
 
-    def add(self, found: np.ndarray, truth: np.ndarray) -> None:
+    def add(self, found: np.ndarray, truth: np.ndarray) -> list[tuple[int, int]]:
+        """Count one impression; returns its matched (found, truth) index pairs."""
         pairs = match(found, truth)
         self.found += len(found)
         self.truth += len(truth)
@@ -61,6 +62,7 @@ class Tally:
         for f, t in pairs:
             self.loc_err.append(float(np.hypot(*(found[f, :2] - truth[t, :2]))))
             self.ang_err.append(math.degrees(float(angle_diff(found[f, 2], truth[t, 2]))))
+        return pairs
 
     @property
     def precision(self) -> float:

@@ -67,13 +67,12 @@ def rates(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
 
 
 def matcher():
-    """The nbis binding's extractor object, whose ISO loader and BOZORTH3 the scores come from."""
-    import nbis
+    """The nbis binding's extractor object (the station's own, from
+    :meth:`appliance.imaging.nfiq2.Backend.new_extractor`): its MINDTCT labels and benchmarks
+    the prints, its ISO loader and BOZORTH3 give the scores."""
+    from appliance.imaging.nfiq2 import load_backend
 
-    settings = nbis.NbisExtractorSettings(
-        min_quality=0.0, get_center=False, check_fingerprint=False, compute_nfiq2=False, ppi=None
-    )
-    return nbis.new_nbis_extractor(settings)
+    return load_backend().new_extractor(nfiq2=False)
 
 
 def load(bozorth, found: np.ndarray, shape: tuple[int, int]):
