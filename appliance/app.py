@@ -133,7 +133,7 @@ class Station:
             self.session = CaptureSession(
                 self.worker, drafts, self.submit_booking,
                 sequence=self.config.capture.sequence, audit=self._audit_officer,
-                inspect=self._inspect, prepare=self._prepare,
+                inspect=self._inspect, prepare=self._prepare, discard=self._discard,
             )
             found = await asyncio.to_thread(drafts.load)
             if found:
@@ -292,6 +292,10 @@ class Station:
     def _prepare(self, imp: Impression, annotations: dict[Position, Annotation]) -> None:
         """Queue work on an accepted print for the imaging thread; nobody waits for it."""
         self.imaging.submit(self.processor.prepare, imp, annotations)
+
+    def _discard(self, prints: list[Impression]) -> None:
+        """Queue dropping what the imaging thread kept for prints that will not be submitted."""
+        self.imaging.submit(self.processor.discard, prints)
 
     async def submit_booking(self, booking: Booking, confirm_sequence: bool = False) -> str:
         """Check, process and commit the finished booking atomically; wakes the uploader."""

@@ -168,11 +168,26 @@ class PrintInspector:
         return check_sequence(rolled, crops, 500, extractor=self._minutiae,
                               matcher=self._matcher, threshold=self.config.match_threshold)
 
+    def kept(self) -> set[str]:
+        """Impression ids of the prints whose inspection is kept."""
+        return set(self._seen)
+
     def forget(self, booking: Booking) -> None:
         """Drop cached inspections and minutiae of a finished booking."""
         for imp in booking.impressions:
             self._seen.pop(imp.impression_id, None)
         if self._minutiae is not None:
+            self._minutiae.clear()
+
+    def discard(self, prints: list[Impression]) -> None:
+        """Drop the inspections of prints that will not be submitted (retaken, cancelled).
+
+        Minutiae are extracted for accepted prints only and serve the booking in progress;
+        they go once no inspected print is left (a cancelled booking).
+        """
+        for imp in prints:
+            self._seen.pop(imp.impression_id, None)
+        if not self._seen and self._minutiae is not None:
             self._minutiae.clear()
 
 

@@ -81,6 +81,20 @@ class BookingProcessor:
         for imp in booking.impressions:
             self._templates.pop(imp.impression_id, None)
 
+    def discard(self, prints: list[Impression]) -> None:
+        """Prints that will not be submitted (retaken, cancelled): drop what was kept for them."""
+        if self.inspector is not None:
+            self.inspector.discard(prints)
+        for imp in prints:
+            self._templates.pop(imp.impression_id, None)
+
+    def kept(self) -> set[str]:
+        """Impression ids of the prints this processor keeps an inspection or minutiae for."""
+        held = set(self._templates)
+        if self.inspector is not None:
+            held |= self.inspector.kept()
+        return held
+
     def _minutiae_of(self, imp: Impression) -> list[Minutia] | None:
         """The ONNX extractor's minutiae of a rolled or single-finger print (kept per print)."""
         if self.extractor is None or imp.position.is_slap:

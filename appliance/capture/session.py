@@ -58,6 +58,7 @@ class CaptureSession:
         audit: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None,
         inspect: Inspect | None = None,
         prepare: Callable[[Impression, dict[Position, Annotation]], None] | None = None,
+        discard: Callable[[list[Impression]], None] | None = None,
     ) -> None:
         self.worker = worker
         self.drafts = drafts
@@ -70,6 +71,7 @@ class CaptureSession:
         self._retakes: dict[Position, int] = {}
         self._inspect = inspect
         self._prepare = prepare
+        self._discard = discard  # told of prints that will never be submitted
         self.state = SessionState.IDLE
         self._lock = asyncio.Lock()
 
@@ -148,6 +150,7 @@ class CaptureSession:
             )
             self.inspection = (await self._inspect(pending, dict(self.booking.annotations),
                                                    retakes) if self._inspect else None)
+            self._drop([self.pending])  # captured again without a retake: the new one replaces it
             self.pending = pending
             self.state = SessionState.REVIEW
             return pending
@@ -192,6 +195,7 @@ class CaptureSession:
                 raise CaptureError("no captured print to retake")
             position = self.pending.position
             self._retakes[position] = self._retakes.get(position, 0) + 1
+            self._drop([self.pending])
             self.pending = None
             self.inspection = None
             self.state = SessionState.CAPTURING
@@ -207,7 +211,9 @@ class CaptureSession:
             else:
                 self.booking.annotations[position] = annotation
                 if self.pending is not None and self.pending.position == position:
+                    self._drop([self.pending])
                     self.pending = None
+                    self.inspection = None
             await self._log("annotation", {"booking_id": self.booking.booking_id,
                                            "position": int(position),
                                            "annotation": annotation.value if annotation else None})
@@ -245,8 +251,10 @@ class CaptureSession:
         async with self._lock:
             if self.booking is not None:
                 await self.drafts.discard(self.booking.booking_id)
+                self._drop([*self.booking.impressions, self.pending])
             self.booking = None
             self.pending = None
+            self.inspection = None
             self.state = SessionState.IDLE
             await self._guide()
 
@@ -257,6 +265,12 @@ class CaptureSession:
         if self.booking is None or step is None:
             raise CaptureError("nothing to capture: start a booking first")
         return step
+
+    def _drop(self, prints: list[Impression | None]) -> None:
+        """Let go of what was kept for prints that will never be submitted."""
+        dropped = [p for p in prints if p is not None]
+        if dropped and self._discard is not None:
+            self._discard(dropped)
 
     async def _guide(self) -> None:
         step = self.current_step

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from appliance.domain import Annotation, Position
 from appliance.errors import CaptureError
 
 
@@ -56,6 +59,43 @@ async def test_no_override_where_policy_forbids(station_rig, loop_errors) -> Non
         with pytest.raises(CaptureError, match="Retake"):
             await session.accept(override_reason="please")
         await session.retake()
+
+
+async def test_dropped_prints_leave_nothing_behind(station_rig, loop_errors) -> None:
+    """Retaken, superseded and cancelled prints are not kept after their booking ends.
+
+    Each slap's inspection holds its finger crops (about half a megabyte); one kept per retake
+    or cancelled booking would grow the station's memory for as long as it runs.
+    """
+    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
+                            quality={"min_nfiq2_plain": 0})
+    station, session = rig.station, rig.station.session
+
+    async def kept() -> set[str]:
+        await asyncio.get_running_loop().run_in_executor(station.imaging, lambda: None)
+        return station.processor.kept()
+
+    await session.start("BK-KEEP-1")
+    retaken = await session.capture()
+    await session.retake()
+    superseded = await session.capture()
+    await session.capture()  # captured again without a retake: replaces the pending print
+    accepted = await session.accept()
+    assert await kept() == {accepted.impression_id}
+    while session.current_step is not None:
+        await session.capture()
+        await session.accept()
+    await session.submit()
+    assert await kept() == set(), (retaken.impression_id, superseded.impression_id)
+
+    await session.start("BK-KEEP-2")
+    await session.capture()
+    await session.annotate(Position.PLAIN_RIGHT_FOUR, Annotation.UNABLE_TO_PRINT)  # drops it
+    await session.capture()
+    await session.accept()
+    await session.capture()
+    await session.cancel()
+    assert await kept() == set()
 
 
 async def test_swapped_rolled_fingers_are_caught_at_submit(station_rig, loop_errors) -> None:
