@@ -1,47 +1,120 @@
 """The whole station on one machine: booking processing time after the last capture, memory.
 
-    .venv/bin/python benchmarks/station_bench.py [--bookings 3] [--mmap-threshold-kb N]
+    .venv/bin/python benchmarks/station_bench.py [--bookings 3] [--together] [--mmap-threshold-kb N]
 
-Runs the station in this process with the emulated livescan, the embedded broker and the
-reference receiver (as the demo does), takes ten-print bookings through the capture session,
-and reports for each: the time from the last accepted print to the booking being committed
-(sequence check, segmentation reuse, WSQ, transaction, validation, encrypted commit), and the
-process's peak resident memory (VmHWM), against the design budgets of 2 s and 300 MB.
-``--mmap-threshold-kb 0`` runs with glibc's default allocator settings instead of the
-station's (``system.malloc_mmap_threshold_kb``, see appliance/system/memory.py), to compare.
-The process also holds the emulator's print generator, the embedded broker and the reference
-receiver, which a station with a real scanner and a remote central does not.
+Runs the station in this process with the emulated livescan, takes ten-print bookings through the
+capture session, and reports for each: the time from the last accepted print to the booking being
+committed (sequence check, segmentation reuse, WSQ, transaction, validation, encrypted commit),
+and this process's peak resident memory (VmHWM), against the design budgets of 2 s and 300 MB.
+It also reports the resident memory (VmRSS) right after start, and once the bookings are sent,
+how long central took to acknowledge all of them and the peak after sending.
+
+Two modes:
+
+* default (apart): a Mosquitto process on a free port and the reference receiver
+  (``python -m central.cli run``) in a child process, as in production where the broker and
+  central are remote. This process then holds only the station and the emulated scanner. The
+  emulator's print generator (drivers.synthetic) still runs here, which a station with a real
+  scanner does not: the last line gives the bytes of the master fingers it holds at the end
+  (not its transient working memory while drawing a hand, which VmHWM includes).
+* ``--together``: the embedded broker and the reference receiver in this process too, as the demo
+  does (the measurement the README's figures were first taken with); VmHWM then covers all three.
+
+``--mmap-threshold-kb 0`` runs with glibc's default allocator settings instead of the station's
+(``system.malloc_mmap_threshold_kb``, see appliance/system/memory.py), to compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import os
+import shutil
+import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from appliance.app import Station
 from appliance.config import StationConfig
-from appliance.demo import demo_broker, prepare_state, take_print
-from central.receiver import CentralReceiver
+from appliance.demo import Broker, demo_broker, prepare_state, take_print
 
 
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+def status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory line of /proc/PID/status (VmHWM, VmRSS, ...) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-async def main(count: int, mmap_threshold_kb: int = 128) -> None:
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB."""
+    return status_mb("VmHWM")
+
+
+def masters_held() -> tuple[int, float]:
+    """The emulator's master fingers alive in this process: how many, and their arrays in MB."""
+    from drivers.synthetic.master import MasterFinger
+
+    masters = [o for o in gc.get_objects() if isinstance(o, MasterFinger)]
+    held = sum(a.nbytes for m in masters for a in (m.ridges, m.mask, m.period, m.skin))
+    return len(masters), held / 2**20
+
+
+@contextlib.asynccontextmanager
+async def receiver_process(directory: Path, broker: Broker) -> AsyncIterator[int]:
+    """The reference receiver in a child process; yields its pid once it is subscribed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "central.cli", "run", "--host", broker.host,
+        "--port", str(broker.port), "--dir", str(directory), stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not line.startswith(b"central receiver: listening"):
+            raise RuntimeError(f"central receiver did not start: {line!r}")
+        yield proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.communicate()
+
+
+@contextlib.asynccontextmanager
+async def broker_and_receiver(state: Path, together: bool) -> AsyncIterator[Broker]:
+    """The broker and the reference receiver, in this process or apart from it."""
+    if together:
+        from central.receiver import CentralReceiver
+
+        async with demo_broker(prefer="embedded") as broker:
+            receiver = CentralReceiver(state / "central", host=broker.host, port=broker.port)
+            await asyncio.to_thread(receiver.start)
+            try:
+                yield broker
+            finally:
+                await asyncio.to_thread(receiver.stop)
+        return
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        raise SystemExit("station_bench: the default mode needs mosquitto (apt-get install "
+                         "mosquitto); --together runs the embedded broker in-process instead")
+    async with demo_broker(prefer="mosquitto") as broker, \
+            receiver_process(state / "central", broker) as pid:
+        assert broker.kind == "mosquitto process", broker.kind
+        yield broker
+        print(f"(apart: reference receiver process peak RSS {status_mb('VmHWM', pid):.0f} MB, "
+              "not counted above)")
+
+
+async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False) -> None:
     state = Path(tempfile.mkdtemp(prefix="bst-bench-"))
     creds, _ = prepare_state(state)
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
-    async with demo_broker(prefer="embedded") as broker:
-        receiver = CentralReceiver(state / "central", host=broker.host, port=broker.port)
-        await asyncio.to_thread(receiver.start)
+    print("mode: " + ("together (embedded broker and receiver in this process)" if together
+                      else "apart (mosquitto and receiver in child processes)"))
+    async with broker_and_receiver(state, together) as broker:
         config = StationConfig.model_validate({
             "station": {"station_id": "bench", "data_dir": str(state / "station")},
             "store": {"min_free_mb": 16},
@@ -52,28 +125,42 @@ async def main(count: int, mmap_threshold_kb: int = 128) -> None:
         })
         station = Station(config)
         await station.start()
-        print(f"after start: peak RSS {peak_rss_mb():.0f} MB")
+        print(f"after start: peak RSS {peak_rss_mb():.0f} MB; RSS {status_mb('VmRSS'):.0f} MB")
         session = station.session
-        assert session is not None
+        assert session is not None and station.store is not None
+        txids = []
         for n in range(count):
             await session.start(f"BENCH-{n}")
             while session.current_step is not None:
                 await take_print(session)
             started = time.perf_counter()
             try:
-                await session.submit()
+                done = await session.submit()
             except Exception:  # a sequence warning on synthetic prints: confirm, as the demo does
-                await session.submit(confirm_sequence=True)
+                done = await session.submit(confirm_sequence=True)
             elapsed = time.perf_counter() - started
+            txids.append(done.transaction_id)
             print(f"booking {n + 1}: last capture to committed {elapsed:.2f} s "
                   f"(budget 2 s on a Pi 4); peak RSS {peak_rss_mb():.0f} MB (budget 300 MB)")
+        started = time.perf_counter()
+        while time.perf_counter() - started < 60:
+            acked = sum(station.store.outbox_state(t) == "stored" for t in txids)
+            if acked == count:
+                break
+            await asyncio.sleep(0.1)
+        print(f"sent: central acknowledged {acked} of {count} within "
+              f"{time.perf_counter() - started:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
+        held, held_mb = masters_held()
+        print(f"emulator: {held} master fingers held, {held_mb:.0f} MB of arrays "
+              f"(RSS now {status_mb('VmRSS'):.0f} MB)")
         await station.stop()
-        await asyncio.to_thread(receiver.stop)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--bookings", type=int, default=3)
     parser.add_argument("--mmap-threshold-kb", type=int, default=128)
+    parser.add_argument("--together", action="store_true",
+                        help="Run the embedded broker and the receiver in this process (old mode).")
     args = parser.parse_args()
-    asyncio.run(main(args.bookings, args.mmap_threshold_kb))
+    asyncio.run(main(args.bookings, args.mmap_threshold_kb, args.together))
