@@ -15,8 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-STRIDE = 8
-
 
 def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
