@@ -14,6 +14,10 @@ Sections:
 - segmentation: the annotated real slaps in benchmarks/segmentation_annotations (fingers found,
   order, IoU of the 14.021 box against the annotation) and synthetic slaps (IoU against the
   generator's contact pixels);
+- texture: the ridge-texture grid (appliance.imaging.measures.ridge_texture, the NFIQ 2
+  pre-check and slap segmentation use it) on a rolled-size 800x750 and a slap-size 1600x1500
+  synthetic print, each in a fresh process: time and the growth of peak resident memory, in
+  the station's batches of grid rows and with every window at once;
 - sequence: bookings from the livescan emulator (slaps 13, 14, 15 and ten rolled prints per
   subject); every pair of rolled prints is swapped in turn, and the check must flag exactly the
   two swapped positions. Detection rate and false alarms are counted per position.
@@ -274,12 +278,57 @@ def bench_sequence(persons: int) -> None:
     )
 
 
+def texture_child(batch_px: int, height: int, width: int) -> None:
+    """In a fresh process: ridge_texture on one print-sized image; JSON with ms and peak growth."""
+    from appliance.imaging import measures
+    from drivers import synthetic
+
+    master = synthetic.generate_master(4242)
+    image = master.impression(np.random.default_rng(1)).image
+    reps = (-(-height // image.shape[0]), -(-width // image.shape[1]))
+    image = np.ascontiguousarray(np.tile(image, reps)[:height, :width])
+    measures.TEXTURE_BATCH_PX = batch_px
+    del master
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (Linux)
+    before = _status_mb("VmRSS")
+    times = timed(lambda: measures.ridge_texture(image, 500), 3)
+    peak = _status_mb("VmHWM") - before
+    print(json.dumps({"ms": 1000 * statistics.median(times), "added_mb": peak}))
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_texture() -> None:
+    import subprocess
+
+    from appliance.imaging.measures import TEXTURE_BATCH_PX
+
+    print("\ntexture grid (fresh process each; peak growth over the image already in memory)")
+    for height, width in ((750, 800), (1500, 1600)):
+        for label, batch in (("station batches", TEXTURE_BATCH_PX), ("all at once", 1 << 40)):
+            out = subprocess.run(
+                [sys.executable, __file__, "--texture-child", str(batch), str(height), str(width)],
+                capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {width}x{height} {label:16}: {r['ms']:6.0f} ms, "
+                  f"peak +{r['added_mb']:5.1f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=500, help="live-check repetitions")
     parser.add_argument("--persons", type=int, default=4, help="emulated subjects")
     parser.add_argument("--skip", nargs="*", default=[], help="sections to skip")
+    parser.add_argument("--texture-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.texture_child:
+        texture_child(*args.texture_child)
+        return
     data = data_dir()
     print(f"data: {data or 'absent'}; CPU threads: {os.cpu_count()}")
 
@@ -299,6 +348,8 @@ def main() -> None:
         bench_nfiq2(data, flats)
     if "segmentation" not in args.skip:
         bench_segmentation(data, slaps)
+    if "texture" not in args.skip:
+        bench_texture()
     if "sequence" not in args.skip:
         bench_sequence(args.persons)
 

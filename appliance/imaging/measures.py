@@ -105,9 +105,9 @@ def ridge_texture(image: np.ndarray, ppi: float, step: int = 16, window: int = 3
 
     The windows overlap (four times the image's pixels at the defaults) and each goes through
     several float32 and complex temporaries, so they are measured a few grid rows at a time
-    (:data:`TEXTURE_BATCH_PX`): all at once, an 800x750 rolled print raised resident memory by
-    63 MB for the duration, in batches by 15 MB. Each window is measured on its own, so the
-    grid is the same either way.
+    (:data:`TEXTURE_BATCH_PX`): all at once, an 800x750 print raised the peak resident memory by
+    72 MB, in batches by 8 MB (``benchmarks/quality_bench.py``, section texture). Each window is
+    measured on its own, so the grid is the same either way.
     """
     h, w = image.shape
     if h < window or w < window:
