@@ -8,7 +8,7 @@ members' mean maps under the same names and shapes, so the runtime needs no chan
 and ``kind`` are the mean logits, ``offset`` the mean cell offsets, ``direction`` the mean
 direction vectors made unit length again. The manifest gets ``flips`` (mirror images the runtime
 averages on top, default 2: the members' runs replace mirrored runs, at the same cost as one
-member with 4) and the threshold chosen as :func:`models.training.release.choose_threshold_fvc`
+member with 4) and the threshold chosen as :func:`models.training.release.choose_thresholds`
 chooses it, on the training fingers only.
 """
 
@@ -24,8 +24,7 @@ from models.training.release import (
     INPUT_NAME,
     MODEL_FILE,
     OUTPUT_NAMES,
-    choose_threshold,
-    choose_threshold_fvc,
+    choose_thresholds,
     write_manifest,
 )
 
@@ -98,13 +97,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     join([m / MODEL_FILE for m in members], out / MODEL_FILE)
     write_manifest(out, 0.5, {}, flips=flips)
-    thr, stats = choose_threshold(out)
-    chosen: dict = {"synthetic_f1_threshold": round(thr, 2)}
-    fvc = choose_threshold_fvc(out, cache)
-    if fvc is None:
-        raise SystemExit(f"no labelled FVC prints under {cache}: the threshold cannot be chosen")
-    thr = fvc[0]
-    chosen.update({"fvc_threshold": thr, **fvc[1]})
+    thr, stats, chosen = choose_thresholds(out, cache)
     summary = [
         {
             "sha256": m["sha256"],

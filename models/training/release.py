@@ -132,3 +132,21 @@ def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
         print(f"threshold {thr:.2f}: mean EER {100 * np.mean(eers):.2f}%", file=sys.stderr)
     best = min(results, key=lambda t: (results[t], -t))
     return best, {"mean_eer_training_fingers": round(results[best], 4)}
+
+
+def choose_thresholds(out: Path, cache: Path, real: bool = True) -> tuple[float, dict, dict]:
+    """The manifest's threshold for the model in ``out``, its synthetic validation figures and
+    how it was chosen: the best synthetic F1's, replaced (``real``) by the training-finger
+    BOZORTH3 choice, which then needs the labelled FVC prints in ``cache``."""
+    thr, stats = choose_threshold(out)
+    chosen: dict = {"synthetic_f1_threshold": round(thr, 2)}
+    if real:
+        fvc = choose_threshold_fvc(out, cache)
+        if fvc is None:
+            raise SystemExit(
+                f"no labelled FVC prints under {cache / FVC_CACHE}: "
+                "the threshold cannot be chosen on real prints"
+            )
+        thr = fvc[0]
+        chosen.update({"fvc_threshold": thr, **fvc[1]})
+    return thr, stats, chosen

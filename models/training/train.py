@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from models.training.data import (
-    FVC_CACHE,
     blank_crop,
     build_fvc,
     build_synthetic,
@@ -38,8 +37,7 @@ from models.training.release import (
     MODEL_FILE,
     OUTPUT_NAMES,
     STRIDE,
-    choose_threshold,
-    choose_threshold_fvc,
+    choose_thresholds,
     write_manifest,
 )
 
@@ -178,17 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     model = train(args)
     export(model, args.out / MODEL_FILE)
     write_manifest(args.out, 0.5, {})
-    thr, stats = choose_threshold(args.out)
-    fvc = choose_threshold_fvc(args.out, args.cache) if args.data.is_dir() else None
-    if args.data.is_dir() and fvc is None:
-        raise SystemExit(
-            f"no labelled FVC prints under {args.cache / FVC_CACHE}: "
-            "the threshold cannot be chosen on real prints"
-        )
-    chosen = {"synthetic_f1_threshold": round(thr, 2)}
-    if fvc is not None:
-        thr = fvc[0]
-        chosen.update({"fvc_threshold": thr, **fvc[1]})
+    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=args.data.is_dir())
     params = sum(p.numel() for p in model.parameters())
     write_manifest(
         args.out,
