@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -42,6 +41,8 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from procmem import reset_peak, status_mb  # noqa: E402
 
 from appliance.imaging.resample import resample  # noqa: E402
 from models.training.metrics import Tally  # noqa: E402
@@ -247,7 +248,7 @@ def timing_child(name: str, threads: int, data: Path, count: int) -> None:
     if not images:
         images = [image for image, _ in synthetic_set(count)]
     reset_peak()
-    before_mb = proc_status_mb("VmRSS")
+    before_mb = status_mb("VmRSS")
     ex = make(name, threads)
     ex(images[0])
     times = []
@@ -255,25 +256,9 @@ def timing_child(name: str, threads: int, data: Path, count: int) -> None:
         t0 = time.perf_counter()
         ex(image)
         times.append(1000.0 * (time.perf_counter() - t0))
-    peak_mb = proc_status_mb("VmHWM")
+    peak_mb = status_mb("VmHWM")
     print(json.dumps({"ms": float(np.median(times)), "peak_mb": peak_mb,
                       "added_mb": peak_mb - before_mb}))
-
-
-def reset_peak() -> None:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux clear_refs 5)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def proc_status_mb(field: str) -> float:
-    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def timing(names: list[str], data: Path, count: int) -> dict:

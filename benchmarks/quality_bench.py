@@ -44,6 +44,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from procmem import reset_peak, status_mb  # noqa: E402
+
 from appliance.domain import SLAP_FINGERS, Position  # noqa: E402
 from appliance.imaging.live import LiveChecker  # noqa: E402
 from appliance.imaging.matching import (  # noqa: E402
@@ -289,18 +291,11 @@ def texture_child(batch_px: int, height: int, width: int) -> None:
     image = np.ascontiguousarray(np.tile(image, reps)[:height, :width])
     measures.TEXTURE_BATCH_PX = batch_px
     del master
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (Linux)
-    before = _status_mb("VmRSS")
+    reset_peak()
+    before = status_mb("VmRSS")
     times = timed(lambda: measures.ridge_texture(image, 500), 3)
-    peak = _status_mb("VmHWM") - before
+    peak = status_mb("VmHWM") - before
     print(json.dumps({"ms": 1000 * statistics.median(times), "added_mb": peak}))
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def bench_texture() -> None:

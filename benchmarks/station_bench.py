@@ -38,17 +38,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from procmem import status_mb
+
 from appliance.app import Station
 from appliance.config import StationConfig
 from appliance.demo import Broker, demo_broker, prepare_state, take_print
-
-
-def status_mb(field: str, pid: int | str = "self") -> float:
-    """A memory line of /proc/PID/status (VmHWM, VmRSS, ...) in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def peak_rss_mb() -> float:
