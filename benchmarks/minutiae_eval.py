@@ -14,6 +14,8 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
     the FVC protocol's impostor set (first impressions of different fingers, 45 pairs) gives the
     ``EER fvc`` column. ``held-out`` repeats the EER on fingers 106..110 only: the station's
     model was trained on reference labels (MINDTCT consensus and LEADER) of fingers 101..105.
+    95 % intervals come from resampling the 10 fingers with replacement (``--bootstrap N``, 0
+    for none): each EER, and the model's EER minus each other extractor's on the same resamples.
 (c) Milliseconds per image (median over DB1 images, after warm-up) and peak resident memory
     of a fresh process that loads the extractor and runs it (VmHWM, reset just before the
     extractor is loaded) and that peak's growth over the resident size at that moment (the
@@ -46,7 +48,13 @@ from procmem import reset_peak, status_mb  # noqa: E402
 
 from appliance.imaging.resample import resample  # noqa: E402
 from models.training.metrics import Tally  # noqa: E402
-from models.training.verification import load, matcher, rates, score  # noqa: E402
+from models.training.verification import (  # noqa: E402
+    finger_bootstrap,
+    load,
+    matcher,
+    rates,
+    score,
+)
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 BENCH_SEED = 990_000
@@ -196,7 +204,7 @@ def load_db(data: Path, db: str) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
-def verification(extractors, data: Path, dbs: list[str]) -> dict:
+def verification(extractors, data: Path, dbs: list[str], reps: int = 0) -> dict:
     bozorth = matcher()
     report: dict = {}
     for db in dbs:
@@ -204,13 +212,16 @@ def verification(extractors, data: Path, dbs: list[str]) -> dict:
         if not images:
             continue
         keys = sorted(images)
+        fingers = np.array([(a[0], b[0]) for i, a in enumerate(keys) for b in keys[i + 1 :]])
+        all_scores: dict[str, np.ndarray] = {}
         for ex in extractors:
             found = {k: ex(images[k], f"{db}_{k[0]}_{k[1]}") for k in keys}
             loaded = {k: load(bozorth, found[k], images[k].shape) for k in keys}
-            gen, imp, imp_fvc, gen_held, imp_held = [], [], [], [], []
+            gen, imp, imp_fvc, gen_held, imp_held, every = [], [], [], [], [], []
             for i, a in enumerate(keys):
                 for b in keys[i + 1 :]:
                     s = score(loaded[a], loaded[b])
+                    every.append(s)
                     held = a[0] >= 106 and b[0] >= 106
                     if a[0] == b[0]:
                         gen.append(s)
@@ -236,7 +247,31 @@ def verification(extractors, data: Path, dbs: list[str]) -> dict:
                 "genuine": len(gen),
                 "impostor": len(imp),
             }
+            all_scores[ex.name] = np.array(every, dtype=np.float64)
+        if reps:
+            report[db]["bootstrap"] = bootstrap_summary(fingers, all_scores, reps)
     return report
+
+
+def bootstrap_summary(fingers: np.ndarray, scores: dict[str, np.ndarray], reps: int) -> dict:
+    """95 % finger-bootstrap intervals of each extractor's EER and of the model's EER minus
+    each other extractor's, with the share of resamples where the model's EER is lower."""
+    eers = finger_bootstrap(fingers, scores, reps)
+    out: dict = {
+        name: {"eer_95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]}
+        for name, v in eers.items()
+    }
+    if "model" in eers:
+        for name, v in eers.items():
+            if name == "model":
+                continue
+            diff = eers["model"] - v
+            out[f"model-{name}"] = {
+                "diff_95": [float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))],
+                "model_lower": float(np.mean(diff < 0)),
+                "tied": float(np.mean(diff == 0)),
+            }
+    return out
 
 
 # --- (c) speed and memory ---------------------------------------------------------------------
@@ -291,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing-images", type=int, default=20)
     p.add_argument("--skip", default="", help="parts to skip: comma list of a,b,c")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="finger resamples for the (b) intervals (0: none)")
     p.add_argument("--cache", type=Path, help="keep MINDTCT's and LEADER's minutiae here")
     p.add_argument("--model", type=Path,
                    help="a model folder (minutiae.onnx + manifest.json) instead of the shipped one")
@@ -319,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['type_agreement']:5.2f}")
     if "b" not in skip and args.data.is_dir():
         dbs = [d for d in args.dbs.split(",") if d]
-        result["fvc"] = fvc = verification(extractors, args.data, dbs)
+        result["fvc"] = fvc = verification(extractors, args.data, dbs, args.bootstrap)
         print("\n(b) FVC2002 set B, BOZORTH3 (nbis binding) on ISO 19794-2 templates")
         print("    genuine: all 28 pairs per finger; impostor: all pairs of different fingers;")
         print("    EER fvc: impostors = first impressions only (FVC protocol);")
@@ -329,10 +366,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{'held-out':>8} {'n/img':>6} {'min n':>5} {'<15':>4}")
         for db, per in fvc.items():
             for n, r in per.items():
+                if n == "bootstrap":
+                    continue
                 print(f"{db:6} {n:10} {100*r['eer']:6.2f}% {100*r['fnmr_at_fmr1']:7.2f}% "
                       f"{100*r['eer_fvc']:7.2f}% {100*r['eer_held_out']:7.2f}% "
                       f"{r['minutiae_per_image']:6.1f} {r['fewest_minutiae']:5d} "
                       f"{r['under_15']:4d}")
+        if args.bootstrap:
+            print(f"\n    95 % intervals from {args.bootstrap} resamples of the 10 fingers "
+                  "(drawn with replacement; every extractor on the same resamples)")
+            for db, per in fvc.items():
+                for n, r in per.get("bootstrap", {}).items():
+                    if "eer_95" in r:
+                        lo, hi = r["eer_95"]
+                        print(f"{db:6} {n:16} EER {100*lo:5.2f}% .. {100*hi:5.2f}%")
+                    else:
+                        lo, hi = r["diff_95"]
+                        print(f"{db:6} {n:16} EER difference {100*lo:+5.2f} .. {100*hi:+5.2f} "
+                              f"points; model lower in {100*r['model_lower']:.0f} % of "
+                              f"resamples, tied in {100*r['tied']:.0f} %")
     if "c" not in skip:
         result["timing"] = tim = timing(names, args.data, args.timing_images)
         print(f"\n(c) speed on DB1 images (median of {args.timing_images}), fresh process each")
