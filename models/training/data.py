@@ -9,7 +9,8 @@ synthetic minutia, 0.5..1 for a real label by how firmly the references agree).
 Real prints: FVC2002 set B, databases DB1..DB4, **fingers 101..105 only** (40 images each);
 fingers 106..110 are left out of training so that the benchmark can report them apart. DB2 is
 resampled from 569 to 500 ppi before labelling. Labels are the weighted union of the MINDTCT
-consensus and LEADER of :mod:`models.training.labels`.
+consensus and LEADER of :mod:`models.training.labels`. With ``--nist`` the NIST WSQ reference
+prints join them, labelled the same way (measured worse; see the model card's ablation table).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ TRAIN_FINGERS = range(101, 106)
 #: Sub-folder of the cache holding the labelled real prints (named after the label scheme, so
 #: that a cache of another scheme is never read as this one).
 FVC_CACHE = "fvc-ref"
+#: NIST WSQ certification reference images (``--nist``): ink cards (four-finger slaps, thumbs,
+#: rolled prints) and live-scan thumb slaps, all 500 ppi. The two test patterns (a blank white
+#: and a black page) hold no print and are left out.
+NIST_FOLDER = "nist_wsq_reference/input"
+NIST_TEST_PATTERNS = frozenset({"cmp00018", "cmp00019"})
+NIST_CACHE = "nist-ref"
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,33 @@ def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample
                     image = load_fvc(src, db)
                     _save(dst, image, reference_labels(image, extractor, leader))
                 out.append(_load(dst, real=True))
+    return out
+
+
+def build_nist(cache: Path, data_dir: Path) -> list[Sample]:
+    """The NIST WSQ reference prints (grey, 500 ppi) with the same reference labels as FVC.
+
+    These are not scored by the benchmark, so all of them can be trained on. Card text and
+    ruling are labelled like the rest: whatever the references find there is taught.
+    """
+    from models.training.labels import Leader, reference_labels
+    from models.training.verification import matcher
+
+    folder = cache / NIST_CACHE
+    folder.mkdir(parents=True, exist_ok=True)
+    extractor = leader = None
+    out = []
+    for src in sorted((data_dir / NIST_FOLDER).glob("*.webp")):
+        if src.stem in NIST_TEST_PATTERNS:
+            continue
+        dst = folder / f"{src.stem}.npz"
+        if not dst.exists():
+            extractor = extractor or matcher()
+            leader = leader or Leader()
+            image = np.asarray(Image.open(src).convert("L"))
+            _save(dst, image, reference_labels(image, extractor, leader))
+            print(f"nist {src.stem}", file=sys.stderr, flush=True)
+        out.append(_load(dst, real=True))
     return out
 
 

