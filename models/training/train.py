@@ -128,7 +128,12 @@ def train(args) -> MinutiaeNet:
     real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
     if args.nist and args.data.is_dir():
         real += build_nist(args.cache, args.data)
-    print(f"data: {len(syn)} synthetic, {len(real)} real impressions", file=sys.stderr)
+    print(
+        f"data: {len(syn)} synthetic, {len(real)} real impressions "
+        f"({sum(r.image.size for r in real) / 1e6:.1f} megapixels, "
+        f"{sum(len(r.labels) for r in real)} labels)",
+        file=sys.stderr,
+    )
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = MinutiaeNet(args.width).to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
