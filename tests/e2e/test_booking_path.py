@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -47,9 +48,16 @@ async def test_no_subject_data_image_bytes_or_secret_in_logs(station_rig, caplog
         await session.accept()
     done = await session.submit()
     await rig.wait_stored([done.transaction_id])
+    # The outbox row turns "stored" in the writer thread a moment before the sync loop, resumed
+    # after that commit, logs it: wait (bounded) for the log line rather than race it.
+    delivered = f"sync: transaction {done.transaction_id} stored"
+    for _ in range(100):
+        if delivered in caplog.text:
+            break
+        await asyncio.sleep(0.05)
     key = (rig.state / "credentials" / "booking-station-db-key").read_bytes()
     text = caplog.text + capsys.readouterr().out
-    assert "transaction" in text  # the logs did record the delivery
+    assert delivered in text  # the logs did record the delivery
     needles = [subject.last_name, subject.first_name, subject.date_of_birth, "BK-SECRET-4471",
                key.decode().strip(), parse_key(key).hex(), rig.password or "unused-password"]
     for needle in needles:
