@@ -56,14 +56,31 @@ def nbis_layout(iso: bytes) -> bytes:
 
 def rates(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
     """EER and FNMR at FMR <= 1 % (scores: higher is more similar; accept when >= t)."""
-    thresholds = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
-    fnmr = np.array([(genuine < t).mean() for t in thresholds])
-    fmr = np.array([(impostor >= t).mean() for t in thresholds])
-    i = int(np.argmin(np.abs(fnmr - fmr)))
-    eer = float((fnmr[i] + fmr[i]) / 2)
+    fnmr, fmr = _error_curves(genuine, np.ones(len(genuine)), impostor, np.ones(len(impostor)))
     ok = fmr <= 0.01
     fnmr_at = float(fnmr[ok].min()) if ok.any() else 1.0
-    return eer, fnmr_at
+    return _eer(fnmr, fmr), fnmr_at
+
+
+def _error_curves(
+    genuine: np.ndarray, g_weight: np.ndarray, impostor: np.ndarray, i_weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """FNMR and FMR at every distinct score (and above all of them), each score counted
+    ``weight`` times: FNMR(t) is the weight of genuine scores below t, FMR(t) that of impostor
+    scores at or above t, each over its total."""
+    thresholds = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
+    go, io = np.argsort(genuine, kind="stable"), np.argsort(impostor, kind="stable")
+    gw = np.concatenate([[0.0], np.cumsum(g_weight[go])])
+    iw = np.concatenate([[0.0], np.cumsum(i_weight[io])])
+    below_g = gw[np.searchsorted(genuine[go], thresholds, side="left")]
+    below_i = iw[np.searchsorted(impostor[io], thresholds, side="left")]
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty side gives NaN, as a mean
+        return below_g / gw[-1], (iw[-1] - below_i) / iw[-1]
+
+
+def _eer(fnmr: np.ndarray, fmr: np.ndarray) -> float:
+    i = int(np.argmin(np.abs(fnmr - fmr)))
+    return float((fnmr[i] + fmr[i]) / 2)
 
 
 def matcher():
@@ -108,16 +125,7 @@ def weighted_rates(
     With all weights 1 this is :func:`rates`'s EER; the finger bootstrap uses the weights for
     fingers drawn more than once (or not at all).
     """
-    thresholds = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
-    go, io = np.argsort(genuine, kind="stable"), np.argsort(impostor, kind="stable")
-    gs, gw = genuine[go], np.concatenate([[0.0], np.cumsum(g_weight[go])])
-    is_, iw = impostor[io], np.concatenate([[0.0], np.cumsum(i_weight[io])])
-    below_g = gw[np.searchsorted(gs, thresholds, side="left")]  # weight of genuine < t
-    below_i = iw[np.searchsorted(is_, thresholds, side="left")]  # weight of impostor < t
-    fnmr = below_g / max(gw[-1], 1e-12)
-    fmr = (iw[-1] - below_i) / max(iw[-1], 1e-12)
-    i = int(np.argmin(np.abs(fnmr - fmr)))
-    return float((fnmr[i] + fmr[i]) / 2)
+    return _eer(*_error_curves(genuine, g_weight, impostor, i_weight))
 
 
 def finger_bootstrap(

@@ -12,13 +12,24 @@ def _pairs(fingers: int, impressions: int) -> np.ndarray:
     return np.array([(a[0], b[0]) for n, a in enumerate(keys) for b in keys[n + 1 :]])
 
 
-def test_weighted_eer_with_unit_weights_is_the_plain_eer() -> None:
+def _brute_force(gen: np.ndarray, imp: np.ndarray) -> tuple[float, float]:
+    """EER and FNMR at FMR <= 1 %, threshold by threshold (the definition, written plainly)."""
+    thresholds = np.unique(np.concatenate([gen, imp, [np.inf]]))
+    fnmr = np.array([(gen < t).mean() for t in thresholds])
+    fmr = np.array([(imp >= t).mean() for t in thresholds])
+    i = int(np.argmin(np.abs(fnmr - fmr)))
+    ok = fmr <= 0.01
+    return float((fnmr[i] + fmr[i]) / 2), float(fnmr[ok].min()) if ok.any() else 1.0
+
+
+def test_rates_and_weighted_eer_with_unit_weights_follow_the_definition() -> None:
     rng = np.random.default_rng(3)
     for _ in range(20):
         gen = rng.integers(0, 60, size=int(rng.integers(5, 80))).astype(np.float64)
         imp = rng.integers(0, 40, size=int(rng.integers(20, 400))).astype(np.float64)
-        eer = weighted_rates(gen, np.ones_like(gen), imp, np.ones_like(imp))
-        assert eer == rates(gen, imp)[0]
+        expected = _brute_force(gen, imp)
+        assert rates(gen, imp) == expected
+        assert weighted_rates(gen, np.ones_like(gen), imp, np.ones_like(imp)) == expected[0]
 
 
 def test_weights_count_scores_repeatedly() -> None:
