@@ -115,12 +115,9 @@ def load_fvc(path: Path, db: str) -> np.ndarray:
 
 def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
     """FVC2002 set B prints of ``fingers`` from DB1..DB4 with reference labels."""
-    from models.training.labels import Leader, reference_labels
-    from models.training.verification import matcher
-
     folder = cache / FVC_CACHE
     folder.mkdir(parents=True, exist_ok=True)
-    extractor = leader = None
+    label = _Labeller()
     out = []
     for db in FVC_PPI:
         for finger in fingers:
@@ -130,12 +127,26 @@ def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample
                 if not src.exists():
                     continue
                 if not dst.exists():
-                    extractor = extractor or matcher()
-                    leader = leader or Leader()
                     image = load_fvc(src, db)
-                    _save(dst, image, reference_labels(image, extractor, leader))
+                    _save(dst, image, label(image))
                 out.append(_load(dst, real=True))
     return out
+
+
+class _Labeller:
+    """Reference labels of real prints; MINDTCT and LEADER are loaded on the first print that
+    is not cached yet, so a warm cache never loads them."""
+
+    def __init__(self) -> None:
+        self._extractor = self._leader = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        from models.training.labels import Leader, reference_labels
+        from models.training.verification import matcher
+
+        self._extractor = self._extractor or matcher()
+        self._leader = self._leader or Leader()
+        return reference_labels(image, self._extractor, self._leader)
 
 
 def build_nist(cache: Path, data_dir: Path) -> list[Sample]:
@@ -144,22 +155,17 @@ def build_nist(cache: Path, data_dir: Path) -> list[Sample]:
     These are not scored by the benchmark, so all of them can be trained on. Card text and
     ruling are labelled like the rest: whatever the references find there is taught.
     """
-    from models.training.labels import Leader, reference_labels
-    from models.training.verification import matcher
-
     folder = cache / NIST_CACHE
     folder.mkdir(parents=True, exist_ok=True)
-    extractor = leader = None
+    label = _Labeller()
     out = []
     for src in sorted((data_dir / NIST_FOLDER).glob("*.webp")):
         if src.stem in NIST_TEST_PATTERNS:
             continue
         dst = folder / f"{src.stem}.npz"
         if not dst.exists():
-            extractor = extractor or matcher()
-            leader = leader or Leader()
             image = np.asarray(Image.open(src).convert("L"))
-            _save(dst, image, reference_labels(image, extractor, leader))
+            _save(dst, image, label(image))
             print(f"nist {src.stem}", file=sys.stderr, flush=True)
         out.append(_load(dst, real=True))
     return out
