@@ -20,7 +20,9 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
     of a fresh process that loads the extractor and runs it (VmHWM, reset just before the
     extractor is loaded) and that peak's growth over the resident size at that moment (the
     Python interpreter, numpy, onnxruntime, the nbis binding and the images), at 1 and 2 threads.
-    MINDTCT is single-threaded: its 2-thread row is its 1-thread run.
+    MINDTCT is single-threaded: its 2-thread row is its 1-thread run. ``model-keep`` is the
+    station's model with ``minutiae.release_memory`` off (onnxruntime keeps its buffers between
+    images): what releasing them costs in time and saves in memory.
 
 ``--model DIR`` evaluates another model folder (``minutiae.onnx`` + ``manifest.json``, e.g. one
 written by ``python -m models.training.train --out DIR``) in place of the shipped one.
@@ -71,10 +73,12 @@ MODEL_DIR: Path | None = None
 class ModelExtractor:
     name = "model"
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, release_memory: bool = True) -> None:
         from appliance.minutiae import MinutiaeExtractor
 
-        self.extractor = MinutiaeExtractor(MODEL_DIR, threads=threads)
+        self.extractor = MinutiaeExtractor(
+            MODEL_DIR, threads=threads, release_memory=release_memory
+        )
         self.extractor.warm_up()
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -141,6 +145,8 @@ class Cached:
 
 
 def make(name: str, threads: int):
+    if name == "model-keep":  # (c) only: the model with minutiae.release_memory off
+        return ModelExtractor(threads, release_memory=False)
     return {"model": ModelExtractor, "mindtct": MindtctExtractor, "leader": LeaderExtractor}[
         name
     ](threads)
@@ -386,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                               f"points; model lower in {100*r['model_lower']:.0f} % of "
                               f"resamples, tied in {100*r['tied']:.0f} %")
     if "c" not in skip:
-        result["timing"] = tim = timing(names, args.data, args.timing_images)
+        timed = [*names, "model-keep"] if "model" in names else names
+        result["timing"] = tim = timing(timed, args.data, args.timing_images)
         print(f"\n(c) speed on DB1 images (median of {args.timing_images}), fresh process each")
         print("    peak MB: whole process; added MB: growth from loading and running the extractor")
         print(f"{'extractor':10} {'threads':>7} {'ms/image':>9} {'peak MB':>8} {'added MB':>8}")

@@ -27,9 +27,21 @@ class MinutiaeConfig(BaseModel):
         lt=1.0,
         description="Detection threshold (0..1) overriding the manifest's; empty keeps it.",
     )
+    release_memory: bool = Field(
+        True,
+        description="Give the model's working memory back to the system after each "
+        "extraction: a little slower per image, and prints of many sizes no longer keep the "
+        "largest one's buffers allocated (benchmarks/minutiae_eval.py (c), row model-keep, "
+        "and benchmarks/station_bench.py --keep-model-memory compare).",
+    )
 
     def build(self):
         """The extractor this section describes (checks the model against its manifest)."""
         from appliance.minutiae.extractor import MinutiaeExtractor
 
-        return MinutiaeExtractor(self.model_dir, threads=self.threads, threshold=self.threshold)
+        return MinutiaeExtractor(
+            self.model_dir,
+            threads=self.threads,
+            threshold=self.threshold,
+            release_memory=self.release_memory,
+        )

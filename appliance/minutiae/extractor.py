@@ -55,7 +55,11 @@ class MinutiaeExtractor:
     """
 
     def __init__(
-        self, model_dir: Path | None = None, threads: int = 1, threshold: float | None = None
+        self,
+        model_dir: Path | None = None,
+        threads: int = 1,
+        threshold: float | None = None,
+        release_memory: bool = True,
     ) -> None:
         self.manifest = load_manifest(Path(model_dir) if model_dir else DEFAULT_MODEL_DIR)
         verify_file(self.manifest)
@@ -68,6 +72,13 @@ class MinutiaeExtractor:
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.log_severity_level = 3
+            self._run_options = ort.RunOptions()
+            if release_memory:
+                # Hand the arena's free chunks back after each run: prints come in many sizes,
+                # and the arena otherwise keeps the largest run's buffers for good.
+                self._run_options.add_run_config_entry(
+                    "memory.enable_memory_arena_shrinkage", "cpu:0"
+                )
             self._session = ort.InferenceSession(
                 str(self.manifest.model_path), options, providers=["CPUExecutionProvider"]
             )
@@ -168,7 +179,9 @@ class MinutiaeExtractor:
         runs = []
         try:
             for fx, fy in FLIP_SETS[self.manifest.flips]:
-                maps = self._session.run(self._outputs, {self._input: mirror(padded, fx, fy)})
+                maps = self._session.run(
+                    self._outputs, {self._input: mirror(padded, fx, fy)}, self._run_options
+                )
                 runs.append(unmirror(maps, fx, fy) if fx or fy else maps)
         except Exception as exc:  # onnxruntime's own error classes share no public root
             raise MinutiaeModelError(f"minutiae model failed on a {w}x{h} image: {exc}") from exc

@@ -1,4 +1,7 @@
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +151,42 @@ def test_minutia_types_agree_with_ground_truth_more_often_than_chance(extractor,
             total += 1
     assert total >= 40
     assert agree / total >= 0.65, agree / total
+
+
+_GROWTH = """
+import sys
+import numpy as np
+from appliance.minutiae.extractor import MinutiaeExtractor
+from appliance.system.memory import fix_mmap_threshold
+
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+fix_mmap_threshold(128)  # as the station sets it at start
+ex = MinutiaeExtractor(release_memory=sys.argv[1] == "1")
+ex.warm_up()
+yy, xx = np.mgrid[:1200, :1000]
+ridges = (128 + 90 * np.sin((xx + 0.3 * yy) / 1.5)).astype(np.uint8)  # period ~9 px
+before = rss_kb()
+found = ex.extract(ridges, 500)
+print(rss_kb() - before, len(found))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
+def test_release_memory_gives_the_model_buffers_back_and_changes_no_result(impressions):
+    # Resident growth after one slap-sized extraction, each in a fresh process.
+    growth = {}
+    for flag in ("1", "0"):
+        out = subprocess.run(
+            [sys.executable, "-c", _GROWTH, flag], capture_output=True, text=True, check=True
+        )
+        growth[flag] = int(out.stdout.split()[0])
+    # The arena keeps the big run's buffers (tens of MB) unless they are released.
+    assert growth["0"] > 30_000, growth
+    assert growth["1"] < growth["0"] / 2, growth
+    kept = MinutiaeExtractor(DEFAULT_MODEL_DIR, release_memory=False)
+    freed = MinutiaeConfig(release_memory=True).build()
+    for imp in impressions[:3]:
+        assert kept.extract(imp.image, 500) == freed.extract(imp.image, 500)
