@@ -40,7 +40,8 @@ from appliance.sync.upload import Uploader
 from appliance.system.clock import ClockTrust, kernel_clock_state
 from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
-from drivers.base import load_driver_class
+from drivers.base import ScannerDriver, load_driver_class
+from drivers.isolated import IsolatedDriver
 from drivers.worker import DeviceWorker, ScannerState
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,12 @@ class Station:
         section = self.config.scanner
         cls = load_driver_class(section.type)
         model = getattr(cls, "Config", None)
-        driver = cls(model.model_validate(section.model_dump())) if model else cls()  # type: ignore[call-arg]
+        driver_config = model.model_validate(section.model_dump()) if model else None
+        driver: ScannerDriver
+        if getattr(driver_config, "process", False):  # the emulator's child-process option
+            driver = IsolatedDriver(cls, driver_config)
+        else:
+            driver = cls(driver_config) if model else cls()  # type: ignore[call-arg]
         loop = asyncio.get_running_loop()
 
         def on_state(state: ScannerState) -> None:

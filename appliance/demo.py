@@ -126,7 +126,7 @@ def demo_config(state_dir: Path, broker: Broker, web_port: int, seed: int) -> St
     return StationConfig.model_validate({
         "station": {"station_id": "demo-" + state_dir.resolve().name[-20:].replace(".", "-"),
                     "data_dir": str(state_dir / "station")},
-        "scanner": {"type": "emulated", "seed": seed},
+        "scanner": {"type": "emulated", "seed": seed, "process": True},
         "store": {"min_free_mb": 64},
         "mqtt": {"host": broker.host, "port": broker.port, "ack_timeout_s": 10.0},
         "web": {"port": web_port},

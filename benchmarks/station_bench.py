@@ -1,6 +1,7 @@
 """The whole station on one machine: booking processing time after the last capture, memory.
 
-    .venv/bin/python benchmarks/station_bench.py [--bookings 3] [--together] [--mmap-threshold-kb N]
+    .venv/bin/python benchmarks/station_bench.py [--bookings 3] [--together] [--scanner-process]
+                                                 [--keep-model-memory] [--mmap-threshold-kb N]
 
 Runs the station in this process with the emulated livescan, takes ten-print bookings through the
 capture session, and reports for each: the time from the last accepted print to the booking being
@@ -19,6 +20,14 @@ Two modes:
   (not its transient working memory while drawing a hand, which VmHWM includes).
 * ``--together``: the embedded broker and the reference receiver in this process too, as the demo
   does (the measurement the README's figures were first taken with); VmHWM then covers all three.
+
+``--scanner-process`` draws the emulated scanner's prints in a child process (the emulator's
+``process = true``, :mod:`drivers.isolated`), as a real scanner images in its own hardware: this
+process then holds what a station with a real scanner holds, and the child's own peak is printed
+apart. It combines with either mode.
+
+``--keep-model-memory`` turns off ``minutiae.release_memory`` (onnxruntime then keeps the
+largest extraction's buffers allocated), to compare.
 
 ``--mmap-threshold-kb 0`` runs with glibc's default allocator settings instead of the station's
 (``system.malloc_mmap_threshold_kb``, see appliance/system/memory.py), to compare.
@@ -102,16 +111,21 @@ async def broker_and_receiver(state: Path, together: bool) -> AsyncIterator[Brok
               "not counted above)")
 
 
-async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False) -> None:
+async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False,
+               scanner_process: bool = False, release_memory: bool = True) -> None:
     state = Path(tempfile.mkdtemp(prefix="bst-bench-"))
     creds, _ = prepare_state(state)
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
     print("mode: " + ("together (embedded broker and receiver in this process)" if together
-                      else "apart (mosquitto and receiver in child processes)"))
+                      else "apart (mosquitto and receiver in child processes)")
+          + ("; emulated scanner in a child process" if scanner_process else "")
+          + ("; minutiae.release_memory off" if not release_memory else ""))
     async with broker_and_receiver(state, together) as broker:
         config = StationConfig.model_validate({
             "station": {"station_id": "bench", "data_dir": str(state / "station")},
             "store": {"min_free_mb": 16},
+            "scanner": {"type": "emulated", "process": scanner_process},
+            "minutiae": {"release_memory": release_memory},
             "mqtt": {"host": broker.host, "port": broker.port},
             "web": {"port": 0},
             "records": {"profile": "local-tenprint"},
@@ -144,9 +158,15 @@ async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False)
             await asyncio.sleep(0.1)
         print(f"sent: central acknowledged {acked} of {count} within "
               f"{time.perf_counter() - started:.1f} s; peak RSS {peak_rss_mb():.0f} MB")
-        held, held_mb = masters_held()
-        print(f"emulator: {held} master fingers held, {held_mb:.0f} MB of arrays "
-              f"(RSS now {status_mb('VmRSS'):.0f} MB)")
+        if scanner_process:
+            pid = getattr(station.worker.driver, "pid", None) if station.worker else None
+            child = status_mb("VmHWM", pid) if pid else float("nan")
+            print(f"emulator: in its child process (peak RSS {child:.0f} MB, not counted above); "
+                  f"RSS here now {status_mb('VmRSS'):.0f} MB")
+        else:
+            held, held_mb = masters_held()
+            print(f"emulator: {held} master fingers held, {held_mb:.0f} MB of arrays "
+                  f"(RSS now {status_mb('VmRSS'):.0f} MB)")
         await station.stop()
 
 
@@ -156,5 +176,10 @@ if __name__ == "__main__":
     parser.add_argument("--mmap-threshold-kb", type=int, default=128)
     parser.add_argument("--together", action="store_true",
                         help="Run the embedded broker and the receiver in this process (old mode).")
+    parser.add_argument("--scanner-process", action="store_true",
+                        help="Draw the emulated scanner's prints in a child process.")
+    parser.add_argument("--keep-model-memory", action="store_true",
+                        help="Turn off minutiae.release_memory, to compare.")
     args = parser.parse_args()
-    asyncio.run(main(args.bookings, args.mmap_threshold_kb, args.together))
+    asyncio.run(main(args.bookings, args.mmap_threshold_kb, args.together, args.scanner_process,
+                     not args.keep_model_memory))

@@ -154,6 +154,12 @@ class ScannerDriver(abc.ABC):
         ``position`` is the ANSI/NIST-ITL finger position code. Devices without guides ignore it.
         """
 
+    def shutdown(self) -> None:  # noqa: B027 - most drivers hold nothing beyond the device
+        """Release what the driver holds besides the device (a helper process).
+
+        Called once, after the last :meth:`close`, when the station stops with the driver.
+        """
+
     def reset(self) -> None:
         """Bring a wedged device back: close and reopen by default."""
         self.close()

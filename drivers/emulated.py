@@ -80,6 +80,11 @@ class EmulatedConfig(BaseModel):
     capture_latency_s: float = Field(
         0.0, ge=0, le=5, description="Extra time a capture takes, like a real device's exposure."
     )
+    process: bool = Field(
+        False,
+        description="Draw the virtual subject in a child process, as a real scanner images in "
+        "its own hardware: the station's process then holds only what it would hold with one.",
+    )
     faults: EmulatedFaults = Field(default_factory=EmulatedFaults, description="Fault knobs.")
 
 

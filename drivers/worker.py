@@ -230,6 +230,7 @@ class DeviceWorker:
             self.driver.close()
         except ScannerError:
             log.warning("scanner %s: close failed", self.driver.name, exc_info=True)
+        self.driver.shutdown()
         self._set_state(ScannerState.STOPPED)
 
     def _wait_or_stop(self, delay: float) -> bool:

@@ -44,7 +44,9 @@ def pty_emulator(tmp_path: Path) -> Iterator[Callable[..., R30xEmulator]]:
     assert not errors, f"emulator thread failed: {errors!r}"
 
 
-@pytest.fixture(params=["r30x-pty", "r30x-url", "uareu-4000b", "uareu-4000", "livescan"])
+@pytest.fixture(
+    params=["r30x-pty", "r30x-url", "uareu-4000b", "uareu-4000", "livescan", "livescan-process"]
+)
 def scanner_factory(
     request: pytest.FixtureRequest, pty_emulator: Callable[..., R30xEmulator]
 ) -> Callable[[], ScannerDriver]:
@@ -62,6 +64,21 @@ def scanner_factory(
             return driver
 
         return livescan
+    if request.param == "livescan-process":
+        from drivers.emulated import EmulatedConfig, EmulatedLivescan
+        from drivers.isolated import IsolatedDriver
+
+        made: list[IsolatedDriver] = []
+        request.addfinalizer(lambda: [d.shutdown() for d in made])
+
+        def livescan_process() -> IsolatedDriver:
+            config = EmulatedConfig(image_source="pattern", process=True)
+            driver = IsolatedDriver(EmulatedLivescan, config)
+            made.append(driver)
+            driver.guide(2)
+            return driver
+
+        return livescan_process
     product = 0x000A if request.param == "uareu-4000b" else 0x0007
     emulated = UareUEmulatorConfig(product_id=product, finger_source="pattern")
     return lambda: UareUDriver(UareUConfig(usb_backend="emulator", emulator=emulated,

@@ -29,6 +29,7 @@ def scanner(scanner_factory: Callable[[], ScannerDriver]) -> Iterator[ScannerDri
         yield driver
     finally:
         driver.close()
+        driver.shutdown()
 
 
 def _need_finger(finger_on_platen: bool) -> None:
