@@ -15,6 +15,7 @@ answering is a pulled cable to the station: :class:`~drivers.errors.ScannerDisco
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -117,9 +118,13 @@ class IsolatedDriver(ScannerDriver):
     def _start(self) -> None:
         parent, child = socket.socketpair()
         with parent, child:
+            # The child imports what this process imports (the driver class is pickled by name).
+            path = os.pathsep.join(p for p in sys.path if p)
             process = subprocess.Popen(
                 [sys.executable, "-m", "drivers.isolated", str(child.fileno())],
                 pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
             )
             conn = Connection(parent.detach())
         self._conn, self._process = conn, process
