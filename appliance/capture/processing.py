@@ -55,7 +55,12 @@ class BookingProcessor:
         self.inspector = PrintInspector(self.config.quality)
         self.inspector.warm_up()
         log.info("quality: NFIQ 2 backend %s", self.inspector.backend)
-        self.extractor = self.config.minutiae.build()  # checks the model against its manifest
+        minutiae = self.config.minutiae
+        if self.config.system.malloc_mmap_threshold_kb == 0:
+            # Under glibc's sliding mmap threshold, buffers handed back come back fragmented
+            # and the peak grows instead (benchmarks/minutiae_eval.py, MMAP_THRESHOLD_KB = 0).
+            minutiae = minutiae.model_copy(update={"release_memory": False})
+        self.extractor = minutiae.build()  # checks the model against its manifest
         self.extractor.warm_up()
 
     def inspect(self, imp: Impression, annotations: dict[Position, Annotation],

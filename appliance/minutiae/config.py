@@ -30,9 +30,11 @@ class MinutiaeConfig(BaseModel):
     release_memory: bool = Field(
         True,
         description="Give the model's working memory back to the system after each "
-        "extraction: a little slower per image, and prints of many sizes no longer keep the "
-        "largest one's buffers allocated (benchmarks/minutiae_eval.py (c), row model-keep, "
-        "and benchmarks/station_bench.py --keep-model-memory compare).",
+        "extraction: prints of many sizes then no longer keep the largest one's buffers "
+        "allocated, at a few per cent more time per image. Takes effect only with "
+        "system.malloc_mmap_threshold_kb set (glibc's sliding threshold would raise the peak "
+        "instead). benchmarks/station_bench.py --keep-model-memory and "
+        "benchmarks/minutiae_eval.py (c), row model-keep, compare.",
     )
 
     def build(self):

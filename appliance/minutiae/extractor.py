@@ -52,6 +52,9 @@ class MinutiaeExtractor:
     The constructor checks the model against its manifest (file sha256, input and output names,
     shapes and types) and raises :class:`ModelIntegrityError` on any difference. One instance
     may be shared by threads: onnxruntime sessions are thread-safe for ``run``.
+
+    ``release_memory`` hands onnxruntime's arena back after each image; use it with a fixed
+    glibc mmap threshold, as the station sets (``system.malloc_mmap_threshold_kb``).
     """
 
     def __init__(
@@ -59,11 +62,12 @@ class MinutiaeExtractor:
         model_dir: Path | None = None,
         threads: int = 1,
         threshold: float | None = None,
-        release_memory: bool = True,
+        release_memory: bool = False,
     ) -> None:
         self.manifest = load_manifest(Path(model_dir) if model_dir else DEFAULT_MODEL_DIR)
         verify_file(self.manifest)
         self.threshold = float(threshold) if threshold is not None else self.manifest.threshold
+        self.releases_memory = bool(release_memory)
         try:
             import onnxruntime as ort
 
@@ -72,11 +76,13 @@ class MinutiaeExtractor:
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.log_severity_level = 3
-            self._run_options = ort.RunOptions()
+            # The last run of an image hands the arena's free chunks back: prints come in many
+            # sizes, and the arena otherwise keeps the largest run's buffers for good. The
+            # mirrored runs before it reuse the buffers (shrinking after each costs time).
+            self._keep_options = ort.RunOptions()
+            self._last_options = ort.RunOptions()
             if release_memory:
-                # Hand the arena's free chunks back after each run: prints come in many sizes,
-                # and the arena otherwise keeps the largest run's buffers for good.
-                self._run_options.add_run_config_entry(
+                self._last_options.add_run_config_entry(
                     "memory.enable_memory_arena_shrinkage", "cpu:0"
                 )
             self._session = ort.InferenceSession(
@@ -177,10 +183,12 @@ class MinutiaeExtractor:
         padded = np.zeros((1, 1, -(-h // s) * s, -(-w // s) * s), dtype=np.float32)
         padded[0, 0, :h, :w] = norm
         runs = []
+        flips = FLIP_SETS[self.manifest.flips]
         try:
-            for fx, fy in FLIP_SETS[self.manifest.flips]:
+            for i, (fx, fy) in enumerate(flips):
+                options = self._last_options if i == len(flips) - 1 else self._keep_options
                 maps = self._session.run(
-                    self._outputs, {self._input: mirror(padded, fx, fy)}, self._run_options
+                    self._outputs, {self._input: mirror(padded, fx, fy)}, options
                 )
                 runs.append(unmirror(maps, fx, fy) if fx or fy else maps)
         except Exception as exc:  # onnxruntime's own error classes share no public root

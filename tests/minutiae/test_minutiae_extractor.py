@@ -190,3 +190,22 @@ def test_release_memory_gives_the_model_buffers_back_and_changes_no_result(impre
     freed = MinutiaeConfig(release_memory=True).build()
     for imp in impressions[:3]:
         assert kept.extract(imp.image, 500) == freed.extract(imp.image, 500)
+
+
+@pytest.mark.parametrize(("mmap_kb", "releases"), [(128, True), (0, False)])
+def test_the_station_releases_model_memory_only_with_a_fixed_mmap_threshold(
+    tmp_path, mmap_kb, releases
+):
+    from appliance.capture.processing import BookingProcessor
+    from appliance.config import StationConfig
+
+    config = StationConfig.model_validate({
+        "station": {"station_id": "t", "data_dir": str(tmp_path)},
+        "system": {"malloc_mmap_threshold_kb": mmap_kb},
+    })
+    assert config.minutiae.release_memory  # the default
+    processor = BookingProcessor(config)
+    processor.warm_up()
+    assert processor.extractor is not None and processor.extractor.ready
+    assert processor.extractor.releases_memory is releases
+    assert MinutiaeExtractor(DEFAULT_MODEL_DIR).releases_memory is False  # e.g. the CLI
