@@ -27,6 +27,7 @@ from appliance.capture.session import CaptureSession
 from appliance.config import StationConfig, read_secret
 from appliance.domain import Annotation, Booking, Impression, Position
 from appliance.errors import CaptureError, StationError
+from appliance.scanner_cli import build_driver
 from appliance.store.crypto import BlobCipher
 from appliance.store.drafts import DraftStore
 from appliance.store.errors import StoreError
@@ -40,8 +41,6 @@ from appliance.sync.upload import Uploader
 from appliance.system.clock import ClockTrust, kernel_clock_state
 from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
-from drivers.base import ScannerDriver, load_driver_class
-from drivers.isolated import IsolatedDriver
 from drivers.worker import DeviceWorker, ScannerState
 
 log = logging.getLogger(__name__)
@@ -179,15 +178,7 @@ class Station:
         ), name="store-maintenance"))
 
     def _start_scanner(self) -> None:
-        section = self.config.scanner
-        cls = load_driver_class(section.type)
-        model = getattr(cls, "Config", None)
-        driver_config = model.model_validate(section.model_dump()) if model else None
-        driver: ScannerDriver
-        if getattr(driver_config, "process", False):  # the emulator's child-process option
-            driver = IsolatedDriver(cls, driver_config)
-        else:
-            driver = cls(driver_config) if model else cls()  # type: ignore[call-arg]
+        driver = build_driver(self.config)
         loop = asyncio.get_running_loop()
 
         def on_state(state: ScannerState) -> None:

@@ -16,18 +16,26 @@ from typing import Any, TextIO
 
 from appliance.config import StationConfig
 from drivers.base import ENTRY_POINT_GROUP, CaptureMode, ScannerDriver, load_driver_class
+from drivers.isolated import IsolatedDriver
 from drivers.worker import DeviceWorker
 
 DIGITALPERSONA_VENDOR = 0x05BA
 
 
 def build_driver(config: StationConfig) -> ScannerDriver:
-    """The configured driver, with its own config model applied."""
+    """The configured driver, with its own config model applied.
+
+    A driver whose config asks for ``process = true`` (the emulator) is served from a child
+    process (:class:`drivers.isolated.IsolatedDriver`).
+    """
     cls = load_driver_class(config.scanner.type)
     model = getattr(cls, "Config", None)
     if model is None:
         return cls()  # type: ignore[call-arg]
-    return cls(model.model_validate(config.scanner.model_dump()))  # type: ignore[call-arg]
+    driver_config = model.model_validate(config.scanner.model_dump())
+    if getattr(driver_config, "process", False):
+        return IsolatedDriver(cls, driver_config)
+    return cls(driver_config)  # type: ignore[call-arg]
 
 
 def list_devices() -> dict[str, Any]:

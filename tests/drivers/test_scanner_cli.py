@@ -7,14 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def scanner(tmp_path: Path, *args: str) -> dict:
+def scanner(tmp_path: Path, *args: str, process: bool = False) -> dict:
     config = tmp_path / "config.toml"
-    config.write_text('[scanner]\ntype = "emulated"\nimage_source = "pattern"\n')
+    config.write_text('[scanner]\ntype = "emulated"\nimage_source = "pattern"\n'
+                      f"process = {str(process).lower()}\n")
     result = subprocess.run([sys.executable, "-m", "appliance.cli", "scanner", *args,
                              "--config", str(config)], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
@@ -35,9 +37,10 @@ def test_info_shows_identity_and_capabilities(tmp_path: Path) -> None:
     assert "rolled" in info["capabilities"]["modes"]
 
 
-def test_capture_writes_the_image(tmp_path: Path) -> None:
+@pytest.mark.parametrize("process", [False, True], ids=["in-process", "child-process"])
+def test_capture_writes_the_image(tmp_path: Path, process: bool) -> None:
     out = tmp_path / "test.png"
-    result = scanner(tmp_path, "capture", "--out", str(out), "--mode", "rolled")
+    result = scanner(tmp_path, "capture", "--out", str(out), "--mode", "rolled", process=process)
     with Image.open(out) as img:
         assert img.size == (800, 750) == (result["width"], result["height"])
         assert img.mode == "L"
