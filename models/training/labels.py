@@ -203,7 +203,7 @@ def near_contour(image: np.ndarray, labels: np.ndarray, band_px: float) -> np.nd
     """Which ``labels`` lie within ``band_px`` of the print's edge (or off the print)."""
     depth = contour_depth(image)
     gh, gw = depth.shape
-    if not len(labels) or gh == 0 or gw == 0:
+    if gh == 0 or gw == 0:  # an image smaller than one block holds no print
         return np.zeros(len(labels), dtype=bool)
     bx = np.clip((labels[:, 0] // CONTOUR_BLOCK).astype(int), 0, gw - 1)
     by = np.clip((labels[:, 1] // CONTOUR_BLOCK).astype(int), 0, gh - 1)
@@ -223,7 +223,7 @@ def soften_contour(
     MINDTCT-only ones deeper inside keep theirs.
     """
     out = labels.copy()
-    only_mindtct = np.isclose(out[:, 4], WEIGHT_MINDTCT) if len(out) else np.zeros(0, bool)
+    only_mindtct = np.isclose(out[:, 4], WEIGHT_MINDTCT)
     out[near_contour(image, out, band_px) & only_mindtct, 4] = weight
     return out
 

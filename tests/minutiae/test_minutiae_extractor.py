@@ -176,7 +176,7 @@ print(rss_kb() - before, len(found))
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
 def test_release_memory_gives_the_model_buffers_back_and_changes_no_result(impressions):
-    # Resident growth after one slap-sized extraction, each in a fresh process.
+    # Resident growth after one 1200 x 1000 extraction, each setting in a fresh process.
     growth = {}
     for flag in ("1", "0"):
         out = subprocess.run(
