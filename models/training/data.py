@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from appliance.imaging.resample import resample
 from appliance.minutiae.extractor import NORM_FLOOR
@@ -200,15 +200,33 @@ def _stats(sample: Sample, lut: np.ndarray) -> tuple[float, float]:
     return mean, max(math.sqrt(var), NORM_FLOOR)
 
 
+def moisten(image: np.ndarray, wet: bool, strength: float) -> np.ndarray:
+    """A real print made wetter (dark ridges spread into the valleys: a 3 x 3 grey minimum) or
+    drier (ridges thin and break up: a 3 x 3 grey maximum), blended with the original by
+    ``strength`` in [0, 1]. The minutiae stay where they were: the model is taught to find
+    them through the finger's moisture, as the synthetic impressions' moisture already does.
+    """
+    kind = ImageFilter.MinFilter(3) if wet else ImageFilter.MaxFilter(3)
+    filtered = np.asarray(Image.fromarray(image).filter(kind), dtype=np.float32)
+    out = image.astype(np.float32) * (1.0 - strength) + filtered * strength
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def random_crop(
-    sample: Sample, rng: np.random.Generator, size: int
+    sample: Sample, rng: np.random.Generator, size: int, moisture: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """A ``size`` x ``size`` normalised crop and its labels, randomly scaled, flipped, toned.
 
     The crop is normalised with the statistics of the whole print, as the runtime normalises
-    whole images; beyond the print's edge it is 0, as the runtime's padding is.
+    whole images; beyond the print's edge it is 0, as the runtime's padding is. With
+    ``moisture`` > 0, a real print is first made wetter or drier (:func:`moisten`) with that
+    probability; at 0 no random number is drawn for it, so the default recipe's crops stay
+    exactly those of the shipped model's run.
     """
     image, labels = sample.image, sample.labels
+    if moisture > 0 and sample.real and rng.random() < moisture:
+        image = moisten(image, wet=bool(rng.random() < 0.5), strength=float(rng.uniform(0.4, 1.0)))
+        sample = Sample(image=image, labels=labels, real=True)
     h, w = image.shape
     scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.7 else 1.0
     src = max(8, int(round(size / scale)))

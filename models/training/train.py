@@ -85,6 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--contour-band", type=float, default=16.0, help="pixels from the edge for --contour-weight"
     )
+    p.add_argument(
+        "--real-moisture",
+        type=float,
+        default=0.0,
+        help="share of real crops made wetter or drier first (models.training.data.moisten)",
+    )
     return p.parse_args(argv)
 
 
@@ -96,7 +102,9 @@ def batch(samples_syn, samples_real, rng, args) -> tuple[torch.Tensor, dict[str,
             crop, lab = blank_crop(rng, args.crop), np.zeros((0, 5), np.float32)
         else:
             pool = samples_real if (u < 0.04 + args.real_fraction and samples_real) else samples_syn
-            crop, lab = random_crop(pool[int(rng.integers(len(pool)))], rng, args.crop)
+            crop, lab = random_crop(
+                pool[int(rng.integers(len(pool)))], rng, args.crop, args.real_moisture
+            )
         images.append(crop[None])
         tgts.append(targets(lab, args.crop, STRIDE))
     x = torch.from_numpy(np.stack(images))
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 "nist": args.nist,
                 "contour_weight": args.contour_weight,
                 "contour_band": args.contour_band,
+                "real_moisture": args.real_moisture,
                 "threads": args.threads,
                 "wall_time_min": round((time.time() - started) / 60, 1),
                 "synthetic_validation_best_f1": stats,
