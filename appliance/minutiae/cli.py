@@ -12,6 +12,7 @@ harnesses measure the extractor through this command: keep the format exactly so
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -37,7 +38,7 @@ def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout)
     """Print the minutiae of the image at ``image_path`` (``ppi`` defaults to 500).
 
     Returns 0 on success, 2 for an unreadable image or a bad resolution, 1 when the model
-    cannot be loaded; reasons go to stderr.
+    cannot be loaded or the reader of stdout went away; reasons go to stderr.
     """
     from appliance.minutiae.extractor import PPI_RANGE, MinutiaeExtractor
 
@@ -57,7 +58,14 @@ def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout)
     except StationError as exc:
         print(f"minutiae model: {exc}", file=sys.stderr)
         return 1
-    print(minutiae_json(minutiae), file=out)
+    try:
+        print(minutiae_json(minutiae), file=out, flush=True)
+    except BrokenPipeError:
+        # The reader left early (``| head``): say so in the exit code, not in a traceback, and
+        # point stdout at /dev/null so that Python's own flush at exit does not raise again.
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

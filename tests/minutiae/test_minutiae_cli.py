@@ -100,3 +100,22 @@ def test_module_entry_point_prints_one_json_line(tmp_path, impressions):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
     assert len(json.loads(lines[0])["minutiae"]) > 10
+
+
+@pytest.mark.parametrize("entry", ["appliance.cli", "appliance.minutiae.cli"])
+def test_a_reader_that_leaves_early_gets_an_exit_code_not_a_traceback(tmp_path, impressions,
+                                                                      entry):
+    """``booking-station extract IMG | head -c 10``: the pipe closes before the JSON is written."""
+    path = tmp_path / "print.png"
+    Image.fromarray(impressions[2].image).save(path)
+    args = ["extract", str(path)] if entry == "appliance.cli" else [str(path)]
+    proc = subprocess.Popen([sys.executable, "-m", entry, *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has even loaded the model
+    try:
+        err = proc.stderr.read().decode()
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert rc == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
