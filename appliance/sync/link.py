@@ -335,7 +335,10 @@ class MqttLink:
         self.counters.last_error = why
         self.counters.connected_since = None
         self._fail_pending(why)
-        if was:
+        if was and self._stop.is_set():  # our own clean disconnect at stop(): nothing was lost
+            log.info("mqtt: disconnected from the broker (the link is stopping)")
+            self._notify(False)
+        elif was:
             self.counters.disconnects += 1
             log.warning("mqtt: connection lost: %s", why)
             self._notify(False)

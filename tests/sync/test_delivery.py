@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import paho.mqtt.client as mqtt
@@ -69,6 +70,34 @@ async def test_broker_killed_and_restarted_mid_upload(sync_rig, mosquitto, loop_
         assert rig.receiver.store.read("st-1", txid) == payload
     assert set(rig.receiver.store.deliveries()) == set(txids)
     assert rig.link.counters.connects >= 2
+
+
+async def test_a_lost_broker_is_a_warning_and_a_stop_is_not(sync_rig, mosquitto, caplog,
+                                                             loop_errors) -> None:
+    """Operators count disconnects and read warnings: a station shutting down cleanly must not
+    look like a broker or network failure in either."""
+    rig = await sync_rig()
+    with caplog.at_level(logging.INFO, logger="appliance.sync.link"):
+        mosquitto.kill()
+
+        def lost() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+        # the network thread logs the loss last (after `connected` and the counter change)
+        async with asyncio.timeout(20):
+            while not any(m.startswith("mqtt: connection lost") for m in lost()):
+                await asyncio.sleep(0.05)
+        assert not rig.link.connected and rig.link.counters.disconnects == 1
+        mosquitto.start()
+        async with asyncio.timeout(20):
+            while not rig.link.connected:
+                await asyncio.sleep(0.05)
+        caplog.clear()
+        await asyncio.to_thread(rig.link.stop)
+    assert not rig.link.connected
+    assert rig.link.counters.disconnects == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "mqtt: disconnected from the broker (the link is stopping)" in caplog.messages
 
 
 async def test_missing_chunks_are_resent(sync_rig, mosquitto, loop_errors) -> None:
