@@ -335,13 +335,14 @@ class MqttLink:
         self.counters.last_error = why
         self.counters.connected_since = None
         self._fail_pending(why)
-        if was and self._stop.is_set():  # our own clean disconnect at stop(): nothing was lost
+        if not was:
+            return
+        if self._stop.is_set():  # our own clean disconnect at stop(): nothing was lost
             log.info("mqtt: disconnected from the broker (the link is stopping)")
-            self._notify(False)
-        elif was:
+        else:
             self.counters.disconnects += 1
             log.warning("mqtt: connection lost: %s", why)
-            self._notify(False)
+        self._notify(False)
 
     def _notify(self, up: bool) -> None:
         if self._on_connection is not None and self._loop is not None:
