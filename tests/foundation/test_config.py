@@ -130,3 +130,18 @@ def test_validate_command_lists_problems_with_record_and_field(tmp_path: Path) -
     assert "record" in result.stdout and "LEN" in result.stdout
     missing = run_cli("validate", str(tmp_path / "none.an2"))
     assert missing.returncode == 2
+
+
+def test_a_reader_that_leaves_early_gets_an_exit_code_not_a_traceback() -> None:
+    """``booking-station check-config FILE | head -c 0``: the one line meets a closed pipe."""
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "check-config",
+                             str(EXAMPLES / "demo.toml")], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read().decode()
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert rc == 1, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
