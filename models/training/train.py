@@ -45,10 +45,9 @@ from models.training.release import (
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """The training data's options, shared with :mod:`models.training.finetune`."""
     repo = Path(__file__).resolve().parents[2]
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=repo / "models" / "minutiae")
     p.add_argument("--cache", type=Path, default=Path("/tmp/booking-station-minutiae"))
     p.add_argument(
         "--data",
@@ -56,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(os.environ.get("BST_DATA_DIR", repo.parent / "shared" / "data")),
     )
     p.add_argument("--masters", type=int, default=240, help="synthetic fingers to render")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    repo = Path(__file__).resolve().parents[2]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=repo / "models" / "minutiae")
+    add_data_args(p)
     p.add_argument("--steps", type=int, default=45000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=128)

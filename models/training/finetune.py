@@ -1,0 +1,167 @@
+"""Continue training a released model at a constant small learning rate and average its weights.
+
+Stochastic weight averaging (Izmailov et al., 2018): from a trained model, keep training at a
+constant learning rate and release the mean of the weights taken every few hundred steps, which
+sits nearer the middle of a wide minimum than any single one of them. It starts from the
+released ONNX file itself, so no torch checkpoint has to be kept: the export folded each batch
+norm into its convolution, and the network is rebuilt in that folded form (convolutions with a
+bias, no normalisation), which also leaves no batch statistics to recompute after averaging.
+The data, crops and loss are the trainer's (:mod:`models.training.train`); the threshold is
+chosen as the trainer chooses it, with the same mirror images.
+
+    python -m models.training.finetune models/minutiae --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from appliance.minutiae.manifest import MANIFEST_NAME, file_sha256
+from models.training.data import build_fvc, build_synthetic
+from models.training.model import MinutiaeNet
+from models.training.release import MODEL_FILE, choose_thresholds, write_manifest
+from models.training.train import Batches, add_data_args, export, loss_fn
+
+
+def folded_net(width: int) -> MinutiaeNet:
+    """A :class:`MinutiaeNet` in the export's form: each block's batch norm folded away, so
+    its convolution carries a bias and nothing normalises."""
+    net = MinutiaeNet(width)
+    for block in net.features:
+        conv: nn.Conv2d = block[0]
+        block[0] = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            bias=True,
+        )
+        block[1] = nn.Identity()
+    return net
+
+
+def load_released(path: Path) -> MinutiaeNet:
+    """The network of a released ONNX file, as a trainable torch module (:func:`folded_net`)."""
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    width = 2 * int(inits[convs[0].input[1]].shape[0])
+    net = folded_net(width)
+    targets = [block[0] for block in net.features] + [net.head]
+    if len(convs) != len(targets):
+        raise ValueError(f"{path}: {len(convs)} convolutions, the network has {len(targets)}")
+    with torch.no_grad():
+        for node, conv in zip(convs, targets, strict=True):
+            weight, bias = (inits[name] for name in node.input[1:3])
+            if tuple(weight.shape) != tuple(conv.weight.shape):
+                raise ValueError(f"{path}: {node.name} is {weight.shape}, not {conv.weight.shape}")
+            conv.weight.copy_(torch.from_numpy(weight.copy()))
+            conv.bias.copy_(torch.from_numpy(bias.copy()))
+    return net
+
+
+class WeightMean:
+    """The running mean of a module's weights over the snapshots :meth:`take` was given."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.mean = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+        self.taken = 0
+
+    def take(self, net: nn.Module) -> None:
+        self.taken += 1
+        with torch.no_grad():
+            for k, v in net.state_dict().items():
+                self.mean[k] += (v - self.mean[k]) / self.taken
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("base", type=Path, help="released model folder (minutiae.onnx, manifest.json)")
+    p.add_argument("--out", type=Path, required=True)
+    add_data_args(p)
+    p.add_argument("--steps", type=int, default=12000)
+    p.add_argument("--lr", type=float, default=3e-4, help="constant learning rate")
+    p.add_argument("--average-every", type=int, default=400, help="steps between averaged weights")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--real-fraction", type=float, default=0.4)
+    p.add_argument("--seed", type=int, default=1, help="of the crops (the trainer's was 0)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    args.real_moisture = 0.0
+    return args
+
+
+def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:
+    """Train ``net`` for ``args.steps`` at ``args.lr`` and return the mean of its weights taken
+    every ``args.average_every`` steps (the last step included), and how many were averaged."""
+    torch.manual_seed(args.seed)
+    syn = build_synthetic(args.cache, args.masters)
+    real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
+    print(f"data: {len(syn)} synthetic, {len(real)} real impressions", file=sys.stderr)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    loader = torch.utils.data.DataLoader(
+        Batches(syn, real, args), batch_size=None, num_workers=1, prefetch_factor=4
+    )
+    mean, running, t0 = WeightMean(net), {}, time.time()
+    net.train()
+    for step, (x, t) in zip(range(args.steps), loader, strict=False):
+        loss, parts = loss_fn(net(x), t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for k, v in parts.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        if (step + 1) % args.average_every == 0 or step == args.steps - 1:
+            mean.take(net)
+        if step % 100 == 0 or step == args.steps - 1:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in running.items())
+            print(f"step {step} {shown} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+    net.load_state_dict(mean.mean)
+    net.eval()
+    return net, mean.taken
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    torch.set_num_threads(args.threads)
+    base_manifest = json.loads((args.base / MANIFEST_NAME).read_text(encoding="utf-8"))
+    net = load_released(args.base / MODEL_FILE)
+    args.out.mkdir(parents=True, exist_ok=True)
+    net, taken = finetune(net, args)
+    export(net, args.out / MODEL_FILE)
+    flips = int(base_manifest.get("flips", 1))
+    write_manifest(args.out, 0.5, {}, flips=flips)
+    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=args.data.is_dir())
+    finetune_record = {
+        "command": "python -m models.training.finetune " + " ".join(argv or sys.argv[1:]),
+        "base_sha256": file_sha256(args.base / MODEL_FILE),
+        "steps": args.steps,
+        "lr": args.lr,
+        "averaged": taken,
+        "seed": args.seed,
+        "wall_time_min": round((time.time() - started) / 60, 1),
+    }
+    training = base_manifest.get("training", {})
+    training.update(
+        finetune=finetune_record, synthetic_validation_best_f1=stats, threshold_choice=chosen
+    )
+    parameters = sum(p.numel() for p in net.parameters())
+    write_manifest(args.out, thr, {"parameters": parameters, "training": training}, flips=flips)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
