@@ -243,5 +243,6 @@ def _stdout_reader_gone() -> bool:
     except (OSError, ValueError):
         return False
 
+
 if __name__ == "__main__":
     sys.exit(main())
