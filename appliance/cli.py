@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
-import select
 import sys
 import tomllib
 from pathlib import Path
 
 from appliance.config import DEFAULT_CONFIG_PATH, load_config, validate_config_data
 from appliance.errors import ConfigError, StationError
+from appliance.system.console import exit_code
 from drivers.base import CaptureMode
 
 
@@ -211,37 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    return exit_code(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        rc = int(args.func(args))
-        sys.stdout.flush()  # a short output meets a closed pipe here, not at Python's exit
+        return int(args.func(args))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except StationError as exc:
         print(f"booking-station: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        if not _stdout_reader_gone():
-            raise
-        # ``| head -c 10``: say so in the exit code, not in a traceback, and point stdout at
-        # /dev/null so that Python's own flush at exit does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    return rc
-
-
-def _stdout_reader_gone() -> bool:
-    """Whether stdout is a pipe whose reading end is closed.
-
-    Poll reports an error on such a pipe; a broken pipe from anything else (a socket) is
-    re-raised, so it still shows as the bug it is.
-    """
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & select.POLLERR for _, ev in poller.poll(0))
-    except (OSError, ValueError):
-        return False
 
 
 if __name__ == "__main__":

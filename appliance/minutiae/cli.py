@@ -12,7 +12,6 @@ harnesses measure the extractor through this command: keep the format exactly so
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from appliance.errors import StationError
+from appliance.system.console import exit_code
 
 DEFAULT_PPI = 500
 
@@ -38,7 +38,8 @@ def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout)
     """Print the minutiae of the image at ``image_path`` (``ppi`` defaults to 500).
 
     Returns 0 on success, 2 for an unreadable image or a bad resolution, 1 when the model
-    cannot be loaded or the reader of stdout went away; reasons go to stderr.
+    cannot be loaded; reasons go to stderr. A reader of stdout that leaves early is the entry
+    points' concern (:func:`appliance.system.console.exit_code`: exit 1, no traceback).
     """
     from appliance.minutiae.extractor import PPI_RANGE, MinutiaeExtractor
 
@@ -58,14 +59,7 @@ def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout)
     except StationError as exc:
         print(f"minutiae model: {exc}", file=sys.stderr)
         return 1
-    try:
-        print(minutiae_json(minutiae), file=out, flush=True)
-    except BrokenPipeError:
-        # The reader left early (``| head``): say so in the exit code, not in a traceback, and
-        # point stdout at /dev/null so that Python's own flush at exit does not raise again.
-        if out is sys.stdout:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    print(minutiae_json(minutiae), file=out, flush=True)
     return 0
 
 
@@ -77,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", type=Path, help="fingerprint image file (PNG, TIFF, BMP, ...)")
     parser.add_argument("--ppi", type=int, default=None, help="scan resolution (default 500)")
     args = parser.parse_args(argv)
-    return extract_command(args.image, args.ppi)
+    return exit_code(lambda: extract_command(args.image, args.ppi))
 
 
 if __name__ == "__main__":
