@@ -93,14 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--lr", type=float, default=3e-4, help="constant learning rate")
     p.add_argument("--average-every", type=int, default=400, help="steps between averaged weights")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--real-fraction", type=float, default=0.4)
     p.add_argument("--seed", type=int, default=1, help="of the crops (the trainer's was 0)")
     p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    args.real_moisture = 0.0
-    return args
+    return p.parse_args(argv)
 
 
 def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:

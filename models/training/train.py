@@ -46,7 +46,7 @@ from models.training.release import (
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    """The training data's options, shared with :mod:`models.training.finetune`."""
+    """The training data's and the batches' options, shared with :mod:`models.training.finetune`."""
     repo = Path(__file__).resolve().parents[2]
     p.add_argument("--cache", type=Path, default=Path("/tmp/booking-station-minutiae"))
     p.add_argument(
@@ -55,6 +55,15 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("BST_DATA_DIR", repo.parent / "shared" / "data")),
     )
     p.add_argument("--masters", type=int, default=240, help="synthetic fingers to render")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--real-fraction", type=float, default=0.4)
+    p.add_argument(
+        "--real-moisture",
+        type=float,
+        default=0.0,
+        help="share of real crops made wetter or drier first (models.training.data.moisten)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,11 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=repo / "models" / "minutiae")
     add_data_args(p)
     p.add_argument("--steps", type=int, default=45000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=128)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--real-fraction", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the trainer")
     p.add_argument(
         "--channels-last",
@@ -90,12 +96,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--contour-band", type=float, default=16.0, help="pixels from the edge for --contour-weight"
-    )
-    p.add_argument(
-        "--real-moisture",
-        type=float,
-        default=0.0,
-        help="share of real crops made wetter or drier first (models.training.data.moisten)",
     )
     return p.parse_args(argv)
 
