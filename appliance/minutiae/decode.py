@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Two detections closer than this (pixels at 500 ppi) are one minutia: the weaker one goes.
+#: The default of manifests that do not state ``min_distance_px`` (model 1.1.0 and earlier).
 MIN_DISTANCE_PX = 6.0
+
+#: How detections are thinned (the manifest's ``suppression``). ``distance``: every cell at or
+#: above the threshold is a candidate, and a candidate closer than the minimum distance to a
+#: stronger one goes. ``cell-maxima`` (model 1.1.0 and earlier) first keeps only cells not
+#: weaker than any of their eight neighbours, which also drops a true minutia whenever a
+#: stronger one lies in a neighbouring cell, up to 23 px away (the two endings of a short
+#: ridge, a bifurcation beside an ending); the model card measures what that cost.
+SUPPRESSIONS = ("distance", "cell-maxima")
 
 
 @dataclass(frozen=True)
@@ -98,15 +107,20 @@ def decode(
     stride: int,
     threshold: float,
     min_distance: float = MIN_DISTANCE_PX,
+    suppression: str = "distance",
 ) -> Detections:
     """Detections from one image's output maps.
 
     ``heat`` and ``kind`` are (h, w) logits, ``offset`` and ``direction`` (2, h, w). Coordinates
     are pixels of the network's input with pixel centres at integers; angles radians in
-    [0, 2 pi).
+    [0, 2 pi). ``suppression`` is one of :data:`SUPPRESSIONS`.
     """
+    if suppression not in SUPPRESSIONS:
+        raise ValueError(f"suppression must be one of {SUPPRESSIONS}, not {suppression!r}")
     prob = sigmoid(heat.astype(np.float64))
-    keep = local_maxima(prob) & (prob >= threshold)
+    keep = prob >= threshold
+    if suppression == "cell-maxima":
+        keep &= local_maxima(prob)
     cy, cx = np.nonzero(keep)
     p = prob[cy, cx]
     order = np.argsort(-p, kind="stable")

@@ -164,6 +164,8 @@ class MinutiaeExtractor:
             kind[0, 0],
             stride=self.stride,
             threshold=self.threshold,
+            min_distance=self.manifest.min_distance_px,
+            suppression=self.manifest.suppression,
         )
         inside = (found.x >= -0.5) & (found.x < w - 0.5) & (found.y >= -0.5) & (found.y < h - 0.5)
         x, y, angle = found.x[inside], found.y[inside], found.angle[inside]

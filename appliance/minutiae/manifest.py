@@ -3,7 +3,10 @@
 ``manifest.json`` sits beside the model and names its file, sha256, input and output tensors
 (name, shape with symbolic dimensions as strings, dtype), the output stride, the resolution the
 model works at, the detection threshold and ``flips``, how many mirror images of the input the
-model is run on and averaged over (1, 2 or 4; the threshold was chosen with that count). A
+model is run on and averaged over (1, 2 or 4; the threshold was chosen with that count), and
+how detections are thinned: ``suppression`` (``distance`` or ``cell-maxima``, see
+:data:`appliance.minutiae.decode.SUPPRESSIONS`) and ``min_distance_px``. A manifest without them
+(model 1.1.0 and earlier) means what those models were chosen with: cell maxima, 6 px. A
 station refuses to load a model that does not match: a corrupted or swapped file would
 otherwise produce plausible but wrong templates.
 """
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.minutiae.decode import MIN_DISTANCE_PX, SUPPRESSIONS
 from appliance.minutiae.errors import ModelIntegrityError
 
 MANIFEST_NAME = "manifest.json"
@@ -46,6 +50,8 @@ class ModelManifest:
     threshold: float
     version: str
     flips: int = 1
+    suppression: str = "cell-maxima"
+    min_distance_px: float = MIN_DISTANCE_PX
 
     @property
     def model_path(self) -> Path:
@@ -76,9 +82,15 @@ def load_manifest(folder: Path) -> ModelManifest:
             threshold=float(raw["threshold"]),
             version=str(raw["version"]),
             flips=int(raw.get("flips", 1)),
+            suppression=str(raw.get("suppression", "cell-maxima")),
+            min_distance_px=float(raw.get("min_distance_px", MIN_DISTANCE_PX)),
         )
         if manifest.flips not in (1, 2, 4):
             raise ValueError(f"flips must be 1, 2 or 4, not {manifest.flips}")
+        if manifest.suppression not in SUPPRESSIONS:
+            raise ValueError(f"suppression must be one of {SUPPRESSIONS}")
+        if not 0.0 <= manifest.min_distance_px <= 32.0:
+            raise ValueError("min_distance_px must be within 0..32")
         return manifest
     except FileNotFoundError as exc:
         raise ModelIntegrityError(f"model manifest {path} is missing", path) from exc

@@ -30,13 +30,36 @@ def test_one_peak_gives_one_minutia_at_its_subpixel_place_and_angle():
     assert 0.9 < d.probability[0] < 1.0
 
 
-def test_below_threshold_and_non_maxima_are_dropped():
+def test_below_threshold_and_non_maxima_are_dropped_by_cell_maxima():
+    """The decoding of model 1.1.0 and earlier: a weaker neighbouring cell goes, however far
+    apart the two minutiae are."""
     heat, offset, direction, kind = maps()
     heat[1, 1] = 0.2  # p = 0.55
     heat[1, 2] = 0.4  # neighbour, stronger
     heat[4, 6] = -0.5  # p = 0.38, under the threshold
-    d = decode(heat, offset, direction, kind, stride=8, threshold=0.5)
+    d = decode(heat, offset, direction, kind, stride=8, threshold=0.5, suppression="cell-maxima")
     assert len(d) == 1 and d.x[0] == 2 * 8 + 4 - 0.5
+
+
+def test_distance_suppression_keeps_two_minutiae_in_neighbouring_cells():
+    """Two minutiae 12 px apart in neighbouring cells (a short ridge's two endings) both stay
+    under distance suppression; cell maxima lose the weaker one."""
+    heat, offset, direction, kind = maps()
+    heat[1, 1], heat[1, 2] = 0.2, 0.4
+    offset[:, 1, 1] = (0.25, 0.5)
+    offset[:, 1, 2] = (0.75, 0.5)  # x 9.5 and 21.5 on one row: 12 px apart
+    kept = decode(heat, offset, direction, kind, stride=8, threshold=0.5, min_distance=8.0)
+    assert len(kept) == 2
+    assert sorted(kept.x.tolist()) == [1.25 * 8 - 0.5, 2.75 * 8 - 0.5]
+    legacy = decode(
+        heat, offset, direction, kind, stride=8, threshold=0.5, suppression="cell-maxima"
+    )
+    assert len(legacy) == 1
+
+
+def test_an_unknown_suppression_is_refused():
+    with pytest.raises(ValueError, match="suppression"):
+        decode(*maps(), stride=8, threshold=0.5, suppression="nearest")
 
 
 def test_detections_closer_than_the_minimum_distance_merge():

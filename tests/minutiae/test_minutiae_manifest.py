@@ -77,3 +77,24 @@ def test_manifest_input_shape_must_match_the_model(model_copy: Path):
     path.write_text(json.dumps(raw))
     with pytest.raises(ModelIntegrityError, match="inputs"):
         MinutiaeExtractor(model_copy)
+
+
+def test_a_manifest_without_a_suppression_means_the_old_decoding(model_copy: Path):
+    """Models 1.1.0 and earlier chose their threshold with cell maxima and 6 px; their
+    manifests do not say so, and must keep meaning it."""
+    path = model_copy / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw.pop("suppression", None)
+    raw.pop("min_distance_px", None)
+    path.write_text(json.dumps(raw))
+    manifest = load_manifest(model_copy)
+    assert (manifest.suppression, manifest.min_distance_px) == ("cell-maxima", 6.0)
+
+
+def test_an_unknown_suppression_in_the_manifest_is_refused(model_copy: Path):
+    path = model_copy / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw["suppression"] = "watershed"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ModelIntegrityError, match="suppression"):
+        MinutiaeExtractor(model_copy)

@@ -1,0 +1,59 @@
+"""Re-choosing a trained model's threshold for another decoding (``models.training.release``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from appliance.minutiae import DEFAULT_MODEL_DIR, MinutiaeExtractor
+from appliance.minutiae.manifest import file_sha256
+from models.training.data import FVC_CACHE, _save, load_fvc
+from models.training.release import VERSION, redecode
+
+
+def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    manifest = folder / "manifest.json"
+    old = json.loads(manifest.read_text())
+    # The manifest as model 1.1.0 shipped it: no suppression, cell maxima implied.
+    for key in ("suppression", "min_distance_px", "decoding"):
+        old.pop(key, None)
+    old.update(version="1.1.0", threshold=0.1)
+    manifest.write_text(json.dumps(old))
+    sha = file_sha256(folder / "minutiae.onnx")
+
+    # Two fingers of DB1, two impressions each: one genuine pair per finger, four impostors.
+    cache = tmp_path / "cache"
+    (cache / FVC_CACHE).mkdir(parents=True)
+    for finger in (101, 102):
+        for imp in (1, 2):
+            image = load_fvc(data_dir / "fvc2002" / "DB1_B" / f"{finger}_{imp}.tif", "DB1_B")
+            _save(cache / FVC_CACHE / f"DB1_B_{finger}_{imp}.npz", image, np.zeros((0, 5)))
+
+    record = redecode(folder, cache, data_dir, "distance", 6.0, "python -m ... (test)")
+
+    new = json.loads(manifest.read_text())
+    assert new["sha256"] == sha == file_sha256(folder / "minutiae.onnx")
+    assert (new["suppression"], new["min_distance_px"], new["version"]) == (
+        "distance",
+        6.0,
+        VERSION,
+    )
+    assert new["training"] == old["training"] and new["parameters"] == old["parameters"]
+    assert new["decoding"] == record
+    assert record["previous"] == {
+        "version": "1.1.0",
+        "threshold": 0.1,
+        "suppression": "cell-maxima",
+        "min_distance_px": 6.0,
+    }
+    assert new["threshold"] == record["threshold_choice"]["fvc_threshold"]
+    assert 0.04 <= new["threshold"] <= 0.40
+    extractor = MinutiaeExtractor(folder)
+    assert extractor.manifest.suppression == "distance" and extractor.threshold == new["threshold"]
