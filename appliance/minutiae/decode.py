@@ -22,6 +22,8 @@ MIN_DISTANCE_PX = 6.0
 #: stronger one lies in a neighbouring cell, up to 23 px away (the two endings of a short
 #: ridge, a bifurcation beside an ending); the model card measures what that cost.
 SUPPRESSIONS = ("distance", "cell-maxima")
+#: The suppression of manifests that do not state one.
+LEGACY_SUPPRESSION = "cell-maxima"
 
 
 @dataclass(frozen=True)

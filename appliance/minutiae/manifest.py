@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.minutiae.decode import MIN_DISTANCE_PX, SUPPRESSIONS
+from appliance.minutiae.decode import LEGACY_SUPPRESSION, MIN_DISTANCE_PX, SUPPRESSIONS
 from appliance.minutiae.errors import ModelIntegrityError
 
 MANIFEST_NAME = "manifest.json"
@@ -50,7 +50,7 @@ class ModelManifest:
     threshold: float
     version: str
     flips: int = 1
-    suppression: str = "cell-maxima"
+    suppression: str = LEGACY_SUPPRESSION
     min_distance_px: float = MIN_DISTANCE_PX
 
     @property
@@ -82,7 +82,7 @@ def load_manifest(folder: Path) -> ModelManifest:
             threshold=float(raw["threshold"]),
             version=str(raw["version"]),
             flips=int(raw.get("flips", 1)),
-            suppression=str(raw.get("suppression", "cell-maxima")),
+            suppression=str(raw.get("suppression", LEGACY_SUPPRESSION)),
             min_distance_px=float(raw.get("min_distance_px", MIN_DISTANCE_PX)),
         )
         if manifest.flips not in (1, 2, 4):

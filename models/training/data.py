@@ -16,6 +16,7 @@ prints join them, labelled the same way (measured worse; see the model card's ab
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,16 @@ from PIL import Image, ImageFilter
 
 from appliance.imaging.resample import resample
 from appliance.minutiae.extractor import NORM_FLOOR
+
+#: Where the trainer keeps rendered and labelled prints between runs.
+DEFAULT_CACHE = Path("/tmp/booking-station-minutiae")
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` beside the checkout, or ``$BST_DATA_DIR``."""
+    repo = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("BST_DATA_DIR", repo.parent / "shared" / "data"))
+
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 TRAIN_FINGERS = range(101, 106)

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from models.training.data import DEFAULT_CACHE
 from models.training.release import (
     INPUT_NAME,
     MODEL_FILE,
@@ -84,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("members", nargs="+", type=Path, help="model folders written by train")
     p.add_argument("--out", type=Path, default=repo / "models" / "minutiae")
-    p.add_argument("--cache", type=Path, default=Path("/tmp/booking-station-minutiae"))
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--flips", type=int, choices=(1, 2, 4), default=2)
     return p.parse_args(argv)
 

@@ -6,6 +6,7 @@ Shared by :mod:`models.training.train` (one network) and :mod:`models.training.e
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import sys
@@ -146,6 +147,14 @@ def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
     return best, {"mean_eer_training_fingers": round(results[best], 4)}
 
 
+@functools.cache
+def _matcher():
+    """This process's BOZORTH3 (loading one takes a third of a second)."""
+    from models.training.verification import matcher
+
+    return matcher()
+
+
 def _mean_eer(thr: float, per_db: list[tuple[dict, dict]]) -> float:
     """Mean EER over the sets in ``per_db`` of the minutiae at or above ``thr``."""
     from models.training.verification import eer_of
@@ -153,7 +162,7 @@ def _mean_eer(thr: float, per_db: list[tuple[dict, dict]]) -> float:
     eers = []
     for found, shapes in per_db:
         kept = {k: f[f[:, 4] >= 100 * thr] for k, f in found.items()}
-        eers.append(eer_of(kept, shapes))
+        eers.append(eer_of(kept, shapes, _matcher()))
     return float(np.mean(eers))
 
 
@@ -194,22 +203,24 @@ def redecode(
     model's own history (``parameters``, ``training``, ``ensemble``) is kept. The training
     fingers' prints are read from the trainer's ``cache`` and labelled there first if missing.
     """
+    from appliance.minutiae.manifest import MANIFEST_NAME, load_manifest
     from models.training.data import TRAIN_FINGERS, build_fvc
 
-    old = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    previous = load_manifest(folder)
+    old = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     if not any((cache / FVC_CACHE).glob("DB1_B_*.npz")):
         build_fvc(cache, data, TRAIN_FINGERS)
-    flips = int(old.get("flips", 1))
+    flips = previous.flips
     write_manifest(folder, 0.5, {}, flips, suppression, min_distance_px)
     thr, stats, chosen = choose_thresholds(folder, cache)
     history = {k: v for k, v in old.items() if k not in _OWN_KEYS}
     history["decoding"] = {
         "command": command,
         "previous": {
-            "version": old.get("version"),
-            "threshold": old.get("threshold"),
-            "suppression": old.get("suppression", "cell-maxima"),
-            "min_distance_px": old.get("min_distance_px", 6.0),
+            "version": previous.version,
+            "threshold": previous.threshold,
+            "suppression": previous.suppression,
+            "min_distance_px": previous.min_distance_px,
         },
         "synthetic_validation_best_f1": stats,
         "threshold_choice": chosen,
@@ -220,23 +231,18 @@ def redecode(
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import os
 
     from appliance.minutiae.decode import SUPPRESSIONS
+    from models.training.data import DEFAULT_CACHE, default_data_dir
 
-    repo = Path(__file__).resolve().parents[2]
     p = argparse.ArgumentParser(
         description="Re-choose a trained model's threshold for another decoding (manifest only)."
     )
     p.add_argument("folder", type=Path, help="model folder (minutiae.onnx and manifest.json)")
     p.add_argument("--suppression", choices=SUPPRESSIONS, default=SUPPRESSION)
     p.add_argument("--min-distance", type=float, default=MIN_DISTANCE_PX)
-    p.add_argument("--cache", type=Path, default=Path("/tmp/booking-station-minutiae"))
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("BST_DATA_DIR", repo.parent / "shared" / "data")),
-    )
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--data", type=Path, default=default_data_dir())
     args = p.parse_args(argv)
     command = "python -m models.training.release " + " ".join(argv or sys.argv[1:])
     result = redecode(

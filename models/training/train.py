@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from dataclasses import replace
@@ -26,10 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from models.training.data import (
+    DEFAULT_CACHE,
     blank_crop,
     build_fvc,
     build_nist,
     build_synthetic,
+    default_data_dir,
     random_crop,
     targets,
 )
@@ -47,13 +48,8 @@ from models.training.release import (
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """The training data's and the batches' options, shared with :mod:`models.training.finetune`."""
-    repo = Path(__file__).resolve().parents[2]
-    p.add_argument("--cache", type=Path, default=Path("/tmp/booking-station-minutiae"))
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("BST_DATA_DIR", repo.parent / "shared" / "data")),
-    )
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--data", type=Path, default=default_data_dir())
     p.add_argument("--masters", type=int, default=240, help="synthetic fingers to render")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=128)
