@@ -15,6 +15,18 @@ import numpy as np
 #: The default of manifests that do not state ``min_distance_px`` (model 1.1.0 and earlier).
 MIN_DISTANCE_PX = 6.0
 
+#: Two detections whose directions differ by at most this many degrees are one minutia when
+#: they lie closer than the manifest's ``aligned_distance_px`` (a second, longer reach than
+#: ``min_distance_px``; 0, the default, turns it off). A minutia near a cell's edge can light
+#: the neighbouring cell too, which then reports it again a few pixels away with about the same
+#: direction; true neighbours that close (the two endings of a short ridge, a bifurcation and
+#: an ending beside it) mostly point different ways.
+ALIGNED_DEG = 30.0
+
+#: The lowest probability a detection may have when the manifest's ``min_minutiae`` tops a
+#: print up (the default of ``floor_threshold``).
+FLOOR_THRESHOLD = 0.06
+
 #: How detections are thinned (the manifest's ``suppression``). ``distance``: every cell at or
 #: above the threshold is a candidate, and a candidate closer than the minimum distance to a
 #: stronger one goes. ``cell-maxima`` (model 1.1.0 and earlier) first keeps only cells not
@@ -38,6 +50,31 @@ class Detections:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> Detections:
+        """The detections at ``index`` (an index array, a mask or a slice)."""
+        return Detections(
+            self.x[index],
+            self.y[index],
+            self.angle[index],
+            self.bifurcation[index],
+            self.probability[index],
+        )
+
+
+def kept_count(probability: np.ndarray, threshold: float, min_count: int, floor: float) -> int:
+    """How many of the detections (``probability`` strongest first) a print keeps.
+
+    All those at or above ``threshold``; when they are fewer than ``min_count``, the strongest
+    of the others too, as long as they reach ``floor``, up to ``min_count``. A fixed threshold
+    alone leaves a small or faint print with too few minutiae for a matcher (BOZORTH3's scores
+    collapse under about 20); the floor count keeps every print that has the candidates
+    matchable, and makes the choice of threshold far less critical (model card, "Decoding").
+    """
+    above = int(np.count_nonzero(probability >= threshold))
+    if above >= min_count:
+        return above
+    return max(above, min(min_count, int(np.count_nonzero(probability >= floor))))
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
@@ -110,12 +147,14 @@ def decode(
     threshold: float,
     min_distance: float = MIN_DISTANCE_PX,
     suppression: str = "distance",
+    aligned_distance: float = 0.0,
 ) -> Detections:
     """Detections from one image's output maps.
 
     ``heat`` and ``kind`` are (h, w) logits, ``offset`` and ``direction`` (2, h, w). Coordinates
     are pixels of the network's input with pixel centres at integers; angles radians in
-    [0, 2 pi). ``suppression`` is one of :data:`SUPPRESSIONS`.
+    [0, 2 pi). ``suppression`` is one of :data:`SUPPRESSIONS`; ``aligned_distance`` is the
+    reach of the direction-aware merge (:data:`ALIGNED_DEG`), 0 for none.
     """
     if suppression not in SUPPRESSIONS:
         raise ValueError(f"suppression must be one of {SUPPRESSIONS}, not {suppression!r}")
@@ -131,7 +170,7 @@ def decode(
     y = (cy + offset[1, cy, cx]) * stride - 0.5
     angle = np.arctan2(direction[1, cy, cx], direction[0, cy, cx]) % (2 * np.pi)
     bif = kind[cy, cx] > 0.0
-    chosen = _suppress(x, y, min_distance)
+    chosen = _suppress(x, y, angle, min_distance, aligned_distance)
     return Detections(
         x=x[chosen],
         y=y[chosen],
@@ -141,13 +180,26 @@ def decode(
     )
 
 
-def _suppress(x: np.ndarray, y: np.ndarray, distance: float) -> np.ndarray:
-    """Indices kept by greedy suppression of points (already strongest first) within distance."""
+def _suppress(
+    x: np.ndarray, y: np.ndarray, angle: np.ndarray, distance: float, aligned_distance: float
+) -> np.ndarray:
+    """Indices kept by greedy suppression of points (already strongest first).
+
+    A point goes when a kept one lies within ``distance``, or within ``aligned_distance`` and
+    points the same way (:data:`ALIGNED_DEG`).
+    """
+    limit = np.radians(ALIGNED_DEG)
     kept: list[int] = []
     for i in range(len(x)):
         if kept:
             k = np.asarray(kept)
-            if np.min(np.hypot(x[k] - x[i], y[k] - y[i])) < distance:
+            d = np.hypot(x[k] - x[i], y[k] - y[i])
+            if np.min(d) < distance:
                 continue
+            near = d < aligned_distance
+            if near.any():
+                turn = np.abs((angle[k[near]] - angle[i] + np.pi) % (2 * np.pi) - np.pi)
+                if np.min(turn) <= limit:
+                    continue
         kept.append(i)
     return np.asarray(kept, dtype=np.int64)

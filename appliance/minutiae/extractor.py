@@ -21,7 +21,15 @@ import numpy as np
 
 from appliance.domain import Minutia, MinutiaType
 from appliance.imaging.resample import as_gray_u8, resample
-from appliance.minutiae.decode import FLIP_SETS, Detections, average, decode, mirror, unmirror
+from appliance.minutiae.decode import (
+    FLIP_SETS,
+    Detections,
+    average,
+    decode,
+    kept_count,
+    mirror,
+    unmirror,
+)
 from appliance.minutiae.errors import MinutiaeModelError, ModelIntegrityError
 from appliance.minutiae.kind import bifurcation_mask
 from appliance.minutiae.manifest import load_manifest, verify_file, verify_tensors
@@ -157,21 +165,26 @@ class MinutiaeExtractor:
             return empty
         heat, offset, direction, kind = self._run(normalise(gray))
         h, w = gray.shape
+        least = self.manifest.min_minutiae
+        floor = min(self.manifest.floor_threshold, self.threshold) if least else self.threshold
         found = decode(
             heat[0, 0],
             offset[0],
             direction[0],
             kind[0, 0],
             stride=self.stride,
-            threshold=self.threshold,
+            threshold=floor,
             min_distance=self.manifest.min_distance_px,
             suppression=self.manifest.suppression,
+            aligned_distance=self.manifest.aligned_distance_px,
         )
         inside = (found.x >= -0.5) & (found.x < w - 0.5) & (found.y >= -0.5) & (found.y < h - 0.5)
-        x, y, angle = found.x[inside], found.y[inside], found.angle[inside]
-        return Detections(
-            x, y, angle, bifurcation_mask(gray, x, y, angle), found.probability[inside]
-        )
+        found = found.take(inside)
+        # Strongest first, so the suppression's survivors at or above any threshold are a
+        # prefix: the threshold's own, topped up to the manifest's count from the floor.
+        found = found.take(slice(0, kept_count(found.probability, self.threshold, least, floor)))
+        x, y, angle = found.x, found.y, found.angle
+        return Detections(x, y, angle, bifurcation_mask(gray, x, y, angle), found.probability)
 
     def _run(self, norm: np.ndarray) -> list[np.ndarray]:
         """The model's four output maps for a normalised image, padded to the stride with 0.

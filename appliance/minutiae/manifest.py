@@ -5,8 +5,13 @@
 model works at, the detection threshold and ``flips``, how many mirror images of the input the
 model is run on and averaged over (1, 2 or 4; the threshold was chosen with that count), and
 how detections are thinned: ``suppression`` (``distance`` or ``cell-maxima``, see
-:data:`appliance.minutiae.decode.SUPPRESSIONS`) and ``min_distance_px``. A manifest without them
-(model 1.1.0 and earlier) means what those models were chosen with: cell maxima, 6 px. A
+:data:`appliance.minutiae.decode.SUPPRESSIONS`), ``min_distance_px`` and
+``aligned_distance_px``, the reach of the merge of detections pointing the same way
+(:data:`appliance.minutiae.decode.ALIGNED_DEG`); ``min_minutiae`` and ``floor_threshold``, the
+count a print is topped up to with detections under the threshold but at or above the floor
+(:func:`appliance.minutiae.decode.kept_count`). A manifest without them (model 1.1.0 and
+earlier) means what those models were chosen with: cell maxima, 6 px, no aligned merge, no
+top-up. A
 station refuses to load a model that does not match: a corrupted or swapped file would
 otherwise produce plausible but wrong templates.
 """
@@ -19,7 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.minutiae.decode import LEGACY_SUPPRESSION, MIN_DISTANCE_PX, SUPPRESSIONS
+from appliance.minutiae.decode import (
+    FLOOR_THRESHOLD,
+    LEGACY_SUPPRESSION,
+    MIN_DISTANCE_PX,
+    SUPPRESSIONS,
+)
 from appliance.minutiae.errors import ModelIntegrityError
 
 MANIFEST_NAME = "manifest.json"
@@ -52,6 +62,9 @@ class ModelManifest:
     flips: int = 1
     suppression: str = LEGACY_SUPPRESSION
     min_distance_px: float = MIN_DISTANCE_PX
+    aligned_distance_px: float = 0.0
+    min_minutiae: int = 0
+    floor_threshold: float = FLOOR_THRESHOLD
 
     @property
     def model_path(self) -> Path:
@@ -84,6 +97,9 @@ def load_manifest(folder: Path) -> ModelManifest:
             flips=int(raw.get("flips", 1)),
             suppression=str(raw.get("suppression", LEGACY_SUPPRESSION)),
             min_distance_px=float(raw.get("min_distance_px", MIN_DISTANCE_PX)),
+            aligned_distance_px=float(raw.get("aligned_distance_px", 0.0)),
+            min_minutiae=int(raw.get("min_minutiae", 0)),
+            floor_threshold=float(raw.get("floor_threshold", FLOOR_THRESHOLD)),
         )
         if manifest.flips not in (1, 2, 4):
             raise ValueError(f"flips must be 1, 2 or 4, not {manifest.flips}")
@@ -91,6 +107,12 @@ def load_manifest(folder: Path) -> ModelManifest:
             raise ValueError(f"suppression must be one of {SUPPRESSIONS}")
         if not 0.0 <= manifest.min_distance_px <= 32.0:
             raise ValueError("min_distance_px must be within 0..32")
+        if not 0.0 <= manifest.aligned_distance_px <= 32.0:
+            raise ValueError("aligned_distance_px must be within 0..32")
+        if not 0 <= manifest.min_minutiae <= 150:
+            raise ValueError("min_minutiae must be within 0..150")
+        if not 0.0 < manifest.floor_threshold <= 1.0:
+            raise ValueError("floor_threshold must be within (0, 1]")
         return manifest
     except FileNotFoundError as exc:
         raise ModelIntegrityError(f"model manifest {path} is missing", path) from exc

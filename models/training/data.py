@@ -292,20 +292,53 @@ def blank_crop(rng: np.random.Generator, size: int) -> np.ndarray:
     return ((big - big.mean()) / (big.std() + 1e-6)).astype(np.float32)
 
 
-def targets(labels: np.ndarray, size: int, stride: int) -> dict[str, np.ndarray]:
+def targets(
+    labels: np.ndarray, size: int, stride: int, neighbours: float = 0.0
+) -> dict[str, np.ndarray]:
     """Per-cell targets: heat (the label's weight in a minutia's cell), offsets in [0, 1), cos,
-    sin, kind."""
+    sin, kind, and ``attr``, the weight of the offset, direction and kind targets in each cell.
+
+    ``attr`` is the heat target in a minutia's own cell. With ``neighbours`` > 0 the 8 cells
+    around it (those holding no minutia of their own) also learn to describe that minutia, at
+    ``neighbours`` times its weight: its direction and kind, and as offset the point of their own
+    cell nearest to it. Their heat target stays 0; but where the heat map still fires there,
+    the detection then lands beside the true one (offsets are bounded to the cell), within the
+    runtime's merge distance, instead of a cell's width away as a second minutia.
+    """
     n = size // stride
     heat = np.zeros((1, n, n), dtype=np.float32)
     offset = np.zeros((2, n, n), dtype=np.float32)
     direction = np.zeros((2, n, n), dtype=np.float32)
     kind = np.zeros((1, n, n), dtype=np.float32)
-    for x, y, a, k, wgt in labels[np.argsort(labels[:, 4], kind="stable")]:
+    attr = np.zeros((1, n, n), dtype=np.float32)
+    order = labels[np.argsort(labels[:, 4], kind="stable")]
+    if neighbours > 0:
+        # A neighbour cell describes the nearest of the minutiae around it; own cells overwrite.
+        near = np.full((n, n), np.inf, dtype=np.float32)
+        for x, y, a, k, wgt in order:
+            fx, fy = (x + 0.5) / stride, (y + 0.5) / stride
+            cx, cy = int(x // stride), int(y // stride)
+            for ny in range(cy - 1, cy + 2):
+                for nx in range(cx - 1, cx + 2):
+                    if (nx, ny) == (cx, cy) or not (0 <= nx < n and 0 <= ny < n):
+                        continue
+                    ox = min(max(fx - nx, 0.02), 0.98)
+                    oy = min(max(fy - ny, 0.02), 0.98)
+                    dist = math.hypot(fx - nx - ox, fy - ny - oy)
+                    if dist >= near[ny, nx]:
+                        continue
+                    near[ny, nx] = dist
+                    attr[0, ny, nx] = neighbours * wgt
+                    offset[:, ny, nx] = (ox, oy)
+                    direction[:, ny, nx] = (math.cos(a), math.sin(a))
+                    kind[0, ny, nx] = k
+    for x, y, a, k, wgt in order:
         cx, cy = int(x // stride), int(y // stride)
         if not (0 <= cx < n and 0 <= cy < n):
             continue
         heat[0, cy, cx] = wgt
+        attr[0, cy, cx] = wgt
         offset[:, cy, cx] = ((x + 0.5) / stride - cx, (y + 0.5) / stride - cy)
         direction[:, cy, cx] = (math.cos(a), math.sin(a))
         kind[0, cy, cx] = k
-    return {"heat": heat, "offset": offset, "direction": direction, "kind": kind}
+    return {"heat": heat, "offset": offset, "direction": direction, "kind": kind, "attr": attr}

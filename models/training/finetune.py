@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -95,7 +96,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--average-every", type=int, default=400, help="steps between averaged weights")
     p.add_argument("--seed", type=int, default=1, help="of the crops (the trainer's was 0)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--attributes-only",
+        action="store_true",
+        help="train only the head's offset, direction and kind outputs: the heat map, and so "
+        "which cells fire, stays the base model's",
+    )
     return p.parse_args(argv)
+
+
+def freeze_heat(net: MinutiaeNet) -> Callable[[], None]:
+    """Leave only the head's non-heat outputs trainable; returns the function that puts the
+    heat output's weights back after an optimiser step (weight decay would move them)."""
+    for param in net.features.parameters():
+        param.requires_grad_(False)
+    weight, bias = net.head.weight.detach().clone(), net.head.bias.detach().clone()
+
+    def restore() -> None:
+        with torch.no_grad():
+            net.head.weight[0].copy_(weight[0])
+            net.head.bias[0].copy_(bias[0])
+
+    return restore
 
 
 def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:
@@ -105,7 +127,9 @@ def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:
     syn = build_synthetic(args.cache, args.masters)
     real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
     print(f"data: {len(syn)} synthetic, {len(real)} real impressions", file=sys.stderr)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    restore = freeze_heat(net) if args.attributes_only else (lambda: None)
+    trainable = [param for param in net.parameters() if param.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
     loader = torch.utils.data.DataLoader(
         Batches(syn, real, args), batch_size=None, num_workers=1, prefetch_factor=4
     )
@@ -116,6 +140,7 @@ def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        restore()
         for k, v in parts.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         if (step + 1) % args.average_every == 0 or step == args.steps - 1:
@@ -147,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "averaged": taken,
         "seed": args.seed,
+        "neighbour_offsets": args.neighbour_offsets,
+        "attributes_only": args.attributes_only,
         "wall_time_min": round((time.time() - started) / 60, 1),
     }
     training = base_manifest.get("training", {})

@@ -6,11 +6,13 @@ Shared by :mod:`models.training.train` (one network) and :mod:`models.training.e
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +31,31 @@ STRIDE = 8
 
 #: Mirror images the runtime averages over (appliance.minutiae.decode.FLIP_SETS).
 FLIPS = 4
-#: How the runtime thins detections (appliance.minutiae.decode.SUPPRESSIONS) and how close two
-#: minutiae may be; written to the manifest, and the threshold is chosen with them.
-SUPPRESSION = "distance"
-MIN_DISTANCE_PX = 6.0
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How the runtime turns the maps into minutiae besides the threshold, as the manifest
+    states it (:mod:`appliance.minutiae.manifest`); the threshold is chosen with it."""
+
+    #: appliance.minutiae.decode.SUPPRESSIONS
+    suppression: str = "distance"
+    #: two detections closer than this are one minutia
+    min_distance_px: float = 6.0
+    #: reach of the merge of detections pointing the same way (appliance.minutiae.decode)
+    aligned_distance_px: float = 0.0
+    #: a print is topped up to this many minutiae from detections at or above the floor
+    min_minutiae: int = 0
+    floor_threshold: float = 0.06
+
+    @classmethod
+    def of(cls, manifest) -> Decoding:
+        """The decoding an :class:`appliance.minutiae.manifest.ModelManifest` states."""
+        return cls(**{f.name: getattr(manifest, f.name) for f in dataclasses.fields(cls)})
+
+
+#: The decoding new trainings are released with (model card, "Decoding").
+DECODING = Decoding()
 
 
 def write_manifest(
@@ -40,8 +63,7 @@ def write_manifest(
     threshold: float,
     extra: dict,
     flips: int = FLIPS,
-    suppression: str = SUPPRESSION,
-    min_distance_px: float = MIN_DISTANCE_PX,
+    decoding: Decoding = DECODING,
 ) -> None:
     import onnxruntime as ort
 
@@ -69,8 +91,7 @@ def write_manifest(
         "resolution_ppi": 500,
         "threshold": round(float(threshold), 3),
         "flips": flips,
-        "suppression": suppression,
-        "min_distance_px": min_distance_px,
+        **dataclasses.asdict(decoding),
         "normalisation": "(grey - mean(grey)) / max(std(grey), 8); padding to the stride is 0",
         "angle_convention": "ISO/IEC 19794-2: radians counter-clockwise from +x on screen, y down",
         **extra,
@@ -114,14 +135,26 @@ def choose_threshold(out: Path) -> tuple[float, dict]:
     return thr, {k: round(v, 3) for k, v in stats.items()}
 
 
-def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
-    """The threshold with the lowest mean BOZORTH3 EER on the training fingers 101..105 of
-    FVC2002 DB1..DB3 (all genuine and impostor pairs), or None without those prints."""
+#: The FVC2002 sets whose training fingers choose the threshold (DB4 is synthetic).
+CRITERION_SETS = ("DB1_B", "DB2_B", "DB3_B")
+#: The threshold grid of that choice.
+THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.04, 0.405, 0.02))
+#: The detections are taken once at this probability (each threshold keeps a prefix of them;
+#: the lowest grid point thus means 0.05, as it did for every release so far).
+DETECTION_FLOOR = 0.05
+
+
+def training_finger_detections(out: Path, cache: Path) -> dict[str, tuple[dict, dict]]:
+    """The model in ``out``'s detections on the training fingers 101..105 of each of
+    :data:`CRITERION_SETS` in ``cache`` (at :data:`DETECTION_FLOOR`, so every threshold's
+    minutiae are a prefix of them): set -> ((finger, impression) -> (N, 5) x, y, angle, kind,
+    quality strongest first, (finger, impression) -> image shape). Sets without prints are
+    left out."""
     from appliance.minutiae.extractor import MinutiaeExtractor
 
-    extractor = MinutiaeExtractor(out, threads=2, threshold=0.05)
+    extractor = MinutiaeExtractor(out, threads=2, threshold=DETECTION_FLOOR)
     per_db = {}
-    for db in ("DB1_B", "DB2_B", "DB3_B"):
+    for db in CRITERION_SETS:
         found, shapes = {}, {}
         for path in sorted((cache / FVC_CACHE).glob(f"{db}_*.npz")):
             finger, imp = (int(v) for v in path.stem.split("_")[2:4])
@@ -134,17 +167,32 @@ def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
             shapes[(finger, imp)] = image.shape
         if found:
             per_db[db] = (found, shapes)
+    return per_db
+
+
+def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
+    """The threshold with the lowest mean BOZORTH3 EER on the training fingers 101..105 of
+    FVC2002 DB1..DB3 (all genuine and impostor pairs), with the manifest's top-up
+    (``min_minutiae`` from ``floor_threshold``), or None without those prints."""
+    from appliance.minutiae.manifest import load_manifest
+
+    manifest = load_manifest(out)
+    top_up = (manifest.min_minutiae, manifest.floor_threshold)
+    per_db = training_finger_detections(out, cache)
     if not per_db:
         return None
-    thresholds = [round(float(t), 2) for t in np.arange(0.04, 0.405, 0.02)]
     # BOZORTH3 takes most of the time; the thresholds are scored in two processes.
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        means = pool.map(_mean_eer, thresholds, [list(per_db.values())] * len(thresholds))
-        results = dict(zip(thresholds, means, strict=True))
-    for thr, mean in results.items():
-        print(f"threshold {thr:.2f}: mean EER {100 * mean:.2f}%", file=sys.stderr)
-    best = min(results, key=lambda t: (results[t], -t))
-    return best, {"mean_eer_training_fingers": round(results[best], 4)}
+        sets = [list(per_db.values())] * len(THRESHOLDS)
+        eers = pool.map(set_eers, THRESHOLDS, sets, [top_up] * len(THRESHOLDS))
+        results = dict(zip(THRESHOLDS, eers, strict=True))
+    for thr, per_set in results.items():
+        shown = ", ".join(f"{db} {100 * e:.2f}%" for db, e in zip(per_db, per_set, strict=True))
+        mean = 100 * np.mean(per_set)
+        print(f"threshold {thr:.2f}: mean EER {mean:.2f}% ({shown})", file=sys.stderr)
+    means = {thr: float(np.mean(per_set)) for thr, per_set in results.items()}
+    best = min(means, key=lambda t: (means[t], -t))
+    return best, {"mean_eer_training_fingers": round(means[best], 4)}
 
 
 @functools.cache
@@ -155,15 +203,25 @@ def _matcher():
     return matcher()
 
 
-def _mean_eer(thr: float, per_db: list[tuple[dict, dict]]) -> float:
-    """Mean EER over the sets in ``per_db`` of the minutiae at or above ``thr``."""
+def set_eers(
+    thr: float, per_db: list[tuple[dict, dict]], top_up: tuple[int, float]
+) -> list[float]:
+    """The EER of each set in ``per_db`` with the minutiae the runtime keeps at ``thr``: those
+    at or above it, topped up to ``top_up`` = (count, floor) as
+    :func:`appliance.minutiae.decode.kept_count` does (the suppression's survivors at or above
+    any threshold are the strongest ones, so each threshold's set is a prefix)."""
+    from appliance.minutiae.decode import kept_count
     from models.training.verification import eer_of
 
+    least, floor = top_up
     eers = []
     for found, shapes in per_db:
-        kept = {k: f[f[:, 4] >= 100 * thr] for k, f in found.items()}
+        kept = {}
+        for k, f in found.items():
+            f = f[np.argsort(-f[:, 4], kind="stable")]
+            kept[k] = f[: kept_count(f[:, 4] / 100, thr, least, floor)]
         eers.append(eer_of(kept, shapes, _matcher()))
-    return float(np.mean(eers))
+    return eers
 
 
 def choose_thresholds(out: Path, cache: Path, real: bool = True) -> tuple[float, dict, dict]:
@@ -187,21 +245,19 @@ def choose_thresholds(out: Path, cache: Path, real: bool = True) -> tuple[float,
 #: Manifest keys :func:`write_manifest` writes itself; the rest are the model's history.
 _OWN_KEYS = {
     "name", "version", "file", "sha256", "format", "opset", "inputs", "outputs", "stride",
-    "resolution_ppi", "threshold", "flips", "suppression", "min_distance_px", "normalisation",
-    "angle_convention",
+    "resolution_ppi", "threshold", "flips", "normalisation", "angle_convention",
+    *(f.name for f in dataclasses.fields(Decoding)),
 }
 
 
-def redecode(
-    folder: Path, cache: Path, data: Path, suppression: str, min_distance_px: float, command: str
-) -> dict:
+def redecode(folder: Path, cache: Path, data: Path, decoding: Decoding, command: str) -> dict:
     """Give the trained model in ``folder`` another decoding and a threshold chosen for it.
 
-    The ONNX file is not touched; the manifest gets the new ``suppression`` and
-    ``min_distance_px``, the threshold that :func:`choose_thresholds` picks with them, this
-    release's version, and a ``decoding`` record of the command and the previous settings. The
-    model's own history (``parameters``, ``training``, ``ensemble``) is kept. The training
-    fingers' prints are read from the trainer's ``cache`` and labelled there first if missing.
+    The ONNX file is not touched; the manifest gets the new ``decoding``, the threshold that
+    :func:`choose_thresholds` picks with it, this release's version, and a ``decoding``
+    record of the command and the previous settings. The model's own history (``parameters``,
+    ``training``, ``ensemble``) is kept. The training fingers' prints are read from the
+    trainer's ``cache`` and labelled there first if missing.
     """
     from appliance.minutiae.manifest import MANIFEST_NAME, load_manifest
     from models.training.data import TRAIN_FINGERS, build_fvc
@@ -211,7 +267,7 @@ def redecode(
     if not any((cache / FVC_CACHE).glob("DB1_B_*.npz")):
         build_fvc(cache, data, TRAIN_FINGERS)
     flips = previous.flips
-    write_manifest(folder, 0.5, {}, flips, suppression, min_distance_px)
+    write_manifest(folder, 0.5, {}, flips, decoding)
     thr, stats, chosen = choose_thresholds(folder, cache)
     history = {k: v for k, v in old.items() if k not in _OWN_KEYS}
     history["decoding"] = {
@@ -219,13 +275,12 @@ def redecode(
         "previous": {
             "version": previous.version,
             "threshold": previous.threshold,
-            "suppression": previous.suppression,
-            "min_distance_px": previous.min_distance_px,
+            **dataclasses.asdict(Decoding.of(previous)),
         },
         "synthetic_validation_best_f1": stats,
         "threshold_choice": chosen,
     }
-    write_manifest(folder, thr, history, flips, suppression, min_distance_px)
+    write_manifest(folder, thr, history, flips, decoding)
     return history["decoding"]
 
 
@@ -239,15 +294,34 @@ def main(argv: list[str] | None = None) -> int:
         description="Re-choose a trained model's threshold for another decoding (manifest only)."
     )
     p.add_argument("folder", type=Path, help="model folder (minutiae.onnx and manifest.json)")
-    p.add_argument("--suppression", choices=SUPPRESSIONS, default=SUPPRESSION)
-    p.add_argument("--min-distance", type=float, default=MIN_DISTANCE_PX)
+    p.add_argument("--suppression", choices=SUPPRESSIONS, default=DECODING.suppression)
+    p.add_argument("--min-distance", type=float, default=DECODING.min_distance_px)
+    p.add_argument(
+        "--aligned-distance",
+        type=float,
+        default=DECODING.aligned_distance_px,
+        help="reach of the merge of detections pointing the same way (0: none)",
+    )
+    p.add_argument(
+        "--min-minutiae",
+        type=int,
+        default=DECODING.min_minutiae,
+        help="top a print up to this many minutiae from under the threshold (0: none)",
+    )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=DECODING.floor_threshold,
+        help="the lowest probability a top-up minutia may have",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--data", type=Path, default=default_data_dir())
     args = p.parse_args(argv)
     command = "python -m models.training.release " + " ".join(argv or sys.argv[1:])
-    result = redecode(
-        args.folder, args.cache, args.data, args.suppression, args.min_distance, command
+    decoding = Decoding(
+        args.suppression, args.min_distance, args.aligned_distance, args.min_minutiae, args.floor
     )
+    result = redecode(args.folder, args.cache, args.data, decoding, command)
     print(json.dumps(result["threshold_choice"]))
     return 0
 

@@ -60,6 +60,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="share of real crops made wetter or drier first (models.training.data.moisten)",
     )
+    p.add_argument(
+        "--neighbour-offsets",
+        type=float,
+        default=0.0,
+        help="weight of the offset, direction and kind targets in the 8 cells around each "
+        "minutia, relative to its own cell (models.training.data.targets)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,7 +115,7 @@ def batch(samples_syn, samples_real, rng, args) -> tuple[torch.Tensor, dict[str,
                 pool[int(rng.integers(len(pool)))], rng, args.crop, args.real_moisture
             )
         images.append(crop[None])
-        tgts.append(targets(lab, args.crop, STRIDE))
+        tgts.append(targets(lab, args.crop, STRIDE, args.neighbour_offsets))
     x = torch.from_numpy(np.stack(images))
     t = {k: torch.from_numpy(np.stack([g[k] for g in tgts])) for k in tgts[0]}
     return x, t
@@ -129,15 +136,15 @@ class Batches(torch.utils.data.IterableDataset):
 
 def loss_fn(outputs, t) -> tuple[torch.Tensor, dict[str, float]]:
     heat, offset, direction, kind = outputs
-    pos = t["heat"]
+    pos, attr = t["heat"], t["attr"]
     n_pos = pos.sum().clamp(min=1.0)
     bce = F.binary_cross_entropy_with_logits(heat, pos, reduction="none")
     p = torch.sigmoid(heat)
     focal = bce * ((pos - p).abs() ** 1.5)  # focal-style: easy background cells fade out
     l_heat = 4.0 * focal.sum() / n_pos
-    l_off = ((offset - t["offset"]).abs() * pos).sum() / n_pos
-    l_dir = ((1.0 - (direction * t["direction"]).sum(1, keepdim=True)) * pos).sum() / n_pos
-    l_kind = (F.binary_cross_entropy_with_logits(kind, t["kind"], reduction="none") * pos).sum()
+    l_off = ((offset - t["offset"]).abs() * attr).sum() / n_pos
+    l_dir = ((1.0 - (direction * t["direction"]).sum(1, keepdim=True)) * attr).sum() / n_pos
+    l_kind = (F.binary_cross_entropy_with_logits(kind, t["kind"], reduction="none") * attr).sum()
     l_kind = l_kind / n_pos
     total = l_heat + l_off + l_dir + l_kind
     parts = {"heat": l_heat.item(), "off": l_off.item(), "dir": l_dir.item(), "kind": l_kind.item()}
@@ -242,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 "contour_weight": args.contour_weight,
                 "contour_band": args.contour_band,
                 "real_moisture": args.real_moisture,
+                "neighbour_offsets": args.neighbour_offsets,
                 "threads": args.threads,
                 "wall_time_min": round((time.time() - started) / 60, 1),
                 "synthetic_validation_best_f1": stats,

@@ -3,7 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from appliance.minutiae.decode import average, decode, local_maxima, mirror, unmirror
+from appliance.minutiae.decode import (
+    average,
+    decode,
+    kept_count,
+    local_maxima,
+    mirror,
+    unmirror,
+)
 
 
 def maps(h=6, w=8):
@@ -75,6 +82,36 @@ def test_detections_closer_than_the_minimum_distance_merge():
     d = decode(heat, offset, direction, kind, stride=8, threshold=0.5)
     assert len(d) == 3
     assert list(np.round(d.probability, 2)) == sorted(np.round(d.probability, 2), reverse=True)
+
+
+def test_the_aligned_merge_joins_a_same_direction_pair_and_keeps_opposed_ones():
+    """Two detections 8 px apart in neighbouring cells: pointing the same way (10 degrees
+    apart) they are one minutia reported twice and merge under an 8.5 px aligned reach;
+    pointing opposite ways (a short ridge's two endings) both stay."""
+    heat, offset, direction, kind = maps()
+    heat[1, 1], heat[1, 2] = 0.4, 0.2
+    offset[:, 1, 1] = (0.5, 0.5)
+    offset[:, 1, 2] = (0.5, 0.5)  # x 11.5 and 19.5: 8 px apart
+    direction[:, 1, 1] = (1.0, 0.0)
+    a = np.radians(10.0)
+    direction[:, 1, 2] = (np.cos(a), np.sin(a))
+    args = dict(stride=8, threshold=0.5, min_distance=6.0)
+    assert len(decode(heat, offset, direction, kind, **args)) == 2
+    merged = decode(heat, offset, direction, kind, aligned_distance=8.5, **args)
+    assert len(merged) == 1 and merged.x[0] == 11.5  # the stronger one stays
+    assert len(decode(heat, offset, direction, kind, aligned_distance=7.5, **args)) == 2
+    direction[:, 1, 2] = (-1.0, 0.0)
+    assert len(decode(heat, offset, direction, kind, aligned_distance=8.5, **args)) == 2
+
+
+def test_kept_count_tops_a_print_up_from_the_floor_only_when_it_falls_short():
+    prob = np.array([0.9, 0.5, 0.3, 0.1, 0.07, 0.05])  # strongest first
+    assert kept_count(prob, 0.2, 0, 0.06) == 3  # no top-up: the threshold alone
+    assert kept_count(prob, 0.2, 2, 0.06) == 3  # enough above the threshold
+    assert kept_count(prob, 0.2, 4, 0.06) == 4  # one more, from under the threshold
+    assert kept_count(prob, 0.2, 6, 0.06) == 5  # 0.05 is under the floor
+    assert kept_count(prob, 0.95, 2, 0.06) == 2
+    assert kept_count(np.zeros(0), 0.2, 30, 0.06) == 0
 
 
 def test_local_maxima_keeps_plateaus():

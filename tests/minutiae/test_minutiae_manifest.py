@@ -86,9 +86,12 @@ def test_a_manifest_without_a_suppression_means_the_old_decoding(model_copy: Pat
     raw = json.loads(path.read_text())
     raw.pop("suppression", None)
     raw.pop("min_distance_px", None)
+    raw.pop("aligned_distance_px", None)
     path.write_text(json.dumps(raw))
     manifest = load_manifest(model_copy)
     assert (manifest.suppression, manifest.min_distance_px) == ("cell-maxima", 6.0)
+    assert manifest.aligned_distance_px == 0.0
+    assert manifest.min_minutiae == 0  # no top-up
 
 
 def test_an_unknown_suppression_in_the_manifest_is_refused(model_copy: Path):
@@ -98,3 +101,38 @@ def test_an_unknown_suppression_in_the_manifest_is_refused(model_copy: Path):
     path.write_text(json.dumps(raw))
     with pytest.raises(ModelIntegrityError, match="suppression"):
         MinutiaeExtractor(model_copy)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("aligned_distance_px", -1), ("min_minutiae", 151), ("floor_threshold", 0.0)],
+)
+def test_a_decoding_value_out_of_range_is_refused(model_copy: Path, key: str, value: float):
+    path = model_copy / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw[key] = value
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ModelIntegrityError, match=key):
+        MinutiaeExtractor(model_copy)
+
+
+def test_the_top_up_adds_weaker_minutiae_after_the_threshold_s_own(
+    model_copy: Path, impressions
+):
+    """With ``min_minutiae`` a print that the threshold leaves short gets the strongest of its
+    weaker detections too, down to the floor, after the ones the threshold keeps."""
+    image = impressions[0].image
+    path = model_copy / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw.update(min_minutiae=0)
+    path.write_text(json.dumps(raw))
+    plain = MinutiaeExtractor(model_copy, threshold=0.9).extract(image, 500)
+    floor = MinutiaeExtractor(model_copy, threshold=0.06).extract(image, 500)
+    assert len(plain) < 25 < len(floor)  # the print has the candidates
+    raw.update(min_minutiae=25, floor_threshold=0.06)
+    path.write_text(json.dumps(raw))
+    topped = MinutiaeExtractor(model_copy, threshold=0.9).extract(image, 500)
+    assert len(topped) == 25
+    assert topped[: len(plain)] == plain
+    assert all(6 <= m.quality < 90 for m in topped[len(plain) :])
+    assert topped == floor[:25]  # the strongest of the floor's detections

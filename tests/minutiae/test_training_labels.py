@@ -147,3 +147,33 @@ def test_nist_reference_prints_are_labelled_and_the_test_patterns_left_out(tmp_p
     assert sorted(p.name for p in (cache / "nist-ref").iterdir()) == ["cmp00010.npz"]
     again = build_nist(cache, tmp_path / "data")  # read back from the cache
     assert np.array_equal(again[0].labels, labels)
+
+
+def test_neighbour_cells_point_at_the_minutia_from_inside_their_own_cell() -> None:
+    labels = np.array([[13.0, 10.0, math.pi / 2, 1.0, 0.8]], dtype=np.float32)  # cell (1, 1)
+    plain = targets(labels, 32, 8)
+    assert plain["attr"].sum() == np.float32(0.8)  # only the minutia's own cell
+    t = targets(labels, 32, 8, neighbours=0.5)
+    assert np.array_equal(t["heat"], plain["heat"])  # the heat map is unchanged
+    assert t["attr"][0, 1, 1] == np.float32(0.8)
+    assert np.count_nonzero(t["attr"]) == 9
+    assert np.allclose(t["attr"][0, 0:3, 0:3].sum() - 0.8, 8 * 0.4)
+    # Cell (2, 1), right of the minutia: x at its left edge, y the minutia's own.
+    ox, oy = t["offset"][:, 1, 2]
+    assert ox == np.float32(0.02) and np.isclose(oy, (10.0 + 0.5) / 8 - 1)
+    # Decoded like the runtime, (c + offset) * 8 - 0.5 lands within 3 px of the minutia.
+    assert abs((2 + ox) * 8 - 0.5 - 13.0) < 3.0
+    assert np.allclose(t["direction"][:, 1, 2], (0.0, 1.0), atol=1e-6)
+    assert t["kind"][0, 1, 2] == 1.0
+
+
+def test_a_neighbour_cell_describes_the_nearer_minutia_and_own_cells_win() -> None:
+    labels = np.array([[9.0, 12.0, 0.0, 0.0, 1.0],    # cell (1, 1)
+                       [25.0, 12.0, math.pi, 1.0, 1.0]], dtype=np.float32)  # cell (3, 1)
+    t = targets(labels, 48, 8, neighbours=0.5)
+    # Cell (2, 1) lies between: the second minutia, 1 px past its edge, is nearer than the first.
+    assert t["kind"][0, 1, 2] == 1.0 and np.isclose(t["direction"][0, 1, 2], -1.0)
+    assert t["offset"][0, 1, 2] == np.float32(0.98)
+    # Own cells keep their own minutia.
+    assert t["kind"][0, 1, 1] == 0.0 and t["kind"][0, 1, 3] == 1.0
+    assert t["attr"][0, 1, 1] == 1.0 and t["attr"][0, 1, 3] == 1.0

@@ -11,7 +11,7 @@ import numpy as np
 from appliance.minutiae import DEFAULT_MODEL_DIR, MinutiaeExtractor
 from appliance.minutiae.manifest import file_sha256
 from models.training.data import FVC_CACHE, _save, load_fvc
-from models.training.release import VERSION, redecode
+from models.training.release import VERSION, Decoding, redecode
 
 
 def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
@@ -22,7 +22,14 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
     manifest = folder / "manifest.json"
     old = json.loads(manifest.read_text())
     # The manifest as model 1.1.0 shipped it: no suppression, cell maxima implied.
-    for key in ("suppression", "min_distance_px", "decoding"):
+    for key in (
+        "suppression",
+        "min_distance_px",
+        "aligned_distance_px",
+        "min_minutiae",
+        "floor_threshold",
+        "decoding",
+    ):
         old.pop(key, None)
     old.update(version="1.1.0", threshold=0.1)
     manifest.write_text(json.dumps(old))
@@ -36,7 +43,8 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
             image = load_fvc(data_dir / "fvc2002" / "DB1_B" / f"{finger}_{imp}.tif", "DB1_B")
             _save(cache / FVC_CACHE / f"DB1_B_{finger}_{imp}.npz", image, np.zeros((0, 5)))
 
-    record = redecode(folder, cache, data_dir, "distance", 6.0, "python -m ... (test)")
+    decoding = Decoding("distance", 6.0, 0.0, 20, 0.08)
+    record = redecode(folder, cache, data_dir, decoding, "python -m ... (test)")
 
     new = json.loads(manifest.read_text())
     assert new["sha256"] == sha == file_sha256(folder / "minutiae.onnx")
@@ -45,6 +53,11 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
         6.0,
         VERSION,
     )
+    assert (new["min_minutiae"], new["floor_threshold"], new["aligned_distance_px"]) == (
+        20,
+        0.08,
+        0.0,
+    )
     assert new["training"] == old["training"] and new["parameters"] == old["parameters"]
     assert new["decoding"] == record
     assert record["previous"] == {
@@ -52,8 +65,12 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
         "threshold": 0.1,
         "suppression": "cell-maxima",
         "min_distance_px": 6.0,
+        "aligned_distance_px": 0.0,
+        "min_minutiae": 0,
+        "floor_threshold": 0.06,
     }
     assert new["threshold"] == record["threshold_choice"]["fvc_threshold"]
     assert 0.04 <= new["threshold"] <= 0.40
     extractor = MinutiaeExtractor(folder)
     assert extractor.manifest.suppression == "distance" and extractor.threshold == new["threshold"]
+    assert extractor.manifest.min_minutiae == 20

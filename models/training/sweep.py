@@ -1,0 +1,69 @@
+"""The training-finger criterion of a model at chosen (threshold, top-up) points, per set.
+
+The release rule (:func:`models.training.release.choose_threshold_fvc`) scores one decoding
+over the whole threshold grid; this scores any points, the manifest's top-up count included,
+and shows each set's EER beside the mean, which the rule hides (on DB2 the training fingers
+are separated perfectly at most thresholds, so the mean is DB1's and DB3's)::
+
+    python -m models.training.sweep models/minutiae 0.16:0 0.20:0 0.20:30 --floor 0.06
+
+Each point is ``THRESHOLD:MIN_MINUTIAE``; the model's other decoding settings are its
+manifest's. It reads the training fingers' prints from the trainer's cache (labelling them
+there first if missing, as ``models.training.release`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from models.training.data import (
+    DEFAULT_CACHE,
+    FVC_CACHE,
+    TRAIN_FINGERS,
+    build_fvc,
+    default_data_dir,
+)
+from models.training.release import DECODING, set_eers, training_finger_detections
+
+
+def point(text: str) -> tuple[float, int]:
+    """``"0.20:30"`` -> (0.20, 30)."""
+    thr, _, least = text.partition(":")
+    return float(thr), int(least or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", type=Path, help="model folder (minutiae.onnx and manifest.json)")
+    p.add_argument("points", nargs="+", type=point, help="THRESHOLD:MIN_MINUTIAE")
+    p.add_argument("--floor", type=float, default=DECODING.floor_threshold)
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--data", type=Path, default=default_data_dir())
+    args = p.parse_args(argv)
+    if not any((args.cache / FVC_CACHE).glob("DB1_B_*.npz")):
+        build_fvc(args.cache, args.data, TRAIN_FINGERS)
+    per_db = training_finger_detections(args.folder, args.cache)
+    if not per_db:
+        raise SystemExit(f"no labelled FVC prints under {args.cache / FVC_CACHE}")
+    sets = list(per_db.values())
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        eers = pool.map(
+            set_eers,
+            [thr for thr, _ in args.points],
+            [sets] * len(args.points),
+            [(least, args.floor) for _, least in args.points],
+        )
+        for (thr, least), per_set in zip(args.points, eers, strict=True):
+            shown = "  ".join(f"{db} {100 * e:.2f}%" for db, e in zip(per_db, per_set, strict=True))
+            mean = 100 * np.mean(per_set)
+            print(f"threshold {thr:.2f} min_minutiae {least:3d}: mean {mean:.2f}%  {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
