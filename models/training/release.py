@@ -20,7 +20,7 @@ import numpy as np
 from models.training.data import FVC_CACHE, synthetic_labels
 from models.training.metrics import Tally
 
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 MODEL_FILE = "minutiae.onnx"
 VALIDATION_SEED = 770_000
 INPUT_NAME = "image"
@@ -45,7 +45,7 @@ class Decoding:
     #: reach of the merge of detections pointing the same way (appliance.minutiae.decode)
     aligned_distance_px: float = 0.0
     #: a print is topped up to this many minutiae from detections at or above the floor
-    min_minutiae: int = 0
+    min_minutiae: int = 30
     floor_threshold: float = 0.06
 
     @classmethod
@@ -250,11 +250,20 @@ _OWN_KEYS = {
 }
 
 
-def redecode(folder: Path, cache: Path, data: Path, decoding: Decoding, command: str) -> dict:
+def redecode(
+    folder: Path,
+    cache: Path,
+    data: Path,
+    decoding: Decoding,
+    command: str,
+    threshold: float | None = None,
+) -> dict:
     """Give the trained model in ``folder`` another decoding and a threshold chosen for it.
 
     The ONNX file is not touched; the manifest gets the new ``decoding``, the threshold that
-    :func:`choose_thresholds` picks with it, this release's version, and a ``decoding``
+    :func:`choose_thresholds` picks with it (or ``threshold`` as given, when the grid was
+    scored otherwise, e.g. by :mod:`models.training.sweep`), this release's version, and a
+    ``decoding``
     record of the command and the previous settings. The model's own history (``parameters``,
     ``training``, ``ensemble``) is kept. The training fingers' prints are read from the
     trainer's ``cache`` and labelled there first if missing.
@@ -267,8 +276,11 @@ def redecode(folder: Path, cache: Path, data: Path, decoding: Decoding, command:
     if not any((cache / FVC_CACHE).glob("DB1_B_*.npz")):
         build_fvc(cache, data, TRAIN_FINGERS)
     flips = previous.flips
-    write_manifest(folder, 0.5, {}, flips, decoding)
-    thr, stats, chosen = choose_thresholds(folder, cache)
+    if threshold is None:
+        write_manifest(folder, 0.5, {}, flips, decoding)
+        thr, stats, chosen = choose_thresholds(folder, cache)
+    else:
+        thr, stats, chosen = threshold, None, {"given_threshold": threshold}
     history = {k: v for k, v in old.items() if k not in _OWN_KEYS}
     history["decoding"] = {
         "command": command,
@@ -314,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DECODING.floor_threshold,
         help="the lowest probability a top-up minutia may have",
     )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="write this threshold instead of choosing one (the grid scored by "
+        "models.training.sweep; choosing here scores it again, 15..35 minutes)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--data", type=Path, default=default_data_dir())
     args = p.parse_args(argv)
@@ -321,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     decoding = Decoding(
         args.suppression, args.min_distance, args.aligned_distance, args.min_minutiae, args.floor
     )
-    result = redecode(args.folder, args.cache, args.data, decoding, command)
+    result = redecode(args.folder, args.cache, args.data, decoding, command, args.threshold)
     print(json.dumps(result["threshold_choice"]))
     return 0
 

@@ -74,3 +74,9 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
     extractor = MinutiaeExtractor(folder)
     assert extractor.manifest.suppression == "distance" and extractor.threshold == new["threshold"]
     assert extractor.manifest.min_minutiae == 20
+    # A threshold scored elsewhere (models.training.sweep) is written as given, no grid run.
+    given = redecode(folder, cache, data_dir, decoding, "python -m ... --threshold 0.2", 0.2)
+    again = json.loads(manifest.read_text())
+    assert again["threshold"] == 0.2 and given["threshold_choice"] == {"given_threshold": 0.2}
+    assert again["decoding"]["previous"]["threshold"] == new["threshold"]
+    assert again["sha256"] == sha
