@@ -20,7 +20,7 @@ import numpy as np
 from models.training.data import FVC_CACHE, synthetic_labels
 from models.training.metrics import Tally
 
-VERSION = "1.3.0"
+VERSION = "1.2.0"
 MODEL_FILE = "minutiae.onnx"
 VALIDATION_SEED = 770_000
 INPUT_NAME = "image"
@@ -45,7 +45,7 @@ class Decoding:
     #: reach of the merge of detections pointing the same way (appliance.minutiae.decode)
     aligned_distance_px: float = 0.0
     #: a print is topped up to this many minutiae from detections at or above the floor
-    min_minutiae: int = 30
+    min_minutiae: int = 0
     floor_threshold: float = 0.06
 
     @classmethod
