@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.minutiae.decode import FLOOR_THRESHOLD
 from models.training.data import FVC_CACHE, synthetic_labels
 from models.training.metrics import Tally
 
@@ -46,7 +47,7 @@ class Decoding:
     aligned_distance_px: float = 0.0
     #: a print is topped up to this many minutiae from detections at or above the floor
     min_minutiae: int = 0
-    floor_threshold: float = 0.06
+    floor_threshold: float = FLOOR_THRESHOLD
 
     @classmethod
     def of(cls, manifest) -> Decoding:
@@ -181,11 +182,8 @@ def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
     per_db = training_finger_detections(out, cache)
     if not per_db:
         return None
-    # BOZORTH3 takes most of the time; the thresholds are scored in two processes.
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        sets = [list(per_db.values())] * len(THRESHOLDS)
-        eers = pool.map(set_eers, THRESHOLDS, sets, [top_up] * len(THRESHOLDS))
-        results = dict(zip(THRESHOLDS, eers, strict=True))
+    eers = score_points(per_db, THRESHOLDS, [top_up] * len(THRESHOLDS))
+    results = dict(zip(THRESHOLDS, eers, strict=True))
     for thr, per_set in results.items():
         shown = ", ".join(f"{db} {100 * e:.2f}%" for db, e in zip(per_db, per_set, strict=True))
         mean = 100 * np.mean(per_set)
@@ -193,6 +191,26 @@ def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
     means = {thr: float(np.mean(per_set)) for thr, per_set in results.items()}
     best = min(means, key=lambda t: (means[t], -t))
     return best, {"mean_eer_training_fingers": round(means[best], 4)}
+
+
+def ensure_training_prints(cache: Path, data: Path) -> None:
+    """Label the training fingers' prints into the trainer's ``cache`` unless they are there."""
+    from models.training.data import TRAIN_FINGERS, build_fvc
+
+    if not any((cache / FVC_CACHE).glob("DB1_B_*.npz")):
+        build_fvc(cache, data, TRAIN_FINGERS)
+
+
+def score_points(
+    per_db: dict[str, tuple[dict, dict]],
+    thresholds: list[float] | tuple[float, ...],
+    top_ups: list[tuple[int, float]],
+) -> list[list[float]]:
+    """:func:`set_eers` of each (threshold, top-up) point, in order. BOZORTH3 takes most of
+    the time; the points are scored in two processes."""
+    sets = [list(per_db.values())] * len(thresholds)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(set_eers, thresholds, sets, top_ups))
 
 
 @functools.cache
@@ -263,18 +281,15 @@ def redecode(
     The ONNX file is not touched; the manifest gets the new ``decoding``, the threshold that
     :func:`choose_thresholds` picks with it (or ``threshold`` as given, when the grid was
     scored otherwise, e.g. by :mod:`models.training.sweep`), this release's version, and a
-    ``decoding``
-    record of the command and the previous settings. The model's own history (``parameters``,
-    ``training``, ``ensemble``) is kept. The training fingers' prints are read from the
-    trainer's ``cache`` and labelled there first if missing.
+    ``decoding`` record of the command and the previous settings. The model's own history
+    (``parameters``, ``training``, ``ensemble``) is kept. The training fingers' prints are read
+    from the trainer's ``cache`` and labelled there first if missing.
     """
     from appliance.minutiae.manifest import MANIFEST_NAME, load_manifest
-    from models.training.data import TRAIN_FINGERS, build_fvc
 
     previous = load_manifest(folder)
     old = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    if not any((cache / FVC_CACHE).glob("DB1_B_*.npz")):
-        build_fvc(cache, data, TRAIN_FINGERS)
+    ensure_training_prints(cache, data)
     flips = previous.flips
     if threshold is None:
         write_manifest(folder, 0.5, {}, flips, decoding)

@@ -15,20 +15,17 @@ there first if missing, as ``models.training.release`` does).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from models.training.data import (
-    DEFAULT_CACHE,
-    FVC_CACHE,
-    TRAIN_FINGERS,
-    build_fvc,
-    default_data_dir,
+from models.training.data import DEFAULT_CACHE, FVC_CACHE, default_data_dir
+from models.training.release import (
+    DECODING,
+    ensure_training_prints,
+    score_points,
+    training_finger_detections,
 )
-from models.training.release import DECODING, set_eers, training_finger_detections
 
 
 def point(text: str) -> tuple[float, int]:
@@ -45,23 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--data", type=Path, default=default_data_dir())
     args = p.parse_args(argv)
-    if not any((args.cache / FVC_CACHE).glob("DB1_B_*.npz")):
-        build_fvc(args.cache, args.data, TRAIN_FINGERS)
+    ensure_training_prints(args.cache, args.data)
     per_db = training_finger_detections(args.folder, args.cache)
     if not per_db:
         raise SystemExit(f"no labelled FVC prints under {args.cache / FVC_CACHE}")
-    sets = list(per_db.values())
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        eers = pool.map(
-            set_eers,
-            [thr for thr, _ in args.points],
-            [sets] * len(args.points),
-            [(least, args.floor) for _, least in args.points],
-        )
-        for (thr, least), per_set in zip(args.points, eers, strict=True):
-            shown = "  ".join(f"{db} {100 * e:.2f}%" for db, e in zip(per_db, per_set, strict=True))
-            mean = 100 * np.mean(per_set)
-            print(f"threshold {thr:.2f} min_minutiae {least:3d}: mean {mean:.2f}%  {shown}")
+    eers = score_points(
+        per_db,
+        [thr for thr, _ in args.points],
+        [(least, args.floor) for _, least in args.points],
+    )
+    for (thr, least), per_set in zip(args.points, eers, strict=True):
+        shown = "  ".join(f"{db} {100 * e:.2f}%" for db, e in zip(per_db, per_set, strict=True))
+        mean = 100 * np.mean(per_set)
+        print(f"threshold {thr:.2f} min_minutiae {least:3d}: mean {mean:.2f}%  {shown}")
     return 0
 
 
