@@ -12,8 +12,10 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
     the nbis binding's ISO loader and compared by its BOZORTH3. Genuine pairs: all 28 pairs of
     each finger (280). Impostor pairs: every pair of impressions of different fingers (2800);
     the FVC protocol's impostor set (first impressions of different fingers, 45 pairs) gives the
-    ``EER fvc`` column. ``held-out`` repeats the EER on fingers 106..110 only: the station's
-    model was trained on reference labels (MINDTCT consensus and LEADER) of fingers 101..105.
+    ``EER fvc`` column. ``held-out`` repeats the EER on the fingers the station's model was not
+    trained on (its manifest's ``training.fingers``; 106..110 for every model up to 1.2.0, which
+    trained on reference labels, MINDTCT consensus and LEADER, of fingers 101..105; "n/a" for
+    a model trained on all ten).
     95 % intervals come from resampling the 10 fingers with replacement (``--bootstrap N``, 0
     for none): each EER, and the model's EER minus each other extractor's on the same resamples.
 (c) Milliseconds per image (median over DB1 images, after warm-up) and peak resident memory
@@ -214,7 +216,23 @@ def load_db(data: Path, db: str) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
-def verification(extractors, data: Path, dbs: list[str], reps: int = 0) -> dict:
+def held_text(eer: float | None) -> str:
+    """A held-out EER as the table shows it (n/a without held-out fingers)."""
+    return f"{'n/a':>8}" if eer is None else f"{100 * eer:7.2f}%"
+
+
+def held_out_fingers(model_dir: Path | None) -> frozenset[int]:
+    """The FVC fingers the model in ``model_dir`` (the shipped one if None) did not train on."""
+    from appliance.minutiae.extractor import DEFAULT_MODEL_DIR
+    from models.training.data import ALL_FINGERS
+    from models.training.release import training_fingers
+
+    return frozenset(ALL_FINGERS) - set(training_fingers(model_dir or DEFAULT_MODEL_DIR))
+
+
+def verification(
+    extractors, data: Path, dbs: list[str], reps: int = 0, held_out: frozenset[int] = frozenset()
+) -> dict:
     bozorth = matcher()
     report: dict = {}
     for db in dbs:
@@ -232,7 +250,7 @@ def verification(extractors, data: Path, dbs: list[str], reps: int = 0) -> dict:
                 for b in keys[i + 1 :]:
                     s = score(loaded[a], loaded[b])
                     every.append(s)
-                    held = a[0] >= 106 and b[0] >= 106
+                    held = a[0] in held_out and b[0] in held_out
                     if a[0] == b[0]:
                         gen.append(s)
                         if held:
@@ -245,7 +263,7 @@ def verification(extractors, data: Path, dbs: list[str], reps: int = 0) -> dict:
                             imp_fvc.append(s)
             eer, fnmr = rates(np.array(gen), np.array(imp))
             eer_fvc, _ = rates(np.array(gen), np.array(imp_fvc))
-            eer_held, _ = rates(np.array(gen_held), np.array(imp_held))
+            eer_held = rates(np.array(gen_held), np.array(imp_held))[0] if gen_held else None
             report.setdefault(db, {})[ex.name] = {
                 "eer": eer,
                 "fnmr_at_fmr1": fnmr,
@@ -369,11 +387,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['type_agreement']:5.2f}")
     if "b" not in skip and args.data.is_dir():
         dbs = [d for d in args.dbs.split(",") if d]
-        result["fvc"] = fvc = verification(extractors, args.data, dbs, args.bootstrap)
+        held_out = held_out_fingers(MODEL_DIR)
+        result["fvc"] = fvc = verification(extractors, args.data, dbs, args.bootstrap, held_out)
         print("\n(b) FVC2002 set B, BOZORTH3 (nbis binding) on ISO 19794-2 templates")
         print("    genuine: all 28 pairs per finger; impostor: all pairs of different fingers;")
         print("    EER fvc: impostors = first impressions only (FVC protocol);")
-        print("    held-out: fingers 106..110 only (the model trained on labels of 101..105)")
+        shown = ",".join(map(str, sorted(held_out))) or "none: the model trained on all ten"
+        print(f"    held-out: fingers the model did not train on ({shown})")
         print("    min n: fewest minutiae in one template; <15: templates BOZORTH3 scores as 0")
         print(f"{'db':6} {'extractor':10} {'EER':>7} {'FNMR@1%':>8} {'EER fvc':>8} "
               f"{'held-out':>8} {'n/img':>6} {'min n':>5} {'<15':>4}")
@@ -382,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                 if n == "bootstrap":
                     continue
                 print(f"{db:6} {n:10} {100*r['eer']:6.2f}% {100*r['fnmr_at_fmr1']:7.2f}% "
-                      f"{100*r['eer_fvc']:7.2f}% {100*r['eer_held_out']:7.2f}% "
+                      f"{100*r['eer_fvc']:7.2f}% {held_text(r['eer_held_out'])} "
                       f"{r['minutiae_per_image']:6.1f} {r['fewest_minutiae']:5d} "
                       f"{r['under_15']:4d}")
         if args.bootstrap:

@@ -6,8 +6,9 @@ repository): building them takes minutes, training reads them many times. Every 
 19794-2), kind (0 ending, 1 bifurcation) and weight (the heat-map target: 1 for a true
 synthetic minutia, 0.5..1 for a real label by how firmly the references agree).
 
-Real prints: FVC2002 set B, databases DB1..DB4, **fingers 101..105 only** (40 images each);
-fingers 106..110 are left out of training so that the benchmark can report them apart. DB2 is
+Real prints: FVC2002 set B, databases DB1..DB4, by default **fingers 101..105 only** (40
+images each; ``--fingers`` chooses others); fingers left out of training are reported apart by
+the benchmark. DB2 is
 resampled from 569 to 500 ppi before labelling. Labels are the weighted union of the MINDTCT
 consensus and LEADER of :mod:`models.training.labels`. With ``--nist`` the NIST WSQ reference
 prints join them, labelled the same way (measured worse; see the model card's ablation table).
@@ -38,7 +39,23 @@ def default_data_dir() -> Path:
 
 
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
+#: The FVC fingers a training uses unless told otherwise (``--fingers``); a manifest without a
+#: ``training.fingers`` record was trained on these.
 TRAIN_FINGERS = range(101, 106)
+#: Every finger of an FVC2002 set B.
+ALL_FINGERS = range(101, 111)
+
+
+def parse_fingers(text: str) -> tuple[int, ...]:
+    """``"101-105"`` or ``"101,103,106-110"`` as a sorted tuple of finger numbers."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        first, last = int(lo), int(hi or lo)
+        if not (ALL_FINGERS.start <= first <= last < ALL_FINGERS.stop):
+            raise ValueError(f"fingers {part!r}: FVC2002 set B has fingers 101..110")
+        out.update(range(first, last + 1))
+    return tuple(sorted(out))
 #: Sub-folder of the cache holding the labelled real prints (named after the label scheme, so
 #: that a cache of another scheme is never read as this one).
 FVC_CACHE = "fvc-ref"
@@ -86,36 +103,60 @@ def synthetic_labels(minutiae) -> np.ndarray:
     return np.array(rows, dtype=np.float32).reshape(-1, 5)
 
 
-def build_synthetic(cache: Path, masters: int, seed: int = 20240) -> list[Sample]:
+def build_synthetic(
+    cache: Path, masters: int, seed: int = 20240, workers: int = 1
+) -> list[Sample]:
     """Impressions of ``masters`` synthetic fingers: three flat presses each, every fourth rolled.
 
-    Quality is drawn in [0.25, 1], moisture in [-0.8, 0.8]; everything follows from ``seed``.
+    Quality is drawn in [0.25, 1], moisture in [-0.8, 0.8]; everything follows from ``seed``
+    and the finger's number, so ``workers`` processes render the same prints as one.
     """
-    from drivers.synthetic import generate_master
-
     folder = cache / "synthetic"
     folder.mkdir(parents=True, exist_ok=True)
+    missing = [i for i in range(masters) if not _synthetic_names(folder, seed, i)[0].exists()]
+    if workers > 1 and missing:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_render_master, [folder] * len(missing), [seed] * len(missing),
+                          missing, chunksize=4))
+    else:
+        for i in missing:
+            _render_master(folder, seed, i)
     out = []
     for i in range(masters):
-        names = [folder / f"m{seed + i}_{k}.npz" for k in range(4)]
-        if not all(n.exists() or k == 3 for k, n in enumerate(names)):
-            master = generate_master(seed + i)
-            rng = np.random.default_rng([seed, i])
-            for k in range(4):
-                if k == 3 and i % 4:
-                    continue
-                imp = master.impression(
-                    rng,
-                    rolled=(k == 3),
-                    quality=float(rng.uniform(0.25, 1.0)),
-                    moisture=float(np.clip(rng.normal(0.0, 0.4), -0.8, 0.8)),
-                )
-                _save(names[k], imp.image, synthetic_labels(imp.minutiae))
-            generate_master.cache_clear()
-            if i % 20 == 0:
-                print(f"synthetic {i}/{masters}", file=sys.stderr, flush=True)
-        out.extend(_load(n, real=False) for n in names if n.exists())
+        out.extend(_load(n, real=False) for n in _synthetic_names(folder, seed, i) if n.exists())
     return out
+
+
+def _synthetic_names(folder: Path, seed: int, i: int) -> list[Path]:
+    return [folder / f"m{seed + i}_{k}.npz" for k in range(4)]
+
+
+def _render_master(folder: Path, seed: int, i: int) -> None:
+    """Render synthetic finger ``i``'s impressions (the rolled one only for every fourth);
+    the first is written last, so it marks the finger as complete."""
+    from drivers.synthetic import generate_master
+
+    names = _synthetic_names(folder, seed, i)
+    master = generate_master(seed + i)
+    rng = np.random.default_rng([seed, i])
+    rendered = []
+    for k in range(4):
+        if k == 3 and i % 4:
+            continue
+        imp = master.impression(
+            rng,
+            rolled=(k == 3),
+            quality=float(rng.uniform(0.25, 1.0)),
+            moisture=float(np.clip(rng.normal(0.0, 0.4), -0.8, 0.8)),
+        )
+        rendered.append((names[k], imp.image, synthetic_labels(imp.minutiae)))
+    for name, image, labels in rendered[1:] + rendered[:1]:
+        _save(name, image, labels)
+    generate_master.cache_clear()
+    if i % 20 == 0:
+        print(f"synthetic {i}", file=sys.stderr, flush=True)
 
 
 def load_fvc(path: Path, db: str) -> np.ndarray:
@@ -125,7 +166,9 @@ def load_fvc(path: Path, db: str) -> np.ndarray:
 
 
 def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
-    """FVC2002 set B prints of ``fingers`` from DB1..DB4 with reference labels."""
+    """FVC2002 set B prints of ``fingers`` from DB1..DB4 with reference labels: read from
+    ``cache`` where they were labelled before (the source images need not be there then),
+    else labelled from ``data_dir``; prints in neither are left out."""
     folder = cache / FVC_CACHE
     folder.mkdir(parents=True, exist_ok=True)
     label = _Labeller()
@@ -135,9 +178,9 @@ def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample
             for imp in range(1, 9):
                 src = data_dir / "fvc2002" / db / f"{finger}_{imp}.tif"
                 dst = folder / f"{db}_{finger}_{imp}.npz"
-                if not src.exists():
-                    continue
                 if not dst.exists():
+                    if not src.exists():
+                        continue
                     image = load_fvc(src, db)
                     _save(dst, image, label(image))
                 out.append(_load(dst, real=True))

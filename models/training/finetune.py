@@ -30,7 +30,7 @@ from appliance.minutiae.manifest import MANIFEST_NAME, file_sha256
 from models.training.data import build_fvc, build_synthetic
 from models.training.model import MinutiaeNet
 from models.training.release import MODEL_FILE, choose_thresholds, write_manifest
-from models.training.train import Batches, add_data_args, export, loss_fn
+from models.training.train import add_data_args, export, loader, log_step, loss_fn
 
 
 def folded_net(width: int) -> MinutiaeNet:
@@ -130,24 +130,17 @@ def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:
     restore = freeze_heat(net) if args.attributes_only else (lambda: None)
     trainable = [param for param in net.parameters() if param.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
-    loader = torch.utils.data.DataLoader(
-        Batches(syn, real, args), batch_size=None, num_workers=1, prefetch_factor=4
-    )
     mean, running, t0 = WeightMean(net), {}, time.time()
     net.train()
-    for step, (x, t) in zip(range(args.steps), loader, strict=False):
+    for step, (x, t) in zip(range(args.steps), loader(syn, real, args), strict=False):
         loss, parts = loss_fn(net(x), t)
         opt.zero_grad()
         loss.backward()
         opt.step()
         restore()
-        for k, v in parts.items():
-            running[k] = 0.98 * running.get(k, v) + 0.02 * v
         if (step + 1) % args.average_every == 0 or step == args.steps - 1:
             mean.take(net)
-        if step % 100 == 0 or step == args.steps - 1:
-            shown = " ".join(f"{k}={v:.3f}" for k, v in running.items())
-            print(f"step {step} {shown} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+        log_step(step, args.steps - 1, parts, running, t0)
     net.load_state_dict(mean.mean)
     net.eval()
     return net, mean.taken

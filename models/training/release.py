@@ -10,7 +10,9 @@ import dataclasses
 import functools
 import json
 import multiprocessing
+import shutil
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,20 +147,37 @@ THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.04, 0.405, 0.02))
 DETECTION_FLOOR = 0.05
 
 
-def training_finger_detections(out: Path, cache: Path) -> dict[str, tuple[dict, dict]]:
-    """The model in ``out``'s detections on the training fingers 101..105 of each of
+def training_fingers(out: Path) -> tuple[int, ...]:
+    """The FVC fingers the model in ``out`` was trained on, as its manifest's training record
+    states them (a manifest without them: 101..105, the only ones trained on up to 1.2.0)."""
+    from appliance.minutiae.manifest import MANIFEST_NAME
+    from models.training.data import TRAIN_FINGERS
+
+    path = out / MANIFEST_NAME
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return tuple(record.get("training", {}).get("fingers", TRAIN_FINGERS))
+
+
+def training_finger_detections(
+    out: Path, cache: Path, fingers: tuple[int, ...] | None = None
+) -> dict[str, tuple[dict, dict]]:
+    """The model in ``out``'s detections on its training fingers (``fingers``, else
+    :func:`training_fingers`) of each of
     :data:`CRITERION_SETS` in ``cache`` (at :data:`DETECTION_FLOOR`, so every threshold's
     minutiae are a prefix of them): set -> ((finger, impression) -> (N, 5) x, y, angle, kind,
     quality strongest first, (finger, impression) -> image shape). Sets without prints are
     left out."""
     from appliance.minutiae.extractor import MinutiaeExtractor
 
+    fingers = training_fingers(out) if fingers is None else fingers
     extractor = MinutiaeExtractor(out, threads=2, threshold=DETECTION_FLOOR)
     per_db = {}
     for db in CRITERION_SETS:
         found, shapes = {}, {}
         for path in sorted((cache / FVC_CACHE).glob(f"{db}_*.npz")):
             finger, imp = (int(v) for v in path.stem.split("_")[2:4])
+            if finger not in fingers:
+                continue
             with np.load(path) as z:
                 image = z["image"]
             d = extractor.detect(image, 500)
@@ -171,15 +190,18 @@ def training_finger_detections(out: Path, cache: Path) -> dict[str, tuple[dict, 
     return per_db
 
 
-def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
-    """The threshold with the lowest mean BOZORTH3 EER on the training fingers 101..105 of
+def choose_threshold_fvc(
+    out: Path, cache: Path, fingers: tuple[int, ...] | None = None
+) -> tuple[float, dict] | None:
+    """The threshold with the lowest mean BOZORTH3 EER on the training fingers (those of
+    :func:`training_finger_detections`) of
     FVC2002 DB1..DB3 (all genuine and impostor pairs), with the manifest's top-up
     (``min_minutiae`` from ``floor_threshold``), or None without those prints."""
     from appliance.minutiae.manifest import load_manifest
 
     manifest = load_manifest(out)
     top_up = (manifest.min_minutiae, manifest.floor_threshold)
-    per_db = training_finger_detections(out, cache)
+    per_db = training_finger_detections(out, cache, fingers)
     if not per_db:
         return None
     eers = score_points(per_db, THRESHOLDS, [top_up] * len(THRESHOLDS))
@@ -193,12 +215,12 @@ def choose_threshold_fvc(out: Path, cache: Path) -> tuple[float, dict] | None:
     return best, {"mean_eer_training_fingers": round(means[best], 4)}
 
 
-def ensure_training_prints(cache: Path, data: Path) -> None:
+def ensure_training_prints(cache: Path, data: Path, fingers: tuple[int, ...]) -> None:
     """Label the training fingers' prints into the trainer's ``cache`` unless they are there."""
-    from models.training.data import TRAIN_FINGERS, build_fvc
+    from models.training.data import build_fvc
 
-    if not any((cache / FVC_CACHE).glob("DB1_B_*.npz")):
-        build_fvc(cache, data, TRAIN_FINGERS)
+    if not all(any((cache / FVC_CACHE).glob(f"DB1_B_{f}_*.npz")) for f in fingers):
+        build_fvc(cache, data, fingers)
 
 
 def score_points(
@@ -242,14 +264,16 @@ def set_eers(
     return eers
 
 
-def choose_thresholds(out: Path, cache: Path, real: bool = True) -> tuple[float, dict, dict]:
+def choose_thresholds(
+    out: Path, cache: Path, real: bool = True, fingers: tuple[int, ...] | None = None
+) -> tuple[float, dict, dict]:
     """The manifest's threshold for the model in ``out``, its synthetic validation figures and
     how it was chosen: the best synthetic F1's, replaced (``real``) by the training-finger
     BOZORTH3 choice, which then needs the labelled FVC prints in ``cache``."""
     thr, stats = choose_threshold(out)
     chosen: dict = {"synthetic_f1_threshold": round(thr, 2)}
     if real:
-        fvc = choose_threshold_fvc(out, cache)
+        fvc = choose_threshold_fvc(out, cache, fingers)
         if fvc is None:
             raise SystemExit(
                 f"no labelled FVC prints under {cache / FVC_CACHE}: "
@@ -289,11 +313,16 @@ def redecode(
 
     previous = load_manifest(folder)
     old = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    ensure_training_prints(cache, data)
+    fingers = training_fingers(folder)
+    ensure_training_prints(cache, data, fingers)
     flips = previous.flips
     if threshold is None:
-        write_manifest(folder, 0.5, {}, flips, decoding)
-        thr, stats, chosen = choose_thresholds(folder, cache)
+        # the grid is scored on a copy: a release stopped half-way leaves the folder as it was
+        with tempfile.TemporaryDirectory(prefix="release-") as scratch:
+            trial = Path(scratch)
+            shutil.copy2(folder / MODEL_FILE, trial / MODEL_FILE)
+            write_manifest(trial, 0.5, {}, flips, decoding)
+            thr, stats, chosen = choose_thresholds(trial, cache, fingers=fingers)
     else:
         thr, stats, chosen = threshold, None, {"given_threshold": threshold}
     history = {k: v for k, v in old.items() if k not in _OWN_KEYS}

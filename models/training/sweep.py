@@ -25,6 +25,7 @@ from models.training.release import (
     ensure_training_prints,
     score_points,
     training_finger_detections,
+    training_fingers,
 )
 
 
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--data", type=Path, default=default_data_dir())
     args = p.parse_args(argv)
-    ensure_training_prints(args.cache, args.data)
-    per_db = training_finger_detections(args.folder, args.cache)
+    fingers = training_fingers(args.folder)
+    ensure_training_prints(args.cache, args.data, fingers)
+    per_db = training_finger_detections(args.folder, args.cache, fingers)
     if not per_db:
         raise SystemExit(f"no labelled FVC prints under {args.cache / FVC_CACHE}")
     eers = score_points(

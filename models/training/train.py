@@ -5,10 +5,17 @@ One command reproduces the shipped model (fixed seeds; 40 to 60 minutes on two c
     nice -n 15 python -m models.training.train --out models/minutiae
 
 Data (cached under ``--cache``, never in the repository): synthetic impressions from
-``drivers.synthetic`` with their true minutiae, and FVC2002 set B fingers 101..105 of DB1..DB4
-labelled by what the reference extractors agree on: the MINDTCT consensus and LEADER, weighted
-by agreement (see :mod:`models.training.labels`). The detection threshold written to the
-manifest is the one with the lowest mean BOZORTH3 EER on those training fingers of DB1..DB3.
+``drivers.synthetic`` with their true minutiae, and FVC2002 set B fingers (``--fingers``,
+101..105 unless told) of DB1..DB4 labelled by what the reference extractors agree on: the
+MINDTCT consensus and LEADER, weighted by agreement (see :mod:`models.training.labels`). The
+detection threshold written to the manifest is the one with the lowest mean BOZORTH3 EER on
+those training fingers of DB1..DB3.
+
+``--device cuda --workers N`` trains on a GPU with N processes drawing batches; with two or more
+workers every batch is drawn from its own seed (the seed and its number), so the batches are the
+same for any such N on any device, and the same command with ``--device cpu`` trains on the same
+data. ``--workers 1`` (the default) draws them all from one stream, as every release up to
+1.2.0 was trained.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from models.training.data import (
     build_nist,
     build_synthetic,
     default_data_dir,
+    parse_fingers,
     random_crop,
     targets,
 )
@@ -61,6 +69,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         help="share of real crops made wetter or drier first (models.training.data.moisten)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes drawing batches; 2 or more seed each batch on its own (module doc)",
+    )
+    p.add_argument(
         "--neighbour-offsets",
         type=float,
         default=0.0,
@@ -78,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the trainer")
+    p.add_argument(
+        "--fingers",
+        type=parse_fingers,
+        default=parse_fingers("101-105"),
+        help="FVC2002 set B fingers to train on, e.g. 101-105 or 101-110",
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, or cuda on a GPU machine")
     p.add_argument(
         "--channels-last",
         action="store_true",
@@ -122,19 +143,52 @@ def batch(samples_syn, samples_real, rng, args) -> tuple[torch.Tensor, dict[str,
 
 
 class Batches(torch.utils.data.IterableDataset):
-    """Endless training batches drawn in one worker process (the second core), seeded."""
+    """Endless training batches drawn in ``args.workers`` processes, seeded: with one, from
+    one stream; with more, batch i from its own seed ``[seed, 1, i]``, worker w drawing
+    batches w, w + workers, ... (the loader takes them from the workers in turn, so they
+    arrive in order)."""
 
     def __init__(self, syn, real, args) -> None:
         self.syn, self.real, self.args = syn, real, args
 
     def __iter__(self):
         torch.set_num_threads(1)
-        rng = np.random.default_rng([self.args.seed, 1])
+        workers = getattr(self.args, "workers", 1)
+        if workers <= 1:
+            rng = np.random.default_rng([self.args.seed, 1])
+            while True:
+                yield batch(self.syn, self.real, rng, self.args)
+        info = torch.utils.data.get_worker_info()
+        index = info.id if info is not None else 0
         while True:
-            yield batch(self.syn, self.real, rng, self.args)
+            yield batch(self.syn, self.real, np.random.default_rng([self.args.seed, 1, index]),
+                        self.args)
+            index += workers
 
 
-def loss_fn(outputs, t) -> tuple[torch.Tensor, dict[str, float]]:
+def loader(syn, real, args) -> torch.utils.data.DataLoader:
+    """The endless batches of :class:`Batches`, pinned for a GPU."""
+    workers = max(1, getattr(args, "workers", 1))
+    return torch.utils.data.DataLoader(
+        Batches(syn, real, args),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4,
+        pin_memory=getattr(args, "device", "cpu") != "cpu",
+    )
+
+
+def to_device(x: torch.Tensor, t: dict[str, torch.Tensor], device: str):
+    """A batch on ``device`` (unchanged on the CPU)."""
+    if device == "cpu":
+        return x, t
+    return x.to(device, non_blocking=True), {
+        k: v.to(device, non_blocking=True) for k, v in t.items()
+    }
+
+
+def loss_fn(outputs, t) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The total loss and its parts (detached: reading them waits for the device)."""
     heat, offset, direction, kind = outputs
     pos, attr = t["heat"], t["attr"]
     n_pos = pos.sum().clamp(min=1.0)
@@ -147,14 +201,24 @@ def loss_fn(outputs, t) -> tuple[torch.Tensor, dict[str, float]]:
     l_kind = (F.binary_cross_entropy_with_logits(kind, t["kind"], reduction="none") * attr).sum()
     l_kind = l_kind / n_pos
     total = l_heat + l_off + l_dir + l_kind
-    parts = {"heat": l_heat.item(), "off": l_off.item(), "dir": l_dir.item(), "kind": l_kind.item()}
-    return total, parts
+    parts = {"heat": l_heat, "off": l_off, "dir": l_dir, "kind": l_kind}
+    return total, {k: v.detach() for k, v in parts.items()}
+
+
+def log_step(step: int, last: int, parts: dict, running: dict, t0: float) -> None:
+    """Keep a running mean of the loss parts and print it every 100 steps (the only place
+    that reads them back from the device)."""
+    for k, v in parts.items():
+        running[k] = v if k not in running else 0.98 * running[k] + 0.02 * v
+    if step % 100 == 0 or step == last:
+        shown = " ".join(f"{k}={float(v):.3f}" for k, v in running.items())
+        print(f"step {step} {shown} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
 
 
 def train(args) -> MinutiaeNet:
     torch.manual_seed(args.seed)
-    syn = build_synthetic(args.cache, args.masters)
-    real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
+    syn = build_synthetic(args.cache, args.masters, workers=args.workers)
+    real = build_fvc(args.cache, args.data, args.fingers)
     if args.nist and args.data.is_dir():
         real += build_nist(args.cache, args.data)
     if args.contour_weight is not None:
@@ -176,7 +240,9 @@ def train(args) -> MinutiaeNet:
         file=sys.stderr,
     )
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = MinutiaeNet(args.width).to(memory_format=fmt)
+    # full float32 on a GPU as on the CPU (Hopper's convolutions would round to TF32)
+    torch.backends.cudnn.allow_tf32 = False
+    model = MinutiaeNet(args.width).to(args.device, memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = min(300, args.steps // 10)
 
@@ -188,22 +254,16 @@ def train(args) -> MinutiaeNet:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model.train()
     t0, running = time.time(), {}
-    loader = torch.utils.data.DataLoader(
-        Batches(syn, real, args), batch_size=None, num_workers=1, prefetch_factor=4
-    )
-    for step, (x, t) in zip(range(args.steps), loader, strict=False):
+    for step, (x, t) in zip(range(args.steps), loader(syn, real, args), strict=False):
+        x, t = to_device(x, t, args.device)
         loss, parts = loss_fn(model(x.contiguous(memory_format=fmt)), t)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        for k, v in parts.items():
-            running[k] = 0.98 * running.get(k, v) + 0.02 * v
-        if step % 100 == 0 or step == args.steps - 1:
-            shown = " ".join(f"{k}={v:.3f}" for k, v in running.items())
-            print(f"step {step} {shown} {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+        log_step(step, args.steps - 1, parts, running, t0)
     model.eval()
-    return model.to(memory_format=torch.contiguous_format)
+    return model.to("cpu", memory_format=torch.contiguous_format)
 
 
 def export(model: MinutiaeNet, path: Path) -> None:
@@ -231,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     model = train(args)
     export(model, args.out / MODEL_FILE)
     write_manifest(args.out, 0.5, {})
-    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=args.data.is_dir())
+    fvc = args.data.is_dir()  # BOZORTH3 scores the training fingers where the data is
+    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=fvc, fingers=args.fingers)
     params = sum(p.numel() for p in model.parameters())
     write_manifest(
         args.out,
@@ -245,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                 "crop": args.crop,
                 "masters": args.masters,
                 "seed": args.seed,
+                "fingers": list(args.fingers),
+                "workers": args.workers,
+                "device": args.device,
                 "nist": args.nist,
                 "contour_weight": args.contour_weight,
                 "contour_band": args.contour_band,

@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from appliance.minutiae import DEFAULT_MODEL_DIR, MinutiaeExtractor
 from appliance.minutiae.manifest import file_sha256
 from models.training.data import FVC_CACHE, _save, load_fvc
-from models.training.release import VERSION, Decoding, redecode
+from models.training.release import DECODING, VERSION, Decoding, redecode, training_fingers
 
 
 def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
@@ -32,6 +33,7 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
     ):
         old.pop(key, None)
     old.update(version="1.1.0", threshold=0.1)
+    old["training"]["fingers"] = [101, 102]  # the prints the cache below holds
     manifest.write_text(json.dumps(old))
     sha = file_sha256(folder / "minutiae.onnx")
 
@@ -80,3 +82,24 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
     assert again["threshold"] == 0.2 and given["threshold_choice"] == {"given_threshold": 0.2}
     assert again["decoding"]["previous"]["threshold"] == new["threshold"]
     assert again["sha256"] == sha
+
+
+def test_a_release_that_fails_half_way_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # No labelled prints and no data: the grid cannot be scored on real prints.
+    with pytest.raises(SystemExit, match="no labelled FVC prints"):
+        redecode(folder, tmp_path / "cache", tmp_path / "no-data", DECODING, "test")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_the_training_fingers_are_the_manifests(tmp_path: Path) -> None:
+    # The shipped manifest predates the record: 101..105, the only ones trained on then.
+    assert training_fingers(DEFAULT_MODEL_DIR) == (101, 102, 103, 104, 105)
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    record = json.loads((folder / "manifest.json").read_text())
+    record["training"]["fingers"] = [106, 107, 108, 109, 110]
+    (folder / "manifest.json").write_text(json.dumps(record))
+    assert training_fingers(folder) == (106, 107, 108, 109, 110)
