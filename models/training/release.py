@@ -332,6 +332,8 @@ def redecode(
             "version": previous.version,
             "threshold": previous.threshold,
             **dataclasses.asdict(Decoding.of(previous)),
+            # how the previous decoding came about, so a chain of releases keeps every step
+            **({"decoding": old["decoding"]} if "decoding" in old else {}),
         },
         "synthetic_validation_best_f1": stats,
         "threshold_choice": chosen,

@@ -80,6 +80,8 @@ def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
     given = redecode(folder, cache, data_dir, decoding, "python -m ... --threshold 0.2", 0.2)
     again = json.loads(manifest.read_text())
     assert again["threshold"] == 0.2 and given["threshold_choice"] == {"given_threshold": 0.2}
+    # and the release before it is kept inside, so the manifest holds the whole chain
+    assert given["previous"]["decoding"] == record and "decoding" not in record["previous"]
     assert again["decoding"]["previous"]["threshold"] == new["threshold"]
     assert again["sha256"] == sha
 
