@@ -23,7 +23,7 @@ from appliance.minutiae.decode import FLOOR_THRESHOLD
 from models.training.data import FVC_CACHE, synthetic_labels
 from models.training.metrics import Tally
 
-VERSION = "1.2.0"
+VERSION = "1.2.1"
 MODEL_FILE = "minutiae.onnx"
 VALIDATION_SEED = 770_000
 INPUT_NAME = "image"

@@ -87,6 +87,8 @@ def test_a_manifest_without_a_suppression_means_the_old_decoding(model_copy: Pat
     raw.pop("suppression", None)
     raw.pop("min_distance_px", None)
     raw.pop("aligned_distance_px", None)
+    raw.pop("min_minutiae", None)
+    raw.pop("floor_threshold", None)
     path.write_text(json.dumps(raw))
     manifest = load_manifest(model_copy)
     assert (manifest.suppression, manifest.min_distance_px) == ("cell-maxima", 6.0)
