@@ -153,28 +153,28 @@ class Batches(torch.utils.data.IterableDataset):
 
     def __iter__(self):
         torch.set_num_threads(1)
-        workers = getattr(self.args, "workers", 1)
+        workers, seed = self.args.workers, self.args.seed
         if workers <= 1:
-            rng = np.random.default_rng([self.args.seed, 1])
+            rng = np.random.default_rng([seed, 1])
             while True:
                 yield batch(self.syn, self.real, rng, self.args)
-        info = torch.utils.data.get_worker_info()
-        index = info.id if info is not None else 0
-        while True:
-            yield batch(self.syn, self.real, np.random.default_rng([self.args.seed, 1, index]),
-                        self.args)
-            index += workers
+        else:
+            info = torch.utils.data.get_worker_info()
+            index = info.id if info is not None else 0
+            while True:
+                rng = np.random.default_rng([seed, 1, index])
+                yield batch(self.syn, self.real, rng, self.args)
+                index += workers
 
 
 def loader(syn, real, args) -> torch.utils.data.DataLoader:
     """The endless batches of :class:`Batches`, pinned for a GPU."""
-    workers = max(1, getattr(args, "workers", 1))
     return torch.utils.data.DataLoader(
         Batches(syn, real, args),
         batch_size=None,
-        num_workers=workers,
+        num_workers=max(1, args.workers),
         prefetch_factor=4,
-        pin_memory=getattr(args, "device", "cpu") != "cpu",
+        pin_memory=getattr(args, "device", "cpu") != "cpu",  # finetune has no --device
     )
 
 
