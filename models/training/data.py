@@ -8,10 +8,10 @@ synthetic minutia, 0.5..1 for a real label by how firmly the references agree).
 
 Real prints: FVC2002 set B, databases DB1..DB4, by default **fingers 101..105 only** (40
 images each; ``--fingers`` chooses others); fingers left out of training are reported apart by
-the benchmark. DB2 is
-resampled from 569 to 500 ppi before labelling. Labels are the weighted union of the MINDTCT
-consensus and LEADER of :mod:`models.training.labels`. With ``--nist`` the NIST WSQ reference
-prints join them, labelled the same way (measured worse; see the model card's ablation table).
+the benchmark. DB2 is resampled from 569 to 500 ppi before labelling. Labels are the weighted
+union of the MINDTCT consensus and LEADER of :mod:`models.training.labels`. With ``--nist``
+the NIST WSQ reference prints join them, labelled the same way (measured worse; see the model
+card's ablation table).
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 TRAIN_FINGERS = range(101, 106)
 #: Every finger of an FVC2002 set B.
 ALL_FINGERS = range(101, 111)
+#: Sub-folder of the cache holding the labelled real prints (named after the label scheme, so
+#: that a cache of another scheme is never read as this one).
+FVC_CACHE = "fvc-ref"
+#: NIST WSQ certification reference images (``--nist``): ink cards (four-finger slaps, thumbs,
+#: rolled prints) and live-scan thumb slaps, all 500 ppi. The two test patterns (a blank white
+#: and a black page) hold no print and are left out.
+NIST_FOLDER = "nist_wsq_reference/input"
+NIST_TEST_PATTERNS = frozenset({"cmp00018", "cmp00019"})
+NIST_CACHE = "nist-ref"
 
 
 def parse_fingers(text: str) -> tuple[int, ...]:
@@ -56,15 +65,6 @@ def parse_fingers(text: str) -> tuple[int, ...]:
             raise ValueError(f"fingers {part!r}: FVC2002 set B has fingers 101..110")
         out.update(range(first, last + 1))
     return tuple(sorted(out))
-#: Sub-folder of the cache holding the labelled real prints (named after the label scheme, so
-#: that a cache of another scheme is never read as this one).
-FVC_CACHE = "fvc-ref"
-#: NIST WSQ certification reference images (``--nist``): ink cards (four-finger slaps, thumbs,
-#: rolled prints) and live-scan thumb slaps, all 500 ppi. The two test patterns (a blank white
-#: and a black page) hold no print and are left out.
-NIST_FOLDER = "nist_wsq_reference/input"
-NIST_TEST_PATTERNS = frozenset({"cmp00018", "cmp00019"})
-NIST_CACHE = "nist-ref"
 
 
 @dataclass(frozen=True)
