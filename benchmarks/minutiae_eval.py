@@ -7,7 +7,9 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
 (a) Synthetic impressions with true minutiae (fingers never used in training or validation):
     precision, recall, F1 (a detection matches one true minutia within 12 px and 30 degrees),
     median location and angle error of the matches.
-(b) FVC2002 set B, DB1..DB3 (DB2 resampled from 569 to 500 ppi; DB4 with ``--dbs``): every
+(b) FVC2002 set B, DB1..DB3 (DB2 resampled from its published 569 ppi to 500, as the runtime does
+    when told the resolution, ``extract IMAGE --ppi 569``; with ``--as-500`` every image is taken
+    as 500 ppi, as ``extract IMAGE`` without ``--ppi`` takes it; DB4 with ``--dbs``): every
     extractor's minutiae become ISO/IEC 19794-2 templates (appliance.records.template), read by
     the nbis binding's ISO loader and compared by its BOZORTH3. Genuine pairs: all 28 pairs of
     each finger (280). Impostor pairs: every pair of impressions of different fingers (2800);
@@ -53,6 +55,7 @@ sys.path.insert(0, str(REPO))
 from procmem import reset_peak, status_mb  # noqa: E402
 
 from appliance.imaging.resample import resample  # noqa: E402
+from models.training.data import FVC_PPI  # noqa: E402
 from models.training.metrics import Tally  # noqa: E402
 from models.training.verification import (  # noqa: E402
     finger_bootstrap,
@@ -62,7 +65,6 @@ from models.training.verification import (  # noqa: E402
     score,
 )
 
-FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
 BENCH_SEED = 990_000
 EXTRACTORS = ("model", "mindtct", "leader")
 #: (c) runs every extractor with the station's ``system.malloc_mmap_threshold_kb`` default.
@@ -205,14 +207,17 @@ def synthetic_report(extractors, count: int) -> dict:
 # --- (b) FVC verification ---------------------------------------------------------------------
 
 
-def load_db(data: Path, db: str) -> dict[tuple[int, int], np.ndarray]:
+def load_db(data: Path, db: str, ppi: int | None = None) -> dict[tuple[int, int], np.ndarray]:
+    """The set's prints at 500 ppi, each resampled from ``ppi`` (default: the set's published
+    resolution, :data:`models.training.data.FVC_PPI`)."""
+    ppi = FVC_PPI[db] if ppi is None else ppi
     out = {}
     for finger in range(101, 111):
         for imp in range(1, 9):
             path = data / "fvc2002" / db / f"{finger}_{imp}.tif"
             if path.exists():
                 image = np.asarray(Image.open(path).convert("L"))
-                out[(finger, imp)] = resample(image, FVC_PPI[db])
+                out[(finger, imp)] = resample(image, ppi)
     return out
 
 
@@ -231,19 +236,28 @@ def held_out_fingers(model_dir: Path | None) -> frozenset[int]:
 
 
 def verification(
-    extractors, data: Path, dbs: list[str], reps: int = 0, held_out: frozenset[int] = frozenset()
+    extractors,
+    data: Path,
+    dbs: list[str],
+    reps: int = 0,
+    held_out: frozenset[int] = frozenset(),
+    as_500: bool = False,
 ) -> dict:
+    """Part (b); ``as_500`` takes every image as 500 ppi instead of its set's published
+    resolution (the cache keeps those minutiae apart: ``DB2_B@500_...``)."""
     bozorth = matcher()
     report: dict = {}
     for db in dbs:
-        images = load_db(data, db)
+        ppi = 500 if as_500 else FVC_PPI[db]
+        tag = db if ppi == FVC_PPI[db] else f"{db}@{ppi}"
+        images = load_db(data, db, ppi)
         if not images:
             continue
         keys = sorted(images)
         fingers = np.array([(a[0], b[0]) for i, a in enumerate(keys) for b in keys[i + 1 :]])
         all_scores: dict[str, np.ndarray] = {}
         for ex in extractors:
-            found = {k: ex(images[k], f"{db}_{k[0]}_{k[1]}") for k in keys}
+            found = {k: ex(images[k], f"{tag}_{k[0]}_{k[1]}") for k in keys}
             loaded = {k: load(bozorth, found[k], images[k].shape) for k in keys}
             gen, imp, imp_fvc, gen_held, imp_held, every = [], [], [], [], [], []
             for i, a in enumerate(keys):
@@ -360,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="finger resamples for the (b) intervals (0: none)")
     p.add_argument("--cache", type=Path, help="keep MINDTCT's and LEADER's minutiae here")
+    p.add_argument("--as-500", action="store_true",
+                   help="(b): take every image as 500 ppi (DB2 not resampled from 569), as "
+                   "`booking-station extract IMAGE` without --ppi does")
     p.add_argument("--model", type=Path,
                    help="a model folder (minutiae.onnx + manifest.json) instead of the shipped one")
     p.add_argument("--timing-child", nargs=2, metavar=("NAME", "THREADS"), help=argparse.SUPPRESS)
@@ -388,8 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     if "b" not in skip and args.data.is_dir():
         dbs = [d for d in args.dbs.split(",") if d]
         held_out = held_out_fingers(MODEL_DIR)
-        result["fvc"] = fvc = verification(extractors, args.data, dbs, args.bootstrap, held_out)
+        result["fvc"] = fvc = verification(
+            extractors, args.data, dbs, args.bootstrap, held_out, args.as_500
+        )
         print("\n(b) FVC2002 set B, BOZORTH3 (nbis binding) on ISO 19794-2 templates")
+        print("    resolution: " + ("every image taken as 500 ppi (--as-500)" if args.as_500
+                                    else "DB2 resampled from 569 to 500 ppi"))
         print("    genuine: all 28 pairs per finger; impostor: all pairs of different fingers;")
         print("    EER fvc: impostors = first impressions only (FVC protocol);")
         shown = ",".join(map(str, sorted(held_out))) or "none: the model trained on all ten"
