@@ -227,12 +227,14 @@ def score_points(
     per_db: dict[str, tuple[dict, dict]],
     thresholds: list[float] | tuple[float, ...],
     top_ups: list[tuple[int, float]],
+    caps: list[int] | None = None,
 ) -> list[list[float]]:
-    """:func:`set_eers` of each (threshold, top-up) point, in order. BOZORTH3 takes most of
-    the time; the points are scored in two processes."""
+    """:func:`set_eers` of each (threshold, top-up, cap) point, in order (``caps`` default:
+    none). BOZORTH3 takes most of the time; the points are scored in two processes."""
     sets = [list(per_db.values())] * len(thresholds)
+    caps = caps or [0] * len(thresholds)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(set_eers, thresholds, sets, top_ups))
+        return list(pool.map(set_eers, thresholds, sets, top_ups, caps))
 
 
 @functools.cache
@@ -244,24 +246,30 @@ def _matcher():
 
 
 def set_eers(
-    thr: float, per_db: list[tuple[dict, dict]], top_up: tuple[int, float]
+    thr: float, per_db: list[tuple[dict, dict]], top_up: tuple[int, float], cap: int = 0
 ) -> list[float]:
-    """The EER of each set in ``per_db`` with the minutiae the runtime keeps at ``thr``: those
-    at or above it, topped up to ``top_up`` = (count, floor) as
-    :func:`appliance.minutiae.decode.kept_count` does (the suppression's survivors at or above
-    any threshold are the strongest ones, so each threshold's set is a prefix)."""
-    from appliance.minutiae.decode import kept_count
+    """The EER of each set in ``per_db`` with the minutiae :func:`kept` at ``thr``."""
     from models.training.verification import eer_of
 
+    return [eer_of(kept(found, thr, top_up, cap), shapes, _matcher()) for found, shapes in per_db]
+
+
+def kept(found: dict, thr: float, top_up: tuple[int, float], cap: int = 0) -> dict:
+    """The minutiae the runtime keeps of each print's detections in ``found`` at ``thr``: those
+    at or above it, topped up to ``top_up`` = (count, floor) as
+    :func:`appliance.minutiae.decode.kept_count` does (the suppression's survivors at or above
+    any threshold are the strongest ones, so each threshold's set is a prefix); with ``cap``,
+    at most that many, the strongest (a measurement only: no manifest states a cap, see the
+    model card's "Measured after 1.2.1")."""
+    from appliance.minutiae.decode import kept_count
+
     least, floor = top_up
-    eers = []
-    for found, shapes in per_db:
-        kept = {}
-        for k, f in found.items():
-            f = f[np.argsort(-f[:, 4], kind="stable")]
-            kept[k] = f[: kept_count(f[:, 4] / 100, thr, least, floor)]
-        eers.append(eer_of(kept, shapes, _matcher()))
-    return eers
+    out = {}
+    for k, f in found.items():
+        f = f[np.argsort(-f[:, 4], kind="stable")]
+        n = kept_count(f[:, 4] / 100, thr, least, floor)
+        out[k] = f[: min(n, cap) if cap else n]
+    return out
 
 
 def choose_thresholds(
