@@ -6,8 +6,9 @@ sits nearer the middle of a wide minimum than any single one of them. It starts 
 released ONNX file itself, so no torch checkpoint has to be kept: the export folded each batch
 norm into its convolution, and the network is rebuilt in that folded form (convolutions with a
 bias, no normalisation), which also leaves no batch statistics to recompute after averaging.
-The data, crops and loss are the trainer's (:mod:`models.training.train`); the threshold is
-chosen as the trainer chooses it, with the same mirror images.
+The data, crops and loss are the trainer's (:mod:`models.training.train`), with the real
+prints of the fingers the base model was trained on (its manifest's ``training.fingers``); the
+threshold is chosen as the trainer chooses it, on those fingers, with the same mirror images.
 
     python -m models.training.finetune models/minutiae --out DIR
 """
@@ -29,7 +30,12 @@ from torch import nn
 from appliance.minutiae.manifest import MANIFEST_NAME, file_sha256
 from models.training.data import build_fvc, build_synthetic
 from models.training.model import MinutiaeNet
-from models.training.release import MODEL_FILE, choose_thresholds, write_manifest
+from models.training.release import (
+    MODEL_FILE,
+    choose_thresholds,
+    training_fingers,
+    write_manifest,
+)
 from models.training.train import add_data_args, export, loader, log_step, loss_fn
 
 
@@ -120,12 +126,13 @@ def freeze_heat(net: MinutiaeNet) -> Callable[[], None]:
     return restore
 
 
-def finetune(net: MinutiaeNet, args) -> tuple[MinutiaeNet, int]:
-    """Train ``net`` for ``args.steps`` at ``args.lr`` and return the mean of its weights taken
-    every ``args.average_every`` steps (the last step included), and how many were averaged."""
+def finetune(net: MinutiaeNet, args, fingers: tuple[int, ...]) -> tuple[MinutiaeNet, int]:
+    """Train ``net`` for ``args.steps`` at ``args.lr`` on the synthetic prints and the real
+    prints of ``fingers``, and return the mean of its weights taken every
+    ``args.average_every`` steps (the last step included), and how many were averaged."""
     torch.manual_seed(args.seed)
     syn = build_synthetic(args.cache, args.masters)
-    real = build_fvc(args.cache, args.data) if args.data.is_dir() else []
+    real = build_fvc(args.cache, args.data, fingers)
     print(f"data: {len(syn)} synthetic, {len(real)} real impressions", file=sys.stderr)
     restore = freeze_heat(net) if args.attributes_only else (lambda: None)
     trainable = [param for param in net.parameters() if param.requires_grad]
@@ -152,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     base_manifest = json.loads((args.base / MANIFEST_NAME).read_text(encoding="utf-8"))
     net = load_released(args.base / MODEL_FILE)
+    fingers = training_fingers(args.base)
     args.out.mkdir(parents=True, exist_ok=True)
-    net, taken = finetune(net, args)
+    net, taken = finetune(net, args, fingers)
     export(net, args.out / MODEL_FILE)
     flips = int(base_manifest.get("flips", 1))
     write_manifest(args.out, 0.5, {}, flips=flips)
-    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=args.data.is_dir())
+    fvc = args.data.is_dir()  # as the trainer: BOZORTH3 scores the fingers where the data is
+    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=fvc, fingers=fingers)
     finetune_record = {
         "command": "python -m models.training.finetune " + " ".join(argv or sys.argv[1:]),
         "base_sha256": file_sha256(args.base / MODEL_FILE),

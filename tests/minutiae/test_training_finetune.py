@@ -61,3 +61,36 @@ def test_the_weight_mean_is_the_mean_of_the_snapshots():
     assert mean.taken == 3
     assert torch.allclose(mean.mean["weight"], torch.full((2, 3), 3.0))
     assert torch.allclose(mean.mean["bias"], torch.full((2,), -3.0))
+
+
+def test_a_fine_tune_trains_on_the_base_model_s_own_fingers(tmp_path, data_dir, capsys):
+    import json
+    import shutil
+
+    from appliance.minutiae import DEFAULT_MODEL_DIR
+    from models.training import finetune
+    from models.training.data import FVC_CACHE, _save, load_fvc
+
+    base = tmp_path / "base"
+    shutil.copytree(DEFAULT_MODEL_DIR, base)
+    manifest = json.loads((base / "manifest.json").read_text())
+    manifest["training"]["fingers"] = [106]  # a model of finger 106 only
+    (base / "manifest.json").write_text(json.dumps(manifest))
+    # The cache holds two labelled prints of 106 and three of 101; the data folder is absent,
+    # so only the cache can supply them.
+    cache = tmp_path / "cache"
+    (cache / FVC_CACHE).mkdir(parents=True)
+    for finger, count in ((106, 2), (101, 3)):
+        for imp in range(1, count + 1):
+            image = load_fvc(data_dir / "fvc2002" / "DB1_B" / f"{finger}_{imp}.tif", "DB1_B")
+            _save(cache / FVC_CACHE / f"DB1_B_{finger}_{imp}.npz", image, np.zeros((0, 5)))
+
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--cache", str(cache), "--data", str(tmp_path / "no-data")]
+    assert finetune.main([str(base), *args, "--masters", "1", "--steps", "1",
+                          "--average-every", "1"]) == 0
+
+    assert "2 real impressions" in capsys.readouterr().err
+    written = json.loads((out / "manifest.json").read_text())
+    assert written["training"]["fingers"] == [106]
+    assert "fvc_threshold" not in written["training"]["threshold_choice"]  # no data: synthetic
