@@ -47,15 +47,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from procmem import reset_peak, status_mb  # noqa: E402
 
-from appliance.imaging.resample import resample  # noqa: E402
-from models.training.data import FVC_PPI  # noqa: E402
+from models.training.data import FVC_PPI, load_fvc  # noqa: E402
 from models.training.metrics import Tally  # noqa: E402
 from models.training.verification import (  # noqa: E402
     finger_bootstrap,
@@ -208,16 +206,13 @@ def synthetic_report(extractors, count: int) -> dict:
 
 
 def load_db(data: Path, db: str, ppi: int | None = None) -> dict[tuple[int, int], np.ndarray]:
-    """The set's prints at 500 ppi, each resampled from ``ppi`` (default: the set's published
-    resolution, :data:`models.training.data.FVC_PPI`)."""
-    ppi = FVC_PPI[db] if ppi is None else ppi
+    """The set's prints at 500 ppi (:func:`models.training.data.load_fvc`)."""
     out = {}
     for finger in range(101, 111):
         for imp in range(1, 9):
             path = data / "fvc2002" / db / f"{finger}_{imp}.tif"
             if path.exists():
-                image = np.asarray(Image.open(path).convert("L"))
-                out[(finger, imp)] = resample(image, ppi)
+                out[(finger, imp)] = load_fvc(path, db, ppi)
     return out
 
 

@@ -159,10 +159,11 @@ def _render_master(folder: Path, seed: int, i: int) -> None:
         print(f"synthetic {i}", file=sys.stderr, flush=True)
 
 
-def load_fvc(path: Path, db: str) -> np.ndarray:
-    """An FVC2002 image as uint8 at 500 ppi."""
+def load_fvc(path: Path, db: str, ppi: int | None = None) -> np.ndarray:
+    """An FVC2002 image of set ``db`` as uint8 at 500 ppi, resampled from ``ppi`` (default: the
+    set's published resolution, :data:`FVC_PPI`)."""
     image = np.asarray(Image.open(path).convert("L"))
-    return resample(image, FVC_PPI[db])
+    return resample(image, FVC_PPI[db] if ppi is None else ppi)
 
 
 def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
