@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint clean system-deps
+.PHONY: demo test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-system-deps:
-	@sh tools/system-deps.sh
-
 demo: $(STAMP)
-	$(BIN)/booking-station demo $(ARGS)
+	@sh tools/system-deps.sh demo
+	$(BIN)/python -m demo $(ARGS)
 
-test: $(STAMP) system-deps
+test: $(STAMP)
+	@sh tools/system-deps.sh test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -50,7 +50,7 @@ def reference_markdown() -> str:
     """The table of every config key with its default and description, then each driver's."""
     from importlib.metadata import entry_points
 
-    from drivers.base import ENTRY_POINT_GROUP
+    from drivers.registry import ENTRY_POINT_GROUP
 
     lines = ["| key | default | meaning |", "|---|---|---|", *_rows(StationConfig, "")]
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

@@ -186,7 +186,6 @@ class Impression:
     impression_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     captured_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     quality: QualityReport | None = None
-    minutiae: list[Minutia] = field(default_factory=list)
     retakes: int = 0
     override_reason: str | None = None
 

@@ -37,3 +37,7 @@ class ImagingError(StationError):
 
 class CaptureError(StationError):
     """The capture workflow was asked for something that its state does not allow."""
+
+
+class ScannerUnavailable(CaptureError):
+    """The scanner failed while the workflow needed it (unplugged, timed out, refused)."""

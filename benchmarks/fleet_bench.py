@@ -36,10 +36,10 @@ from sync_bench import (  # noqa: E402
     cpu_seconds,
     fill_store,
     free_port,
+    link_config,
     plain_hooks,
     start_broker,
     start_receiver,
-    station_config,
 )
 
 from appliance.store.crypto import BlobCipher, new_key  # noqa: E402
@@ -57,9 +57,8 @@ async def worker(args: argparse.Namespace) -> None:
         store = Store(folder / "station.db", BlobCipher(new_key()))
         store.open()
         await fill_store(store, args.bookings, args.size, np.random.default_rng(n))
-        service = SyncService(station_config(folder, station_id, args.port, args.window,
-                                             args.chunk_size), store,
-                              plain_hooks(store, station_id))
+        service = SyncService(station_id, link_config(args.port, args.window, args.chunk_size),
+                              store, plain_hooks(store, station_id))
         service.uploader.pause()
         service.start(loop)
         stations.append((service, store))

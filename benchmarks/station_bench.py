@@ -4,7 +4,7 @@
                                                  [--keep-model-memory] [--mmap-threshold-kb N]
 
 Runs the station in this process with the emulated livescan, takes ten-print bookings through the
-capture session, and reports for each: the time from the last accepted print to the booking being
+booking service, and reports for each: the time from the last accepted print to the booking being
 committed (sequence check, segmentation reuse, WSQ, transaction, validation, encrypted commit),
 and this process's peak resident memory (VmHWM), against the design budgets of 2 s and 300 MB.
 It also reports the resident memory (VmRSS) right after start, and once the bookings are sent,
@@ -18,8 +18,8 @@ Two modes:
   emulator's print generator (drivers.synthetic) still runs here, which a station with a real
   scanner does not: the last line gives the bytes of the master fingers it holds at the end
   (not its transient working memory while drawing a hand, which VmHWM includes).
-* ``--together``: the embedded broker and the reference receiver in this process too, as the demo
-  does (the measurement the README's figures were first taken with); VmHWM then covers all three.
+* ``--together``: the reference receiver in this process too, as the demo runs it (a Mosquitto
+  process is the broker either way); VmHWM then covers the station and the receiver.
 
 ``--scanner-process`` draws the emulated scanner's prints in a child process (the emulator's
 ``process = true``, :mod:`drivers.isolated`), as a real scanner images in its own hardware: this
@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -51,7 +50,9 @@ from procmem import status_mb
 
 from appliance.app import Station
 from appliance.config import StationConfig
-from appliance.demo import Broker, demo_broker, prepare_state, take_print
+from demo.autopilot import take_print
+from demo.broker import Broker, demo_broker
+from demo.run import prepare_state
 
 
 def peak_rss_mb() -> float:
@@ -92,7 +93,7 @@ async def broker_and_receiver(state: Path, together: bool) -> AsyncIterator[Brok
     if together:
         from central.receiver import CentralReceiver
 
-        async with demo_broker(prefer="embedded") as broker:
+        async with demo_broker(prefer="mosquitto") as broker:
             receiver = CentralReceiver(state / "central", host=broker.host, port=broker.port)
             await asyncio.to_thread(receiver.start)
             try:
@@ -100,9 +101,6 @@ async def broker_and_receiver(state: Path, together: bool) -> AsyncIterator[Brok
             finally:
                 await asyncio.to_thread(receiver.stop)
         return
-    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
-        raise SystemExit("station_bench: the default mode needs mosquitto (apt-get install "
-                         "mosquitto); --together runs the embedded broker in-process instead")
     async with demo_broker(prefer="mosquitto") as broker, \
             receiver_process(state / "central", broker) as pid:
         assert broker.kind == "mosquitto process", broker.kind
@@ -116,7 +114,7 @@ async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False,
     state = Path(tempfile.mkdtemp(prefix="bst-bench-"))
     creds, _ = prepare_state(state)
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
-    print("mode: " + ("together (embedded broker and receiver in this process)" if together
+    print("mode: " + ("together (receiver in this process, mosquitto apart)" if together
                       else "apart (mosquitto and receiver in child processes)")
           + ("; emulated scanner in a child process" if scanner_process else "")
           + ("; minutiae.release_memory off" if not release_memory else ""))
@@ -134,7 +132,7 @@ async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False,
         station = Station(config)
         await station.start()
         print(f"after start: peak RSS {peak_rss_mb():.0f} MB; RSS {status_mb('VmRSS'):.0f} MB")
-        session = station.session
+        session = station.booking
         assert session is not None and station.store is not None
         txids = []
         for n in range(count):
@@ -175,7 +173,7 @@ if __name__ == "__main__":
     parser.add_argument("--bookings", type=int, default=3)
     parser.add_argument("--mmap-threshold-kb", type=int, default=128)
     parser.add_argument("--together", action="store_true",
-                        help="Run the embedded broker and the receiver in this process (old mode).")
+                        help="Run the reference receiver in this process too.")
     parser.add_argument("--scanner-process", action="store_true",
                         help="Draw the emulated scanner's prints in a child process.")
     parser.add_argument("--keep-model-memory", action="store_true",

@@ -47,13 +47,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from appliance.config import MqttSection, StationConfig, StationSection  # noqa: E402
 from appliance.domain import Booking, Impression, ImpressionType, Position  # noqa: E402
 from appliance.store.crypto import BlobCipher, new_key  # noqa: E402
 from appliance.store.store import Store  # noqa: E402
 from appliance.sync import telemetry  # noqa: E402
+from appliance.sync.config import MqttSection  # noqa: E402
 from appliance.sync.protocol import split  # noqa: E402
 from appliance.sync.service import StationHooks, SyncService  # noqa: E402
+from appliance.system.health import age_seconds  # noqa: E402
 
 STATION_CPU: list[float] = []  # process CPU seconds of the station during the drain
 
@@ -131,20 +132,16 @@ async def fill_store(store: Store, count: int, size: int, rng: np.random.Generat
     return payloads
 
 
-def station_config(workdir: Path, station_id: str, port: int, window: int, chunk_size: int
-                   ) -> StationConfig:
-    return StationConfig(
-        station=StationSection(station_id=station_id, data_dir=workdir),
-        mqtt=MqttSection(host="127.0.0.1", port=port, window=window, chunk_size=chunk_size,
-                         reconnect_min_s=0.2, reconnect_max_s=2.0, ack_timeout_s=30.0),
-    )
+def link_config(port: int, window: int, chunk_size: int) -> MqttSection:
+    return MqttSection(host="127.0.0.1", port=port, window=window, chunk_size=chunk_size,
+                       reconnect_min_s=0.2, reconnect_max_s=2.0, ack_timeout_s=30.0)
 
 
 def plain_hooks(store: Store, station_id: str) -> StationHooks:
     def health() -> telemetry.Health:
         h = store.health()
         return telemetry.Health(station_id, h.queue_depth,
-                                telemetry.age_seconds(h.oldest_unsent_at), h.disk_free_mb,
+                                age_seconds(h.oldest_unsent_at), h.disk_free_mb,
                                 "ready", h.audit_head, h.audit_entries, "synchronised", 0)
 
     return StationHooks(health=health, clock_trusted=lambda: True)
@@ -158,7 +155,7 @@ async def drain(workdir: Path, port: int, count: int, size: int, window: int, ch
         t0 = time.perf_counter()
         payloads = await fill_store(store, count, size, np.random.default_rng(seed))
         prepare_s = time.perf_counter() - t0
-        service = SyncService(station_config(workdir, "bench-1", port, window, chunk_size),
+        service = SyncService("bench-1", link_config(port, window, chunk_size),
                               store, plain_hooks(store, "bench-1"))
         service.uploader.pause()
         service.start(asyncio.get_running_loop())

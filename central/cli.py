@@ -19,8 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
-from appliance.config import TlsSection
 from appliance.errors import SyncError
+from appliance.sync.config import TlsSection
 from appliance.sync.tls import client_context
 from central.commands import CommandClient, CommandTimeout, load_private_key, write_keypair
 from central.receiver import CentralReceiver, Destination

@@ -1,4 +1,4 @@
-"""The blocking scanner interface every driver implements, and the driver registry.
+"""The blocking scanner interface every driver implements.
 
 A driver object is touched only by its owner thread (see :mod:`drivers.worker`); every method
 here may block. Drivers declare what they can do so the capture workflow never asks for a mode
@@ -11,12 +11,9 @@ import abc
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
-
-ENTRY_POINT_GROUP = "booking_station.drivers"
 
 
 class CaptureMode(enum.StrEnum):
@@ -164,15 +161,3 @@ class ScannerDriver(abc.ABC):
         """Bring a wedged device back: close and reopen by default."""
         self.close()
         self.open()
-
-
-def load_driver_class(type_name: str) -> type[ScannerDriver]:
-    """The driver class registered under ``type_name`` in the entry point group."""
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == type_name:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, ScannerDriver)):
-                raise TypeError(f"entry point {ep.value} is not a ScannerDriver")
-            return cls
-    known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-    raise LookupError(f"no scanner driver of type {type_name!r}; installed: {', '.join(known)}")

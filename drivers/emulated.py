@@ -20,14 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.base import (
-    Capabilities,
-    CaptureMode,
-    Frame,
-    Identity,
-    Indicator,
-    ScannerDriver,
-)
+from drivers.base import Capabilities, CaptureMode, Frame, Identity, Indicator, ScannerDriver
 from drivers.errors import NoFinger, ScannerDisconnected, ScannerTimeout, UnsupportedMode
 
 PLATEN_PX = (1600, 1500)  # width, height at 500 ppi: 3.2 x 3.0 inch

@@ -1,10 +1,11 @@
 """One owner thread per scanner, offered to asyncio.
 
-The driver object is touched only from this thread (DESIGN.md, Concurrency). Coroutines submit
-jobs and await futures; a streaming job (live preview) checks a cancel flag between frames, so
-cancelling the awaiting task stops the device promptly without killing the thread. The worker also
-supervises the device: when it disappears the state becomes ``disconnected`` and the worker keeps
-reopening it with backoff until it returns, without restarting the service.
+The driver object is touched only from this thread (docs/architecture.md, concurrency).
+Coroutines submit jobs and await futures; a streaming job (live preview) checks a cancel flag
+between frames, so cancelling the awaiting task stops the device promptly without killing the
+thread. The worker also supervises the device: when it disappears the state becomes
+``disconnected`` and the worker keeps reopening it with backoff until it returns, without
+restarting the service.
 """
 
 from __future__ import annotations

@@ -31,10 +31,11 @@ from appliance.imaging import (
     QualityGate,
     SequenceReport,
     SlapSegmentation,
+    check_duplicates,
     check_sequence,
     segment_slap,
 )
-from appliance.imaging.matching import Bozorth3, NbisMinutiae
+from appliance.imaging.matching import Bozorth3, Duplicate, NbisMinutiae, SequenceStatus
 from appliance.records.builder import FingerSegment
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,25 @@ class PrintInspector:
             return None
         return check_sequence(rolled, crops, 500, extractor=self._minutiae,
                               matcher=self._matcher, threshold=self.config.match_threshold)
+
+    def duplicates(self, booking: Booking, sequence: SequenceReport | None) -> list[Duplicate]:
+        """Rolled prints of the same finger filed under two positions.
+
+        A rolled print the sequence check matched to its own slap finger is vouched for; only
+        the others are compared with every rolled print (all of them when there is no sequence
+        report, as in a booking without slaps).
+        """
+        if not self.config.sequence_check or self._minutiae is None:
+            return []
+        rolled = {i.position: i.image for i in booking.impressions
+                  if i.impression_type is ImpressionType.ROLLED_LIVE_SCAN}
+        among = None if sequence is None else [
+            p for p in rolled
+            if p not in sequence.results or sequence.results[p].status is not SequenceStatus.MATCHED
+        ]
+        return check_duplicates(rolled, 500, extractor=self._minutiae,
+                                matcher=self._matcher,
+                                threshold=self.config.duplicate_threshold, among=among)
 
     def kept(self) -> set[str]:
         """Impression ids of the prints whose inspection is kept."""

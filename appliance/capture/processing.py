@@ -12,13 +12,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from appliance.config import StationConfig
 from appliance.domain import Annotation, Booking, Impression, Minutia, Position
 from appliance.errors import RecordError
+from appliance.imaging.config import QualityConfig
+from appliance.minutiae.config import MinutiaeConfig
 
 if TYPE_CHECKING:
     from appliance.capture.inspection import Inspection, PrintInspector
     from appliance.imaging import SequenceReport
+    from appliance.imaging.matching import Duplicate
     from appliance.minutiae.extractor import MinutiaeExtractor
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,23 @@ class ProcessedBooking:
     templates: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
-class BookingProcessor:
-    """Builds and validates the transaction of a booking."""
+@dataclass(frozen=True, slots=True)
+class Originator:
+    """Who the transactions come from: the station and its agency (Type-1 fields)."""
 
-    def __init__(self, config: StationConfig) -> None:
-        self.config = config
+    station_id: str
+    ori: str
+    profile: str
+
+
+class BookingProcessor:
+    """Checks prints and builds and validates the transaction of a booking."""
+
+    def __init__(self, quality: QualityConfig, minutiae: MinutiaeConfig,
+                 originator: Originator) -> None:
+        self.quality = quality
+        self.minutiae = minutiae
+        self.originator = originator
         self.inspector: PrintInspector | None = None
         self.extractor: MinutiaeExtractor | None = None
         self._templates: dict[str, list[Minutia]] = {}
@@ -52,15 +66,10 @@ class BookingProcessor:
         """
         from appliance.capture.inspection import PrintInspector
 
-        self.inspector = PrintInspector(self.config.quality)
+        self.inspector = PrintInspector(self.quality)
         self.inspector.warm_up()
         log.info("quality: NFIQ 2 backend %s", self.inspector.backend)
-        minutiae = self.config.minutiae
-        if self.config.system.malloc_mmap_threshold_kb == 0:
-            # Under glibc's sliding mmap threshold, buffers handed back come back fragmented
-            # and the peak grows instead (benchmarks/minutiae_eval.py, MMAP_THRESHOLD_KB = 0).
-            minutiae = minutiae.model_copy(update={"release_memory": False})
-        self.extractor = minutiae.build()  # checks the model against its manifest
+        self.extractor = self.minutiae.build()  # checks the model against its manifest
         self.extractor.warm_up()
 
     def inspect(self, imp: Impression, annotations: dict[Position, Annotation],
@@ -110,10 +119,11 @@ class BookingProcessor:
                                                                                 imp.ppi)
         return found
 
-    def sequence(self, booking: Booking) -> SequenceReport | None:
-        """The booking's sequence check (imaging thread)."""
+    def sequence(self, booking: Booking) -> tuple[SequenceReport | None, list[Duplicate]]:
+        """The booking's sequence and duplicate checks (imaging thread)."""
         assert self.inspector is not None, "warm_up() first"
-        return self.inspector.sequence(booking)
+        report = self.inspector.sequence(booking)
+        return report, self.inspector.duplicates(booking, report)
 
     def model_versions(self) -> dict[str, str]:
         """Versions of the models and algorithms in use, for the birth message."""
@@ -128,12 +138,12 @@ class BookingProcessor:
         from appliance.records.profile import get_profile
         from appliance.records.validate import validate_transaction
 
-        profile = get_profile(self.config.records.profile)
-        tcn = f"{self.config.station.station_id}-{booking.booking_id[:16]}"[:40]
+        profile = get_profile(self.originator.profile)
+        tcn = f"{self.originator.station_id}-{booking.booking_id[:16]}"[:40]
         segments = self.inspector.segments(booking) if self.inspector else None
         templates = {imp.position: found for imp in booking.impressions
                      if (found := self._minutiae_of(imp)) is not None}
-        data = build_transaction(booking, profile=profile, ori=self.config.station.ori, tcn=tcn,
+        data = build_transaction(booking, profile=profile, ori=self.originator.ori, tcn=tcn,
                                  type2=dict(booking.subject.descriptors) or None,
                                  segments=segments, templates=templates or None)
         # WSQ encoded just now by build_transaction: walked, not decoded again (see the docstring)

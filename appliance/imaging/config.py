@@ -16,18 +16,17 @@ are ANSI/NIST-ITL finger codes 1..10, so a TOML file reads::
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from appliance.domain import ImpressionType, Position
+from appliance.strict import Strict
 
 #: The threshold NIST and most agencies start from: NFIQ 2 below 30 predicts poor matching.
 DEFAULT_MIN_NFIQ2 = 30
 
 
-class QualityConfig(BaseModel):
+class QualityConfig(Strict):
     """NFIQ 2 gates, officer overrides, auto-capture and the sequence check."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_nfiq2_rolled: int = Field(
         DEFAULT_MIN_NFIQ2,

@@ -21,7 +21,7 @@ import itertools
 import math
 import struct
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -332,13 +332,22 @@ def check_duplicates(
     extractor: MinutiaeExtractor | None = None,
     matcher: Bozorth3 | None = None,
     threshold: int = DUPLICATE_THRESHOLD,
+    among: Collection[Position] | None = None,
 ) -> list[Duplicate]:
-    """Pairs of positions in ``images`` whose prints match each other (same finger twice)."""
+    """Pairs of positions in ``images`` whose prints match each other (same finger twice).
+
+    With ``among``, only pairs with at least one position in it are compared: the prints
+    another check already vouched for need not be compared with each other.
+    """
+    if among is not None and not among:
+        return []
     matcher = matcher or Bozorth3()
     extractor = extractor or NbisMinutiae(matcher.backend)
     prints = prepare(images, ppi, extractor, matcher)
     found: list[Duplicate] = []
     for a, b in itertools.combinations(sorted(prints), 2):
+        if among is not None and a not in among and b not in among:
+            continue
         if prints[a].comparable and prints[b].comparable:
             score = matcher.score(prints[a].handle, prints[b].handle)
             if score >= threshold:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from appliance.minutiae.extractor import DEFAULT_MODEL_DIR
+from appliance.strict import Strict
 
 
-class MinutiaeConfig(BaseModel):
+class MinutiaeConfig(Strict):
     """Where the minutiae model is and how it runs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
-    model_dir: Path = Field(
-        DEFAULT_MODEL_DIR,
-        description="Folder holding the minutiae ONNX model and its manifest.json.",
+    model_dir: Path | None = Field(
+        None,
+        description="Folder holding a minutiae ONNX model and its manifest.json; empty: the "
+        "model that ships with the station.",
     )
     threads: int = Field(
         1, ge=1, le=16, description="onnxruntime intra-op threads for one extraction."

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,18 @@ from appliance.minutiae.manifest import load_manifest, verify_file, verify_tenso
 
 log = logging.getLogger(__name__)
 
-#: The shipped model, beside the ``appliance`` package in a source checkout.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "minutiae"
+
+
+def shipped_model_dir() -> Path:
+    """The folder of the model that ships with the station (package data of models.minutiae)."""
+    folder = resources.files("models.minutiae")
+    if not isinstance(folder, Path):  # an installation from a zip file: not supported
+        raise MinutiaeModelError(f"the shipped model is not a plain folder: {folder}")
+    return folder
+
+
+#: The shipped model's folder.
+DEFAULT_MODEL_DIR = shipped_model_dir()
 #: Resolutions accepted by :meth:`MinutiaeExtractor.extract` (pixels per inch).
 PPI_RANGE = (100, 4000)
 #: Smallest side (pixels at 500 ppi) worth looking at: about two ridge periods.

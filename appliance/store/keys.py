@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from appliance.config import StoreSection, read_secret
 from appliance.errors import SecretError
+from appliance.store.config import StoreSection
 from appliance.store.crypto import BlobCipher, key_id_of, parse_key
+from appliance.system.secrets import read_secret
 
 PREVIOUS_SUFFIX = ".previous"
 

@@ -640,6 +640,17 @@ class Store:
         """Walk the audit chain."""
         return self.read(audit.verify)
 
+    def audit_entries(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` audit entries, newest first (ids and actions, never subjects)."""
+
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute("SELECT seq, at, actor, action, detail FROM audit_log"
+                                " ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+            return [dict(zip(("seq", "at", "actor", "action", "detail"), r, strict=True))
+                    for r in rows]
+
+        return self.read(run)
+
     def outbox_state(self, transaction_id: str) -> str | None:
         """The delivery state of one transaction."""
         row = self.read(

@@ -1,7 +1,7 @@
 """The one SQLite writer: a thread that owns the read-write connection.
 
 Coroutines hand it functions and await the result; nothing blocking runs on the event loop and
-no two writers ever race for the lock (DESIGN.md, Concurrency; Moonraker's pattern).
+no two writers ever race for the lock (docs/architecture.md, one SQLite writer).
 """
 
 from __future__ import annotations
@@ -55,21 +55,6 @@ class WriterThread:
     def alive(self) -> bool:
         """True while the thread runs."""
         return self._thread.is_alive()
-
-    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a job from a non-asyncio thread and wait for it."""
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def finish(result: Any, error: BaseException | None) -> None:
-            box["result"], box["error"] = result, error
-            done.set()
-
-        self._submit(fn, finish)
-        done.wait()
-        if box["error"] is not None:
-            raise box["error"]
-        return box["result"]
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a job and await its result."""

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.errors import SyncError
-from appliance.sync.settings import COMMAND_NAMES, CommandSettings
+from appliance.sync.config import COMMAND_NAMES, CommandSettings
 
 COMMAND_VERSION = 1
 MAX_COMMAND_BYTES = 8 * 1024

@@ -27,9 +27,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from appliance.config import MqttSection
 from appliance.errors import SyncError
 from appliance.handoff import settle
+from appliance.sync.config import MqttSection
 from appliance.sync.tls import TlsFailure, TlsFailureKind, classify
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from appliance import __version__
-from appliance.config import StationConfig, read_secret
 from appliance.errors import SyncError
 from appliance.store.database import utcnow
 from appliance.store.errors import StoreError
@@ -38,11 +37,12 @@ from appliance.sync.commands import (
     load_public_key,
     reply_topic_allowed,
 )
+from appliance.sync.config import MqttSection, SharingManifest
 from appliance.sync.link import MqttLink, NotConnected
 from appliance.sync.protocol import PROTOCOL_VERSION, Topics
-from appliance.sync.settings import SyncSettings
 from appliance.sync.tls import TlsFailure, TlsFailureKind, client_context, clock_against_certificate
 from appliance.sync.upload import Uploader
+from appliance.system.secrets import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -84,21 +84,27 @@ class SyncService:
 
     def __init__(
         self,
-        config: StationConfig,
+        station_id: str,
+        mqtt: MqttSection,
         store: Store,
         hooks: StationHooks,
         *,
-        settings: SyncSettings | None = None,
+        sharing: SharingManifest | None = None,
+        config_hash: str = "",
         tls_context: ssl.SSLContext | None = None,
         password: str | None = None,
     ) -> None:
-        """Build everything; raises SyncError (TLS files, central key) before anything starts."""
-        self.config = config
+        """Build everything; raises SyncError (TLS files, central key) before anything starts.
+
+        ``config_hash`` names the station's whole configuration in the birth message.
+        """
+        self.mqtt = mqtt
         self.store = store
         self.hooks = hooks
-        self.settings = settings or SyncSettings.from_config(config)
-        self.station_id = config.station.station_id
-        cfg = config.mqtt
+        self.sharing = sharing or SharingManifest()
+        self.config_hash = config_hash
+        self.station_id = station_id
+        cfg = mqtt
         self.topics = Topics(cfg.topic_prefix, self.station_id)
         if tls_context is None and cfg.tls is not None:
             passphrase = (read_secret(cfg.tls.key_passphrase_credential).strip()
@@ -106,8 +112,8 @@ class SyncService:
             tls_context = client_context(cfg.tls, passphrase)
         if password is None and cfg.username and cfg.password_credential:
             password = read_secret(cfg.password_credential).decode().strip()
-        key_path = self.settings.commands.central_public_key
-        self.gate = CommandGate(self.settings.commands,
+        key_path = self.mqtt.commands.central_public_key
+        self.gate = CommandGate(self.mqtt.commands,
                                 load_public_key(key_path) if key_path else None)
         self.link = MqttLink(
             cfg,
@@ -124,7 +130,7 @@ class SyncService:
         self.uploader = Uploader(
             store, self.link, self.topics, cfg,
             clock_trusted=self._clock_trusted,
-            manifest_version=self.settings.sharing.version,
+            manifest_version=self.sharing.version,
             on_change=self._on_delivery,
         )
         self.ignored = 0  # messages on our topics that were not ours to act on
@@ -138,7 +144,7 @@ class SyncService:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the network thread, the drain, the health loop and the command runner."""
-        tls = self.config.mqtt.tls
+        tls = self.mqtt.tls
         if tls is not None:
             with contextlib.suppress(SyncError):
                 problem = clock_against_certificate(tls.cert_file)
@@ -204,7 +210,7 @@ class SyncService:
 
     async def _telemetry_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.telemetry.interval_s)
+            await asyncio.sleep(self.mqtt.telemetry.interval_s)
             try:
                 await self.publish_health()
             except Exception:  # health must never stop the service; logged with traceback
@@ -215,9 +221,9 @@ class SyncService:
             self.station_id,
             capabilities=self.hooks.capabilities(),
             scanner=self.hooks.scanner(),
-            config_hash=self.config.digest(),
+            config_hash=self.config_hash,
             models=self.hooks.models(),
-            manifest_version=self.settings.sharing.version,
+            manifest_version=self.sharing.version,
             protocol=PROTOCOL_VERSION,
         )
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from appliance import __version__
+from appliance.system.health import Health
+
+__all__ = ["Health", "birth", "encode", "event", "offline_clean", "will"]
 
 
 def _now() -> str:
@@ -48,30 +49,6 @@ def offline_clean(station_id: str) -> bytes:
     return encode({"state": "offline", "station_id": station_id, "clean": True, "at": _now()})
 
 
-@dataclass(slots=True)
-class Health:
-    """The periodic health message."""
-
-    station_id: str
-    queue_depth: int
-    oldest_unsent_age_s: float | None
-    disk_free_mb: int
-    scanner_state: str
-    audit_head: str
-    audit_entries: int
-    clock: str
-    link_connects: int
-    cpu_temperature_c: float | None = None
-    alerts: list[str] = field(default_factory=list)
-    uploads_paused: bool = False
-    throttle_per_s: float = 0.0
-    clock_problem: str = ""
-
-    def encode(self) -> bytes:
-        """JSON bytes."""
-        return encode({"at": _now(), **{f: getattr(self, f) for f in self.__slots__}})
-
-
 def event(station_id: str, kind: str, message: str, *, severity: str = "warning",
           detail: dict[str, Any] | None = None) -> bytes:
     """One alert for central operations (never personal data: callers pass ids and figures)."""
@@ -84,19 +61,3 @@ def event(station_id: str, kind: str, message: str, *, severity: str = "warning"
         "detail": detail or {},
         "at": _now(),
     })
-
-
-def age_seconds(iso: str | None) -> float | None:
-    """Seconds since an ISO timestamp (None stays None)."""
-    if iso is None:
-        return None
-    return max(0.0, time.time() - datetime.fromisoformat(iso).timestamp())
-
-
-def cpu_temperature_c() -> float | None:
-    """The SoC temperature where the kernel exposes it (Raspberry Pi, most x86 boards)."""
-    try:
-        with open("/sys/class/thermal/thermal_zone0/temp") as fh:
-            return round(int(fh.read().strip()) / 1000, 1)
-    except (OSError, ValueError):
-        return None

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from appliance.config import TlsSection
 from appliance.errors import SyncError
+from appliance.sync.config import TlsSection
 
 # OpenSSL's X509_V_ERR codes (include/openssl/x509_vfy.h)
 X509_V_ERR_CERT_NOT_YET_VALID = 9

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from appliance.config import MqttSection
 from appliance.errors import SyncError
 from appliance.store.errors import StoreError
 from appliance.store.outbox import OutboxItem
 from appliance.store.store import Store
+from appliance.sync.config import MqttSection
 from appliance.sync.link import MqttLink, NotConnected
 from appliance.sync.protocol import Ack, AckStatus, MalformedMessage, Topics, meta_for, split
 

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from appliance.config import LoggingSection
+from appliance.system.config import LoggingSection
 
 
 def setup_logging(section: LoggingSection) -> None:

@@ -24,14 +24,7 @@ from typing import Literal
 import serial
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from drivers.base import (
-    Capabilities,
-    CaptureMode,
-    Frame,
-    Identity,
-    Indicator,
-    ScannerDriver,
-)
+from drivers.base import Capabilities, CaptureMode, Frame, Identity, Indicator, ScannerDriver
 from drivers.errors import (
     DeviceRefused,
     NoFinger,

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -21,16 +21,37 @@ from appliance.domain import Minutia
 from drivers.synthetic.contact import Contact, ContactMode, draw_contact
 from drivers.synthetic.inking import Window, bilinear, draw_exposure, expose, ink_window
 
-if TYPE_CHECKING:
-    from drivers.synthetic.master import MasterFinger
-
 PPI = 500
+#: Master size (width, height) in pixels at 500 ppi for an index finger.
+MASTER_SIZE = (560, 640)
 #: Default flat canvas (width, height) for a master of the default size; scaled with the master.
 FLAT_SIZE = (400, 500)
 #: Default rolled canvas (width, height): the 1.6 x 1.5 in box of a ten-print card at 500 ppi.
 ROLLED_SIZE = (800, 750)
 _KEEP_PRESSURE = 0.35  # minutiae where the contact is weaker than this are not in the print
 _MASK_PRESSURE = 0.12
+
+
+class MasterFinger(Protocol):
+    """What rendering needs of a finger (:class:`drivers.synthetic.master.MasterFinger`)."""
+
+    true_minutiae: tuple[Minutia, ...]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the master in pixels."""
+
+    @property
+    def ridges(self) -> np.ndarray:
+        """The master's ridge map."""
+
+    @property
+    def skin(self) -> np.ndarray:
+        """Soft skin outline in [0, 1]."""
+
+    @property
+    def cylinder_radius(self) -> float:
+        """Radius of the finger in pixels."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,12 +70,10 @@ def default_size(master: MasterFinger, rolled: bool) -> tuple[int, int]:
     """Canvas (width, height) used when the caller gives none."""
     if rolled:
         return ROLLED_SIZE
-    from drivers.synthetic.master import DEFAULT_SIZE
-
     w, h = master.size
     return (
-        int(FLAT_SIZE[0] * w / DEFAULT_SIZE[0]) // 2 * 2,
-        int(FLAT_SIZE[1] * h / DEFAULT_SIZE[1]) // 2 * 2,
+        int(FLAT_SIZE[0] * w / MASTER_SIZE[0]) // 2 * 2,
+        int(FLAT_SIZE[1] * h / MASTER_SIZE[1]) // 2 * 2,
     )
 
 

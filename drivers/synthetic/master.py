@@ -20,20 +20,16 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from appliance.domain import Minutia, MinutiaType, Position
+from drivers.synthetic.impression import MASTER_SIZE as DEFAULT_SIZE
+from drivers.synthetic.impression import SyntheticImpression, render
 from drivers.synthetic.orientation import FingerClass, OrientationModel, random_model
 from drivers.synthetic.ridges import PERIOD_RANGE, grow_ridges, period_map
 from drivers.synthetic.skeleton import SkeletonMinutia, skeleton_minutiae, thin
 
-if TYPE_CHECKING:
-    from drivers.synthetic.impression import SyntheticImpression
-
-#: Master size (width, height) in pixels at 500 ppi for an index finger.
-DEFAULT_SIZE = (560, 640)
 PPI = 500
 
 #: Pattern class frequencies of the general population (loops about 65 %, whorls 30 %).
@@ -116,8 +112,6 @@ class MasterFinger:
         distortion: float = 1.0,
     ) -> SyntheticImpression:
         """One impression of this finger: see :func:`drivers.synthetic.impression.render`."""
-        from drivers.synthetic.impression import render
-
         return render(
             self,
             rng,

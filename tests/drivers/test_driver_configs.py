@@ -7,10 +7,10 @@ from importlib.metadata import entry_points
 import pytest
 from pydantic import BaseModel
 
-from drivers.base import ENTRY_POINT_GROUP, load_driver_class
 from drivers.faults import FaultConfig
 from drivers.r30x import R30xConfig, R30xDriver
 from drivers.r30x.emulator import R30xEmulatorConfig
+from drivers.registry import ENTRY_POINT_GROUP, load_driver_class
 from drivers.uareu import UareUConfig, UareUDriver, UareUEmulatorConfig
 
 MODELS = [FaultConfig, R30xConfig, R30xEmulatorConfig, UareUConfig, UareUEmulatorConfig]

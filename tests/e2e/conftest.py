@@ -9,8 +9,8 @@ import pytest
 
 from appliance.app import Station
 from appliance.config import StationConfig
-from appliance.demo import prepare_state
 from central.receiver import CentralReceiver
+from demo.run import prepare_state
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from appliance.domain import Annotation, Position
@@ -12,7 +10,7 @@ from appliance.errors import CaptureError
 
 async def test_every_print_is_scored_and_slaps_are_segmented(station_rig, loop_errors) -> None:
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
-    session = rig.station.session
+    session = rig.station.booking
     await session.start("BK-Q1")
     await session.capture()
     inspection = session.inspection
@@ -26,7 +24,7 @@ async def test_below_threshold_needs_a_retake_or_an_audited_reason(station_rig,
                                                                    loop_errors) -> None:
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
                             quality={"min_nfiq2_plain": 100, "retakes_before_override": 1})
-    session = rig.station.session
+    session = rig.station.booking
     await session.start("BK-Q2")
     await session.capture()
     verdict = session.inspection.verdict
@@ -52,7 +50,7 @@ async def test_below_threshold_needs_a_retake_or_an_audited_reason(station_rig,
 async def test_no_override_where_policy_forbids(station_rig, loop_errors) -> None:
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
                             quality={"min_nfiq2_plain": 100, "allow_override": False})
-    session = rig.station.session
+    session = rig.station.booking
     await session.start("BK-Q3")
     for _ in range(3):
         await session.capture()
@@ -69,10 +67,10 @@ async def test_dropped_prints_leave_nothing_behind(station_rig, loop_errors) -> 
     """
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"},
                             quality={"min_nfiq2_plain": 0})
-    station, session = rig.station, rig.station.session
+    station, session = rig.station, rig.station.booking
 
     async def kept() -> set[str]:
-        await asyncio.get_running_loop().run_in_executor(station.imaging, lambda: None)
+        await station.imaging.run(lambda: None)
         return station.processor.kept()
 
     await session.start("BK-KEEP-1")
@@ -102,7 +100,7 @@ async def test_swapped_rolled_fingers_are_caught_at_submit(station_rig, loop_err
     """The subject rolls the right index where the right middle was asked for, and back."""
     rig = await station_rig(scanner={"faults": {"swap_positions": [[2, 3]]}},
                             quality={"min_nfiq2_plain": 0, "min_nfiq2_rolled": 0})
-    session = rig.station.session
+    session = rig.station.booking
     await session.start("BK-SWAP")
     while session.current_step is not None:
         await session.capture()

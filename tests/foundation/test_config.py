@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import StationConfig, load_config, read_secret
+from appliance.config import StationConfig, load_config
 from appliance.errors import ConfigError, SecretError
+from appliance.system.secrets import read_secret
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "appliance" / "examples"

@@ -9,7 +9,7 @@ import pytest
 from minutiae_helpers import as_array
 from PIL import Image
 
-from appliance.minutiae.cli import extract_command
+from appliance.cli.minutiae import extract_command
 from models.training.metrics import match
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_module_entry_point_prints_one_json_line(tmp_path, impressions):
     path = tmp_path / "print.png"
     Image.fromarray(impressions[2].image).save(path)
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance.minutiae.cli", str(path), "--ppi", "500"],
+        [sys.executable, "-m", "appliance.cli.minutiae", str(path), "--ppi", "500"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
     )
     lines = proc.stdout.strip().splitlines()
@@ -102,7 +102,7 @@ def test_module_entry_point_prints_one_json_line(tmp_path, impressions):
     assert len(json.loads(lines[0])["minutiae"]) > 10
 
 
-@pytest.mark.parametrize("entry", ["appliance.cli", "appliance.minutiae.cli"])
+@pytest.mark.parametrize("entry", ["appliance.cli", "appliance.cli.minutiae"])
 def test_a_reader_that_leaves_early_gets_an_exit_code_not_a_traceback(tmp_path, impressions,
                                                                       entry):
     """``booking-station extract IMG | head -c 10``: the pipe closes before the JSON is written."""

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from records_support import FIXTURES
 
+from appliance.cli.records import validate_command
 from appliance.domain import Minutia, MinutiaType
 from appliance.errors import RecordError
-from appliance.records.cli import validate_command
 from appliance.records.errors import TemplateError, TransactionError, WsqError
 from appliance.records.template import (
     MinutiaeTemplate,

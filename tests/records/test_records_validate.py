@@ -7,9 +7,9 @@ import io
 import pytest
 from records_support import CAR_DESCRIPTORS, WHEN, shared_path, tenprint_booking
 
+from appliance.cli.records import validate_command
 from appliance.domain import Minutia, MinutiaType, Position
 from appliance.records.builder import build_transaction
-from appliance.records.cli import validate_command
 from appliance.records.profile import EBTS_CAR
 from appliance.records.transaction import DATA_FIELD, read_transaction, write_transaction
 from appliance.records.validate import ValidationIssue, validate_transaction

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.store.cli import backup_command, new_store_command, restore_backup_command
+from appliance.cli.store import backup_command, new_store_command, restore_backup_command
 from appliance.store.crypto import BlobCipher, new_key
 from appliance.store.errors import StoreBusy, StoreCorrupt
 from appliance.store.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from appliance.store import cli
+from appliance.cli import store as cli
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "store.md").read_text()
 COMMANDS = {"rotate_key_command": "rotate-key", "restore_backup_command": "restore-backup",

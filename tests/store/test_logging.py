@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.cli.store import rotate_key_command
 from appliance.store.backup import restore_backup
-from appliance.store.cli import rotate_key_command
 from appliance.store.crypto import BlobCipher, new_key
 from appliance.store.drafts import DraftStore
 from appliance.store.errors import DiskFull, StoreCorrupt

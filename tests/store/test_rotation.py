@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.cli.store import rotate_key_command
 from appliance.store import audit
-from appliance.store.cli import rotate_key_command
 from appliance.store.crypto import BlobCipher, key_id_of, new_key
 from appliance.store.drafts import DraftStore
 from appliance.store.errors import UnknownKey

@@ -11,15 +11,17 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from appliance.config import MqttSection, StationConfig, StationSection, TlsSection
+from appliance.config import StationConfig
 from appliance.store.crypto import BlobCipher, new_key
 from appliance.store.store import Store
 from appliance.sync import telemetry
+from appliance.sync.config import MqttSection, SharingManifest, TlsSection
 from appliance.sync.link import MqttLink
 from appliance.sync.protocol import Topics
 from appliance.sync.service import StationHooks, SyncService
-from appliance.sync.settings import SyncSettings
 from appliance.sync.upload import Uploader
+from appliance.system.config import StationSection
+from appliance.system.health import age_seconds, cpu_temperature_c
 from central.receiver import CentralReceiver, Destination
 
 
@@ -100,10 +102,10 @@ def store_health(store: Store, station_id: str) -> telemetry.Health:
     h = store.health()
     return telemetry.Health(
         station_id=station_id, queue_depth=h.queue_depth,
-        oldest_unsent_age_s=telemetry.age_seconds(h.oldest_unsent_at),
+        oldest_unsent_age_s=age_seconds(h.oldest_unsent_at),
         disk_free_mb=h.disk_free_mb, scanner_state="ready", audit_head=h.audit_head,
         audit_entries=h.audit_entries, clock="synchronised", link_connects=0,
-        cpu_temperature_c=telemetry.cpu_temperature_c(), alerts=[],
+        cpu_temperature_c=cpu_temperature_c(), alerts=[],
     )
 
 
@@ -168,7 +170,7 @@ async def service_rig(tmp_path: Path):
     made: list[ServiceRig] = []
 
     async def make(host: str, port: int, *, station_id: str = "st-1",
-                   settings: SyncSettings | None = None, tls: TlsSection | None = None,
+                   sharing: SharingManifest | None = None, tls: TlsSection | None = None,
                    receiver: bool = True, receiver_port: int | None = None,
                    receiver_tls=None, destinations: list[Destination] | None = None,
                    receiver_cls: type[CentralReceiver] = CentralReceiver,
@@ -194,7 +196,7 @@ async def service_rig(tmp_path: Path):
                                    client_id=f"central-{station_id}", tls=receiver_tls,
                                    destinations=destinations)
             await asyncio.to_thread(central.start)
-        service = SyncService(config, store, hooks, settings=settings)
+        service = SyncService(station_id, config.mqtt, store, hooks, sharing=sharing)
         service.start(asyncio.get_running_loop())
         rig = ServiceRig(service, store, central, events)
         made.append(rig)

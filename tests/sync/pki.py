@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from appliance.config import TlsSection
+from appliance.sync.config import TlsSection
 
 
 def _name(cn: str) -> x509.Name:

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.sync.commands import CommandGate, CommandRefused, canonical, sign
+from appliance.sync.config import CommandSettings
 from appliance.sync.service import SyncService
-from appliance.sync.settings import CommandSettings, SyncSettings
 from central.commands import CommandClient, command_body, load_private_key, write_keypair
 from tests.store.conftest import SUBJECT
 from tests.sync.conftest import commit_many
@@ -111,9 +111,8 @@ async def test_answer_repeats_the_correlation_data(mosquitto, service_rig, ops,
 ])
 async def test_allow_list_and_arguments(mosquitto, service_rig, ops, command, args,
                                         reason) -> None:
-    settings = SyncSettings(commands=CommandSettings(
-        allowed=("ping", "pause", "resume", "throttle", "sync_now")))
-    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    commands = CommandSettings(allowed=("ping", "pause", "resume", "throttle", "sync_now"))
+    rig = await service_rig(mosquitto.host, mosquitto.port, commands=commands)
     answer = await request(await ops(), command, args)
     assert answer["ok"] is False and reason in answer["error"]
     assert rig.service.uploader.rate_per_s == 0.0 and not rig.service.uploader.paused
@@ -130,8 +129,8 @@ def central_key(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
 
 async def test_signed_commands(mosquitto, service_rig, ops, central_key, loop_errors) -> None:
     key, public = central_key
-    settings = SyncSettings(commands=CommandSettings(central_public_key=public, max_age_s=60))
-    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    commands = (CommandSettings(central_public_key=public, max_age_s=60))
+    rig = await service_rig(mosquitto.host, mosquitto.port, commands=commands)
     signed = await ops(key)
     unsigned = await ops()
     impostor = await ops(Ed25519PrivateKey.generate())
@@ -186,15 +185,15 @@ async def test_replay_after_restart_is_refused(mosquitto, service_rig, ops, cent
                                                loop_errors) -> None:
     """The used-nonce memory survives a restart: it is recalled from the audit log."""
     key, public = central_key
-    settings = SyncSettings(commands=CommandSettings(central_public_key=public, max_age_s=60))
-    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    commands = (CommandSettings(central_public_key=public, max_age_s=60))
+    rig = await service_rig(mosquitto.host, mosquitto.port, commands=commands)
     signed = await ops(key)
     captured = json.dumps(command_body("pause", key=key)).encode()
     assert (await send(signed, captured))["ok"]
     assert (await request(signed, "resume"))["ok"]
     await rig.service.stop()
 
-    again = SyncService(rig.service.config, rig.store, rig.service.hooks, settings=settings)
+    again = SyncService(rig.service.station_id, rig.service.mqtt, rig.store, rig.service.hooks)
     again.start(asyncio.get_running_loop())
     try:
         deadline = time.monotonic() + 10

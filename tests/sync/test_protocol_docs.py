@@ -8,7 +8,7 @@ import json
 import jsonschema
 import pytest
 
-from appliance.sync.settings import Destination, SharingManifest, SyncSettings, TelemetrySettings
+from appliance.sync.config import Destination, SharingManifest, TelemetrySettings
 from central.commands import CommandClient
 from tests.sync.conftest import commit_many
 from tests.sync.schemas import DOCS, asyncapi, channels, validate, validator
@@ -54,9 +54,9 @@ async def test_real_traffic_follows_the_documents(mosquitto, service_rig, captur
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst/#")
     manifest = SharingManifest(version="2026-01", destinations=(
         Destination(name="State AFIS", purpose="identification"),))
-    settings = SyncSettings(sharing=manifest, telemetry=TelemetrySettings(interval_s=0.2))
 
-    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings,
+    rig = await service_rig(mosquitto.host, mosquitto.port, sharing=manifest,
+                            telemetry=TelemetrySettings(interval_s=0.2),
                             chunk_size=8 * 1024, ack_timeout_s=1.0)
     rig.receiver.validator = reject_marked  # as an integrator's receiver would check records
     rig.receiver.destinations = list(manifest.destinations)

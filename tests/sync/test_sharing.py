@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from appliance.sync.settings import CommandSettings, Destination, SharingManifest, SyncSettings
+from appliance.sync.config import CommandSettings, Destination, SharingManifest
 from central.receiver import Destination as CentralDestination
 from tests.sync.conftest import commit_many
 
@@ -24,7 +24,7 @@ async def test_kiosk_summary_shows_receipt_and_shared_with(mosquitto, service_ri
                                                            loop_errors) -> None:
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst/+/tx/+/meta")
     rig = await service_rig(
-        mosquitto.host, mosquitto.port, settings=SyncSettings(sharing=MANIFEST),
+        mosquitto.host, mosquitto.port, sharing=MANIFEST,
         destinations=[CentralDestination(d.name, d.purpose, d.mandatory)
                       for d in MANIFEST.destinations])
     txids, _ = await commit_many(rig.store, 2)
@@ -51,33 +51,19 @@ def test_settings_are_strict() -> None:
         Destination.model_validate({"name": "", "purpose": "x"})
     with pytest.raises(ValidationError, match="unknown command"):
         CommandSettings(allowed=("ping", "reboot"))
-    assert SyncSettings.from_config(object()) == SyncSettings()
 
 
-def test_settings_read_from_the_station_config_once_it_declares_them() -> None:
-    """The exact fields proposed for StationConfig/MqttSection, simulated by subclassing."""
-    from pydantic import Field
+def test_settings_read_from_the_station_config() -> None:
+    from appliance.config import StationConfig
 
-    from appliance.config import MqttSection, StationConfig
-    from appliance.sync.settings import TelemetrySettings
-
-    class ProposedMqtt(MqttSection):
-        commands: CommandSettings = Field(default_factory=CommandSettings)
-        telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-
-    class ProposedConfig(StationConfig):
-        mqtt: ProposedMqtt = Field(default_factory=ProposedMqtt)
-        sharing: SharingManifest = Field(default_factory=SharingManifest)
-
-    config = ProposedConfig.model_validate({
+    config = StationConfig.model_validate({
         "mqtt": {"commands": {"allowed": ["ping"], "central_public_key": "/etc/bst/central.pub"},
                  "telemetry": {"interval_s": 5}},
         "sharing": {"version": "v3", "destinations": [{"name": "AFIS", "purpose": "id"}]},
     })
-    settings = SyncSettings.from_config(config)
-    assert settings.commands.allowed == ("ping",)
-    assert str(settings.commands.central_public_key) == "/etc/bst/central.pub"
-    assert settings.telemetry.interval_s == 5 and settings.sharing.version == "v3"
-    assert settings.sharing.destinations[0].mandatory is True
+    assert config.mqtt.commands.allowed == ("ping",)
+    assert str(config.mqtt.commands.central_public_key) == "/etc/bst/central.pub"
+    assert config.mqtt.telemetry.interval_s == 5 and config.sharing.version == "v3"
+    assert config.sharing.destinations[0].mandatory is True
     with pytest.raises(ValidationError):
-        ProposedConfig.model_validate({"mqtt": {"commands": {"alowed": ["ping"]}}})
+        StationConfig.model_validate({"mqtt": {"commands": {"alowed": ["ping"]}}})

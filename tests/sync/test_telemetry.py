@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from appliance import __version__
-from appliance.sync.settings import SyncSettings, TelemetrySettings
+from appliance.sync.config import TelemetrySettings
 from tests.sync.chaos import ChaosProxy
 from tests.sync.conftest import commit_many
 from tests.sync.schemas import validate
@@ -64,9 +64,9 @@ async def test_clean_stop_leaves_retained_offline(mosquitto, service_rig, captur
 
 
 async def test_periodic_health(mosquitto, service_rig, capture_factory, loop_errors) -> None:
-    settings = SyncSettings(telemetry=TelemetrySettings(interval_s=0.2))
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst/+/telemetry")
-    rig = await service_rig(mosquitto.host, mosquitto.port, settings=settings)
+    rig = await service_rig(mosquitto.host, mosquitto.port,
+                            telemetry=TelemetrySettings(interval_s=0.2))
     rig.service.uploader.pause()
     await commit_many(rig.store, 3)
     m = await cap.wait_for(lambda m: json.loads(m.payload)["queue_depth"] == 3)

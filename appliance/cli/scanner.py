@@ -10,32 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TextIO
 
 from appliance.config import StationConfig
-from drivers.base import ENTRY_POINT_GROUP, CaptureMode, ScannerDriver, load_driver_class
-from drivers.isolated import IsolatedDriver
+from drivers.base import CaptureMode
+from drivers.registry import build_driver, driver_types
 from drivers.worker import DeviceWorker
 
 DIGITALPERSONA_VENDOR = 0x05BA
-
-
-def build_driver(config: StationConfig) -> ScannerDriver:
-    """The configured driver, with its own config model applied.
-
-    A driver whose config asks for ``process = true`` (the emulator) is served from a child
-    process (:class:`drivers.isolated.IsolatedDriver`).
-    """
-    cls = load_driver_class(config.scanner.type)
-    model = getattr(cls, "Config", None)
-    if model is None:
-        return cls()  # type: ignore[call-arg]
-    driver_config = model.model_validate(config.scanner.model_dump())
-    if getattr(driver_config, "process", False):
-        return IsolatedDriver(cls, driver_config)
-    return cls(driver_config)  # type: ignore[call-arg]
 
 
 def list_devices() -> dict[str, Any]:
@@ -56,7 +39,7 @@ def list_devices() -> dict[str, Any]:
     except Exception as exc:  # no libusb backend on this machine: say so, do not fail
         usb_devices = f"USB not available: {exc}"
     return {
-        "driver_types": sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)),
+        "driver_types": driver_types(),
         "serial_ports": ports,
         "serial_by_id": by_id,
         "usb_digitalpersona": usb_devices,
@@ -64,7 +47,7 @@ def list_devices() -> dict[str, Any]:
 
 
 async def _with_worker(config: StationConfig, fn: Any) -> Any:
-    worker = DeviceWorker(build_driver(config))
+    worker = DeviceWorker(build_driver(config.scanner))
     worker.start()
     try:
         await worker.wait_ready(timeout=30)

@@ -1,4 +1,4 @@
-"""``booking-station``: run the station, the demo, and the technician's tools.
+"""``booking-station``: run the station and the technician's tools.
 
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or a bad config file.
 """
@@ -28,20 +28,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from appliance.config import LoggingSection
-    from appliance.demo import run_demo
-    from appliance.system.logs import setup_logging
-
-    setup_logging(LoggingSection(level=args.log_level))
-    try:
-        return asyncio.run(run_demo(args.state_dir, bookings=args.bookings,
-                                    timeout_s=args.timeout, web_port=args.web_port,
-                                    broker_pref=args.broker, seed=args.seed))
-    except KeyboardInterrupt:
-        return 0
-
-
 def _cmd_check_config(args: argparse.Namespace) -> int:
     path: Path = args.path
     try:
@@ -63,13 +49,13 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from appliance.records.cli import validate_command
+    from appliance.cli.records import validate_command
 
     return validate_command(args.file, args.profile)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from appliance.minutiae.cli import extract_command
+    from appliance.cli.minutiae import extract_command
 
     return extract_command(args.image, args.ppi)
 
@@ -93,8 +79,8 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_scanner(args: argparse.Namespace) -> int:
+    from appliance.cli.scanner import scanner_command
     from appliance.config import StationConfig
-    from appliance.scanner_cli import scanner_command
 
     config = load_config(args.config) if args.config else StationConfig()
     return scanner_command(config, args.action, out=args.out, mode=args.mode,
@@ -102,7 +88,7 @@ def _cmd_scanner(args: argparse.Namespace) -> int:
 
 
 def _cmd_store(args: argparse.Namespace) -> int:
-    from appliance.store import cli as store_cli
+    from appliance.cli import store as store_cli
 
     if args.store_command == "rotate-key":
         return store_cli.rotate_key_command(args.config, args.new_key_file, sys.stdout,
@@ -131,18 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the station from its config file (systemd's ExecStart)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("demo", help="the whole station on an embedded default")
-    p.add_argument("--bookings", type=int, default=None,
-                   help="take N emulated bookings unattended, exit 0 once central holds them")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed for --bookings")
-    p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
-    p.add_argument("--web-port", type=int, default=8080, help="kiosk port (0: any free port)")
-    p.add_argument("--broker", choices=["auto", "existing", "mosquitto", "embedded"],
-                   default="auto")
-    p.add_argument("--seed", type=int, default=1, help="seed of the emulated subjects")
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
-    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("check-config", help="validate a config file; every error with its key")
     p.add_argument("path", type=Path)
@@ -222,7 +196,3 @@ def _run(args: argparse.Namespace) -> int:
     except StationError as exc:
         print(f"booking-station: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -64,7 +64,7 @@ def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m appliance.minutiae.cli IMAGE [--ppi N]``: the same as the station command."""
+    """``python -m appliance.cli.minutiae IMAGE [--ppi N]``: the same as the station command."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="booking-station extract", description=__doc__)

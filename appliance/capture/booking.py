@@ -1,0 +1,386 @@
+"""The booking workflow: start, capture, accept, retake, annotate, submit, cancel.
+
+One booking at a time, owned by the event loop. The scanner is touched only through its owner
+thread (:class:`drivers.worker.DeviceWorker`), image work runs on the imaging thread
+(:class:`ImagingThread`), writes go through the store's writer; this service only sequences
+them and applies the station's policies: the quality gate and its audited overrides, the
+sequence and duplicate checks at submit, the clock's trust stamped on every booking, and an
+audit entry for every step. Every accepted print is in the draft store before the kiosk shows
+it as accepted; a submitted booking is committed before :meth:`BookingService.submit` returns,
+and whoever wants to know (the sync service) is told through :attr:`BookingService.committed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from appliance.capture.inspection import Inspection
+from appliance.capture.processing import BookingProcessor
+from appliance.capture.sequence import SEQUENCES, Step
+from appliance.domain import Annotation, Booking, Impression, Position, Subject
+from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.store.drafts import DraftStore
+from appliance.store.store import BookingSummary, Store
+from appliance.system.clock import ClockTrust
+from appliance.system.events import Events
+from drivers.base import CaptureMode, Frame
+from drivers.errors import ScannerError
+from drivers.worker import DeviceWorker
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+OFFICER = "officer"
+
+
+class SessionState(enum.StrEnum):
+    """Where the booking stands."""
+
+    IDLE = "idle"
+    CAPTURING = "capturing"
+    REVIEW = "review"  # a print is captured and waits for accept or retake
+    READY = "ready"  # every step is captured or annotated
+    SUBMITTING = "submitting"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What the officer sees after submit: the booking is on disk and queued."""
+
+    booking_id: str
+    transaction_id: str
+
+
+class ImagingThread:
+    """The one thread for image work (NFIQ 2, segmentation, minutiae, WSQ, matching).
+
+    numpy, onnxruntime and the NIST tools release the GIL, so the loop and the preview keep
+    running while a print is checked.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imaging")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the imaging thread and wait for it."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` on the imaging thread; nobody waits for it."""
+        self._pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        """Finish queued work and end the thread."""
+        self._pool.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class BookingService:
+    """The booking the officer is taking now, step by step, and its submit."""
+
+    worker: DeviceWorker
+    store: Store
+    processor: BookingProcessor
+    imaging: ImagingThread
+    events: Events
+    sequence: str = "tenprint"
+    clock: ClockTrust = ClockTrust.UNKNOWN
+    #: Called with the transaction id of every committed booking (the sync service wakes up).
+    committed: list[Callable[[str], None]] = field(default_factory=list)
+    booking: Booking | None = None
+    pending: Impression | None = None
+    inspection: Inspection | None = None  # what the officer is shown about the pending print
+    state: SessionState = SessionState.IDLE
+    drafts: DraftStore = field(init=False)
+    steps: tuple[Step, ...] = field(init=False)
+    _retakes: dict[Position, int] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.drafts = DraftStore(self.store)
+        self.steps = SEQUENCES[self.sequence]
+
+    # ---- what the kiosk shows -------------------------------------------------------------
+
+    @property
+    def clock_trusted(self) -> bool:
+        """Whether booking times can be trusted (the kernel clock is synchronised)."""
+        return self.clock is ClockTrust.SYNCHRONISED
+
+    @property
+    def scanner_state(self) -> str:
+        """The scanner's state in plain words (ready, disconnected, ...)."""
+        return self.worker.state.value
+
+    @property
+    def current_step(self) -> Step | None:
+        """The first step with neither an accepted print nor an annotation."""
+        if self.booking is None:
+            return None
+        done = {i.position for i in self.booking.impressions} | set(self.booking.annotations)
+        for step in self.steps:
+            if step.position not in done:
+                return step
+        return None
+
+    def progress(self) -> list[dict[str, Any]]:
+        """Each step with its state, for the kiosk."""
+        out = []
+        taken = {i.position: i for i in self.booking.impressions} if self.booking else {}
+        notes = self.booking.annotations if self.booking else {}
+        current = self.current_step
+        for step in self.steps:
+            imp = taken.get(step.position)
+            out.append({
+                "position": int(step.position),
+                "label": step.position.label,
+                "mode": step.mode.value,
+                "state": ("annotated" if step.position in notes else
+                          "accepted" if imp else
+                          "current" if step is current else "todo"),
+                "annotation": notes[step.position].value if step.position in notes else None,
+                "retakes": imp.retakes if imp else 0,
+            })
+        return out
+
+    async def recent(self, limit: int = 20) -> list[BookingSummary]:
+        """The newest committed bookings with their delivery state."""
+        return await asyncio.to_thread(self.store.bookings, limit)
+
+    # ---- start-up -------------------------------------------------------------------------
+
+    async def resume_draft(self) -> bool:
+        """Take up the newest booking in progress found on disk; True when there was one."""
+        found = await asyncio.to_thread(self.drafts.load)
+        if not found:
+            return False
+        self.booking = found[-1]
+        self.state = SessionState.READY if self.current_step is None else SessionState.CAPTURING
+        log.info("capture: resumed a booking in progress with %d accepted prints",
+                 len(self.booking.impressions))
+        return True
+
+    # ---- officer actions ------------------------------------------------------------------
+
+    async def start(self, booking_number: str, subject: Subject | None = None) -> Booking:
+        """Begin a booking; its draft is on disk before this returns."""
+        async with self._lock:
+            if self.booking is not None:
+                raise CaptureError("a booking is already in progress; submit or cancel it first")
+            number = booking_number.strip()
+            if not number or len(number) > 32 or not number.isprintable():
+                raise CaptureError("booking number must be 1 to 32 printable characters")
+            booking = Booking(booking_number=number, subject=subject or Subject(),
+                              clock_trusted=self.clock_trusted)
+            await self.drafts.begin(booking)
+            self.booking = booking
+            self._retakes = {}
+            self.state = SessionState.CAPTURING
+            await self._guide()
+            return booking
+
+    async def capture(self) -> Impression:
+        """Capture the current step; the print waits for accept or retake."""
+        async with self._lock:
+            step = self._require_step()
+            frame = await self._scanner(self.worker.capture(step.mode))
+            if self.pending is not None and self.pending.position == step.position:
+                self._retakes[step.position] = self._retakes.get(step.position, 0) + 1
+            retakes = self._retakes.get(step.position, 0)
+            pending = Impression(
+                position=step.position,
+                impression_type=step.impression_type,
+                image=frame.image,
+                ppi=frame.ppi,
+                retakes=retakes,
+            )
+            annotations = dict(self.booking.annotations) if self.booking else {}
+            self.inspection = await self.imaging.run(self.processor.inspect, pending,
+                                                     annotations, retakes)
+            self._drop([self.pending])  # captured again without a retake: the new one replaces it
+            self.pending = pending
+            self.state = SessionState.REVIEW
+            return pending
+
+    async def accept(self, override_reason: str | None = None) -> Impression:
+        """Keep the pending print: it is on disk when this returns."""
+        async with self._lock:
+            if self.booking is None or self.pending is None:
+                raise CaptureError("no captured print to accept")
+            imp = self.pending
+            verdict = self.inspection.verdict if self.inspection is not None else None
+            if verdict is not None and not verdict.passed:
+                if not verdict.override_allowed:
+                    raise CaptureError(f"{verdict.message} Retake the print.")
+                if not (override_reason or "").strip():
+                    raise CaptureError(f"{verdict.message} Retake, or accept with a reason.")
+            else:
+                override_reason = None
+            imp.override_reason = override_reason
+            await self.drafts.accept(self.booking, imp)
+            self.booking.impressions = [
+                i for i in self.booking.impressions if i.position != imp.position
+            ] + [imp]
+            self.pending = None
+            self.inspection = None
+            # worked on while the officer takes the next print; submit redoes what failed
+            self.imaging.submit(self.processor.prepare, imp, dict(self.booking.annotations))
+            await self._audit("capture", {"booking_id": self.booking.booking_id,
+                                          "position": int(imp.position), "retakes": imp.retakes})
+            if override_reason:
+                await self._audit("quality_override", {"booking_id": self.booking.booking_id,
+                                                       "position": int(imp.position),
+                                                       "reason": override_reason[:200]})
+            self.state = SessionState.CAPTURING if self.current_step else SessionState.READY
+            await self._guide()
+            return imp
+
+    async def retake(self) -> None:
+        """Drop the pending print and capture the same step again."""
+        async with self._lock:
+            if self.pending is None:
+                raise CaptureError("no captured print to retake")
+            position = self.pending.position
+            self._retakes[position] = self._retakes.get(position, 0) + 1
+            self._drop([self.pending])
+            self.pending = None
+            self.inspection = None
+            self.state = SessionState.CAPTURING
+
+    async def annotate(self, position: Position, annotation: Annotation | None) -> None:
+        """Mark a finger amputated (XX) or unable to print (UP), or clear the mark."""
+        async with self._lock:
+            if self.booking is None:
+                raise CaptureError("no booking in progress")
+            await self.drafts.annotate(self.booking, position, annotation)
+            if annotation is None:
+                self.booking.annotations.pop(position, None)
+            else:
+                self.booking.annotations[position] = annotation
+                if self.pending is not None and self.pending.position == position:
+                    self._drop([self.pending])
+                    self.pending = None
+                    self.inspection = None
+            mark = annotation.value if annotation else None
+            await self._audit("annotation", {"booking_id": self.booking.booking_id,
+                                             "position": int(position), "annotation": mark})
+            self.state = SessionState.CAPTURING if self.current_step else SessionState.READY
+            await self._guide()
+
+    async def submit(self, confirm_sequence: bool = False) -> Submitted:
+        """Check, build and commit the booking; returns once it is stored and queued.
+
+        The sequence and duplicate checks may refuse the booking (rolled prints that look like
+        other fingers); ``confirm_sequence`` submits it anyway, after the officer has looked,
+        and the override is audited.
+        """
+        async with self._lock:
+            if self.booking is None:
+                raise CaptureError("no booking in progress")
+            if self.current_step is not None:
+                raise CaptureError(f"{self.current_step.position.label} is not captured yet")
+            if not self.booking.impressions:
+                raise CaptureError("a booking needs at least one print")
+            self.state = SessionState.SUBMITTING
+            booking = self.booking
+            try:
+                transaction_id = await self._commit(booking, confirm_sequence)
+            except BaseException:
+                self.state = SessionState.READY
+                raise
+            self.booking = None
+            self.pending = None
+            self.state = SessionState.IDLE
+            await self._guide()
+            return Submitted(booking.booking_id, transaction_id)
+
+    async def cancel(self) -> None:
+        """Abandon the booking and its draft."""
+        async with self._lock:
+            if self.booking is not None:
+                await self.drafts.discard(self.booking.booking_id)
+                self._drop([*self.booking.impressions, self.pending])
+            self.booking = None
+            self.pending = None
+            self.inspection = None
+            self.state = SessionState.IDLE
+            await self._guide()
+
+    # ---- the live preview -----------------------------------------------------------------
+
+    async def frames(self, mode: CaptureMode, fps: float) -> AsyncIterator[Frame]:
+        """Preview frames from the scanner's owner thread; scanner faults as ScannerUnavailable."""
+        stream = self.worker.preview(mode, fps)
+        try:
+            while True:
+                try:
+                    frame = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except ScannerError as exc:
+                    raise ScannerUnavailable(str(exc)) from exc
+                yield frame
+        finally:
+            await stream.aclose()
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    async def _commit(self, booking: Booking, confirm_sequence: bool) -> str:
+        """The submit policy: checks, the transaction, one atomic commit, then the news."""
+        booking.clock_trusted = self.clock_trusted
+        sequence, duplicates = await self.imaging.run(self.processor.sequence, booking)
+        reasons = [sequence.results[p].reason for p in sequence.flagged] if sequence else []
+        reasons += [d.reason for d in duplicates]
+        if reasons:
+            if not confirm_sequence:
+                raise CaptureError(f"sequence check: {' '.join(reasons)} Retake those prints, or "
+                                   "submit anyway if you are sure.")
+            await self._audit("quality_override", {
+                "booking_id": booking.booking_id,
+                "sequence_flagged": [int(p) for p in sequence.flagged] if sequence else [],
+                "duplicates": [[int(d.first), int(d.second)] for d in duplicates]})
+        processed = await self.imaging.run(self.processor.build, booking)
+        txid = await self.store.commit_booking(
+            booking, processed.transaction, content_type=processed.content_type,
+            templates=processed.templates,
+        )
+        self.imaging.submit(self.processor.forget, booking)
+        self.events.publish({"type": "delivery", "transaction_id": txid, "state": "queued"})
+        for listener in self.committed:
+            listener(txid)
+        return txid
+
+    async def _scanner(self, work: Any) -> Frame:
+        try:
+            return await work
+        except ScannerError as exc:
+            raise ScannerUnavailable(str(exc)) from exc
+
+    def _require_step(self) -> Step:
+        step = self.current_step
+        if self.booking is None or step is None:
+            raise CaptureError("nothing to capture: start a booking first")
+        return step
+
+    def _drop(self, prints: list[Impression | None]) -> None:
+        """Let go of what the imaging thread kept for prints that will never be submitted."""
+        dropped = [p for p in prints if p is not None]
+        if dropped:
+            self.imaging.submit(self.processor.discard, dropped)
+
+    async def _guide(self) -> None:
+        step = self.current_step
+        position = int(step.position) if step else 0
+        try:
+            await self.worker.call(lambda drv: drv.guide(position))
+        except OSError as exc:  # a missing guide light never blocks a booking
+            log.warning("capture: could not light the finger guide: %s", exc)
+
+    async def _audit(self, action: str, detail: dict[str, Any]) -> None:
+        await self.store.audit(OFFICER, action, detail)

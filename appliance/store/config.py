@@ -1,0 +1,36 @@
+"""The store's section of the configuration: where the database lives and how long data stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from appliance.strict import Strict
+
+
+class StoreSection(Strict):
+    """The encrypted SQLite store."""
+
+    database: str = Field("station.db", description="Database file name, relative to data_dir.")
+    key_credential: str = Field(
+        "booking-station-db-key",
+        description="Name of the 32-byte store key in $CREDENTIALS_DIRECTORY (systemd credential).",
+    )
+    key_file: Path | None = Field(
+        None,
+        description="Root-only key file used when no systemd credential is present.",
+    )
+    min_free_mb: int = Field(
+        512, ge=0, description="Refuse new bookings when the data disk has less free space (MiB)."
+    )
+    biometric_grace_hours: float = Field(
+        24.0, ge=0, description="Keep images/templates this long after central confirms storage."
+    )
+    metadata_retention_days: int = Field(
+        365, ge=1, description="Keep booking metadata and audit entries this many days."
+    )
+    backup_interval_hours: float = Field(
+        24.0, gt=0, description="Take a consistent backup of the store this often."
+    )
+    backup_keep: int = Field(7, ge=1, description="Backups kept in data_dir/backups.")

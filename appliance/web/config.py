@@ -1,0 +1,19 @@
+"""The web section of the configuration: where the kiosk and technician pages listen."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from appliance.strict import Strict
+
+
+class WebSection(Strict):
+    """The kiosk and admin pages."""
+
+    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the kiosk and admin pages.")
+    preview_fps: float = Field(15.0, gt=0, le=60, description="Live preview frames per second.")
+    admin_users_credential: str = Field(
+        "booking-station-admin-users",
+        description="Credential holding 'user:pbkdf2-hash' lines for the admin page.",
+    )

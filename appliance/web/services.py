@@ -1,0 +1,38 @@
+"""What the web pages serve: the station's services, handed over by the composition root.
+
+The web layer reads and drives these and nothing else: no driver, no composition root. A
+service that could not start (the store on a full or corrupt disk) is ``None`` and the pages
+say why through ``health``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.capture.booking import BookingService
+from appliance.capture.preview import PreviewLoop
+from appliance.store.store import Store
+from appliance.sync.service import SyncService
+from appliance.system.config import StationSection
+from appliance.system.events import Events
+from appliance.system.health import HealthService
+from appliance.web.config import WebSection
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything the pages need, built and started by the composition root."""
+
+    station: StationSection
+    web: WebSection
+    health: HealthService
+    events: Events
+    booking: BookingService | None = None
+    preview: Callable[[], PreviewLoop] | None = None
+    store: Store | None = None
+    sync: SyncService | None = None
+    problem: Callable[[], str | None] = lambda: None
+    diagnostics: Callable[[], dict[str, Any]] = field(default=dict)
+    scanner: Callable[[], dict[str, Any]] = field(default=dict)

@@ -1,0 +1,121 @@
+"""The booking workflow without a browser: every step, its audit entry, its draft on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from appliance.capture.booking import SessionState
+from appliance.domain import Annotation, Position
+from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.store.drafts import DraftStore
+
+
+def audit_actions(service) -> list[str]:
+    return [e["action"] for e in reversed(service.store.audit_entries(100))]
+
+
+async def test_a_flats_booking_from_start_to_commit(booking_factory, loop_errors) -> None:
+    service = await booking_factory()
+    committed: list[str] = []
+    service.committed.append(committed.append)
+    events = service.events.listen()
+    booking = await service.start("  BK-100 ")
+    assert booking.booking_number == "BK-100" and booking.clock_trusted
+    assert service.state is SessionState.CAPTURING
+    assert service.current_step.position is Position.PLAIN_RIGHT_FOUR
+    while service.current_step is not None:
+        pending = await service.capture()
+        assert service.state is SessionState.REVIEW and service.inspection is not None
+        assert service.inspection.report.nfiq2 is not None
+        accepted = await service.accept()
+        assert accepted is pending
+        [draft] = await asyncio.to_thread(DraftStore(service.store).load)  # on disk already
+        assert pending.position in {i.position for i in draft.impressions}
+    assert service.state is SessionState.READY
+    done = await service.submit()
+    assert committed == [done.transaction_id]
+    assert (await events.get()) == {"type": "delivery", "transaction_id": done.transaction_id,
+                                    "state": "queued"}
+    assert service.booking is None and service.state is SessionState.IDLE
+    assert await asyncio.to_thread(DraftStore(service.store).load) == []
+    assert service.store.outbox_state(done.transaction_id) == "queued"
+    [summary] = await service.recent()
+    assert summary.booking_number == "BK-100" and summary.impressions == 3
+    assert audit_actions(service).count("capture") == 3
+
+
+async def test_retake_counts_and_replaces_the_pending_print(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-101")
+    first = await service.capture()
+    await service.retake()
+    assert service.pending is None and service.state is SessionState.CAPTURING
+    second = await service.capture()
+    assert second.retakes == 1 and second.impression_id != first.impression_id
+    await service.accept()
+    assert service.booking.impressions == [second]
+    with pytest.raises(CaptureError, match="no captured print to retake"):
+        await service.retake()
+
+
+async def test_annotations_skip_a_step_and_can_be_cleared(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-102")
+    await service.annotate(Position.PLAIN_RIGHT_FOUR, Annotation.AMPUTATED)
+    assert service.current_step.position is Position.PLAIN_LEFT_FOUR
+    [draft] = await asyncio.to_thread(DraftStore(service.store).load)
+    assert draft.annotations == {Position.PLAIN_RIGHT_FOUR: Annotation.AMPUTATED}
+    await service.annotate(Position.PLAIN_RIGHT_FOUR, None)
+    assert service.current_step.position is Position.PLAIN_RIGHT_FOUR
+    entries = [e for e in service.store.audit_entries(10) if e["action"] == "annotation"]
+    assert [json.loads(e["detail"])["annotation"] for e in entries] == [None, "XX"]
+
+
+async def test_what_the_state_does_not_allow_is_refused(booking_factory) -> None:
+    service = await booking_factory()
+    with pytest.raises(CaptureError, match="start a booking first"):
+        await service.capture()
+    with pytest.raises(CaptureError, match="no booking in progress"):
+        await service.submit()
+    with pytest.raises(CaptureError, match="printable"):
+        await service.start("BK\x00")
+    await service.start("BK-103")
+    with pytest.raises(CaptureError, match="already in progress"):
+        await service.start("BK-104")
+    with pytest.raises(CaptureError, match="not captured yet"):
+        await service.submit()
+
+
+async def test_cancel_discards_the_draft(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-105")
+    await service.capture()
+    await service.accept()
+    await service.cancel()
+    assert service.booking is None and service.state is SessionState.IDLE
+    assert await asyncio.to_thread(DraftStore(service.store).load) == []
+
+
+async def test_a_restart_resumes_the_draft(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-106")
+    await service.capture()
+    await service.accept()
+    again = await booking_factory(store=service.store)
+    assert await again.resume_draft()
+    assert again.booking.booking_number == "BK-106"
+    assert again.current_step.position is Position.PLAIN_LEFT_FOUR
+
+
+async def test_a_pulled_cable_is_a_scanner_error_and_loses_nothing(booking_factory) -> None:
+    service = await booking_factory(faults={"unplug_after_captures": 1})
+    await service.start("BK-107")
+    await service.capture()
+    await service.accept()
+    with pytest.raises(ScannerUnavailable):
+        await service.capture()
+    assert [i.position for i in service.booking.impressions] == [Position.PLAIN_RIGHT_FOUR]
+    assert service.scanner_state == "disconnected"

@@ -1,0 +1,71 @@
+"""The live preview and auto-capture, driven by the emulated scanner, no browser."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+from PIL import Image
+
+from appliance.capture.preview import PreviewFault, PreviewFrame, PreviewIdle, PreviewLoop
+from appliance.errors import ScannerUnavailable
+
+
+async def first_of(stream, kind, limit: int = 400):
+    async for message in stream:
+        if isinstance(message, kind):
+            return message
+        limit -= 1
+        assert limit > 0, f"no {kind.__name__} in the preview"
+    raise AssertionError("the preview ended")
+
+
+async def test_frames_carry_a_jpeg_and_the_live_verdict(booking_factory) -> None:
+    service = await booking_factory()
+    loop = PreviewLoop(service, fps=15, auto_capture=False, auto_frames=3)
+    stream = loop.messages()
+    try:
+        assert isinstance(await anext(stream), PreviewIdle)  # no booking yet
+        await service.start("BK-200")
+        frame = await first_of(stream, PreviewFrame)
+        assert frame.jpeg[:2] == b"\xff\xd8"
+        assert max(Image.open(io.BytesIO(frame.jpeg)).size) <= 400
+        assert isinstance(frame.ok, bool) and isinstance(frame.message, str)
+        assert service.pending is None  # auto-capture is off
+    finally:
+        await stream.aclose()
+
+
+async def test_auto_capture_takes_the_print_once_the_checks_hold(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-201")
+    loop = PreviewLoop(service, fps=15, auto_capture=True, auto_frames=2)
+    stream = loop.messages()
+    try:
+        async with asyncio.timeout(120):
+            async for message in stream:
+                if service.pending is not None:
+                    break
+                assert not isinstance(message, PreviewFault)
+        assert service.pending.position == service.current_step.position
+        assert isinstance(await anext(stream), PreviewIdle)  # the print waits for review
+    finally:
+        await stream.aclose()
+
+
+async def test_a_scanner_fault_ends_the_preview_with_its_reason(booking_factory) -> None:
+    service = await booking_factory(faults={"unplug_after_captures": 1})
+    await service.start("BK-202")
+    await service.capture()
+    await service.accept()
+    with pytest.raises(ScannerUnavailable):
+        await service.capture()  # the cable is pulled
+    loop = PreviewLoop(service, fps=15, auto_capture=False, auto_frames=3)
+    stream = loop.messages()
+    try:
+        async with asyncio.timeout(120):
+            fault = await first_of(stream, PreviewFault)
+        assert "device not present" in fault.message
+    finally:
+        await stream.aclose()
