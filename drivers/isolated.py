@@ -101,7 +101,8 @@ class IsolatedDriver(ScannerDriver):
         self.type_name = cls.type_name
         self._cls = cls
         self._config = config
-        self._timeout_s = timeout_s
+        #: How long each call waits for the child's answer before the child counts as hung.
+        self.timeout_s = timeout_s
         self._name = f"{cls.type_name} (child process)"
         self._conn: Connection | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -146,7 +147,7 @@ class IsolatedDriver(ScannerDriver):
         assert conn is not None
         try:
             conn.send((method, args))
-            reply = conn.recv() if conn.poll(self._timeout_s) else None
+            reply = conn.recv() if conn.poll(self.timeout_s) else None
         except (EOFError, OSError) as exc:
             self.shutdown()
             raise ScannerDisconnected(
@@ -157,7 +158,7 @@ class IsolatedDriver(ScannerDriver):
         if reply is None:
             self.shutdown()
             raise ScannerTimeout(
-                f"no answer within {self._timeout_s:.0f} s", device=self._name, operation=method
+                f"no answer within {self.timeout_s:g} s", device=self._name, operation=method
             )
         status, value = reply
         if status == "error":

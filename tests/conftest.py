@@ -24,6 +24,14 @@ def _mosquitto_binary() -> str | None:
     )
 
 
+async def until(predicate, timeout: float = 60.0, what: str = "the condition") -> None:
+    """Wait for ``predicate()`` to hold; generous by default, for a loaded machine."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"{what} never held in {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,7 +51,7 @@ class MosquittoProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):

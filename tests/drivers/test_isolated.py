@@ -93,12 +93,12 @@ def test_a_killed_child_is_a_pulled_cable_and_reopening_starts_a_fresh_one(isola
 def test_a_child_that_stops_answering_is_a_timeout_and_is_ended(isolated) -> None:
     driver = IsolatedDriver(
         EmulatedLivescan,
-        EmulatedConfig(image_source="pattern", process=True, capture_latency_s=3.0),
-        timeout_s=0.5,
+        EmulatedConfig(image_source="pattern", process=True, capture_latency_s=5.0),
     )
     isolated.append(driver)
-    driver.open()
+    driver.open()  # the child starts under the default limit, however loaded the machine is
     driver.guide(2)
+    driver.timeout_s = 1.0  # only the capture, which takes 5 s, runs into it
     child = driver.pid
     assert child is not None
     with pytest.raises(ScannerTimeout) as caught:

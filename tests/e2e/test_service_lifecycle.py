@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.demo import prepare_state
+from demo.run import prepare_state
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def test_ready_watchdog_and_stopping(tmp_path: Path, mosquitto) -> None:
     try:
         ready_at = notify.wait_for("READY=1", 90)
         # READY means a booking can be taken: the kiosk answers and the scanner is ready
-        with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/health", timeout=5) as res:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/health", timeout=30) as res:
             assert json.loads(res.read()) == {"ok": True, "scanner": "ready"}
         assert notify.wait_for("WATCHDOG=1", 5) >= ready_at - 5
         proc.send_signal(signal.SIGTERM)

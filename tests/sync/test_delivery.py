@@ -15,6 +15,7 @@ from appliance.sync.protocol import (
     meta_for,
     split,
 )
+from tests.conftest import until
 from tests.store.conftest import make_booking
 
 
@@ -62,8 +63,7 @@ async def test_broker_killed_and_restarted_mid_upload(sync_rig, mosquitto, loop_
     while rig.link.counters.published < 20:
         await asyncio.sleep(0.01)
     mosquitto.kill()
-    await asyncio.sleep(0.5)
-    assert not rig.link.connected
+    await until(lambda: not rig.link.connected, what="the link noticing the broker is gone")
     mosquitto.start()
     await rig.wait_all_stored(txids, timeout=90)
     for txid, payload in zip(txids, payloads, strict=True):

@@ -15,6 +15,7 @@ from paho.mqtt.properties import Properties
 from appliance.sync.protocol import Ack, AckStatus
 from central.commands import CommandClient, command_body
 from central.receiver import CentralReceiver
+from tests.conftest import until
 from tests.sync.chaos import ChaosProxy, random_budget
 from tests.sync.conftest import commit_many
 
@@ -51,8 +52,8 @@ async def test_broker_killed_and_restarted_mid_upload(mosquitto, service_rig,
     while rig.service.link.counters.published < 30:
         await asyncio.sleep(0.01)
     mosquitto.kill()  # SIGKILL: no goodbye to anyone; the broker keeps nothing (no persistence)
-    await asyncio.sleep(0.5)
-    assert not rig.service.link.connected
+    await until(lambda: not rig.service.link.connected,
+                what="the link noticing the broker is gone")
     mosquitto.start()
     await rig.wait_all_stored(txids, timeout=60)
     rig.assert_exactly_once(txids, payloads)

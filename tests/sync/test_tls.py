@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import TlsSection
+from appliance.sync.config import TlsSection
 from appliance.sync.service import SyncService
-from appliance.sync.settings import SyncSettings
 from appliance.sync.tls import TlsSetupError, client_context, clock_against_certificate
 from central.commands import CommandClient
+from tests.conftest import until
 from tests.sync.conftest import commit_many, station_config, store_health
 from tests.sync.pki import Pki
 
@@ -27,13 +27,6 @@ def pki(tmp_path: Path) -> Pki:
 
 def central_context(pki: Pki, cn: str = "central") -> ssl.SSLContext:
     return client_context(pki.client_section(cn))
-
-
-async def wait_until(pred, timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
-        await asyncio.sleep(0.05)
 
 
 def test_context_is_mutual_tls_1_2_or_newer(pki: Pki) -> None:
@@ -75,10 +68,11 @@ async def test_client_without_certificate_is_refused(pki, mosquitto_factory, ser
     # the same station config, but the TLS context presents no certificate
     svc = store_dir_rig.service
     await svc.stop()
-    bare = SyncService(svc.config, store_dir_rig.store, svc.hooks, tls_context=no_cert)
+    bare = SyncService(svc.station_id, svc.mqtt, store_dir_rig.store, svc.hooks,
+                       tls_context=no_cert)
     store_dir_rig.service = bare
     bare.start(asyncio.get_running_loop())
-    await wait_until(lambda: bare.link.counters.tls_failures >= 2
+    await until(lambda: bare.link.counters.tls_failures >= 2
                      and [e for e in store_dir_rig.events if e.get("kind") == "tls"])
     assert bare.link.counters.connects == 0 and not bare.link.connected
     assert not bare.link.counters.clock_problem
@@ -99,7 +93,7 @@ async def test_wrong_clock_is_reported_as_clock_problem(pki, mosquitto_factory, 
     def clock_alerts() -> list[dict]:
         return [e for e in rig.events if e.get("type") == "alert" and e["kind"] == "clock"]
 
-    await wait_until(lambda: link.counters.tls_failures >= 3 and clock_alerts())
+    await until(lambda: link.counters.tls_failures >= 3 and clock_alerts())
     assert "clock" in link.counters.clock_problem
     assert link.counters.connects == 0
     assert len(clock_alerts()) == 1, "one alert, not one per reconnect attempt"
@@ -156,4 +150,4 @@ def audit_entries(store) -> list[dict]:
     return [{"actor": a, "action": b, "detail": json.loads(d)} for a, b, d in rows]
 
 
-__all__ = ["SyncSettings", "station_config", "store_health"]
+__all__ = ["station_config", "store_health"]
