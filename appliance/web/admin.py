@@ -41,9 +41,7 @@ def router(services: Services) -> APIRouter:
             users = parse_users(read_secret(services.web.admin_users_credential).decode())
         except ConfigError as exc:
             raise HTTPException(503, "no technician accounts are configured") from exc
-        stored = users.get(user)
-        dummy = "pbkdf2_sha256$1000$00$00"
-        if not verify_password(password, stored or dummy) or stored is None:
+        if not verify_password(password, users.get(user)):
             raise HTTPException(401, "bad credentials", headers=challenge)
         return user
 

@@ -15,15 +15,26 @@ from fastapi.responses import JSONResponse
 from appliance.errors import CaptureError, ScannerUnavailable, StationError
 from appliance.store.errors import DiskFull
 from appliance.web import admin, kiosk, preview
+from appliance.web.config import WebSection
+from appliance.web.security import SecurityMiddleware, SitePolicy
 from appliance.web.services import Services
 
 log = logging.getLogger(__name__)
+
+
+def site_policy(web: WebSection) -> SitePolicy:
+    """The host names this station's pages answer to."""
+    hosts = {"127.0.0.1", "localhost", "::1", *web.server_names}
+    if web.host not in ("0.0.0.0", "::", ""):
+        hosts.add(web.host)
+    return SitePolicy.for_hosts(hosts)
 
 
 def create_app(services: Services) -> FastAPI:
     """Build the web app around the station's running services."""
     app = FastAPI(title="booking-station", version="0.1.0", docs_url="/api/docs",
                   redoc_url=None)
+    app.add_middleware(SecurityMiddleware, policy=site_policy(services.web))
 
     @app.exception_handler(ScannerUnavailable)
     async def scanner_error(_r: Request, exc: ScannerUnavailable) -> JSONResponse:

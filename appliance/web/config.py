@@ -12,6 +12,12 @@ class WebSection(Strict):
 
     host: str = Field("127.0.0.1", description="Address the web server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port of the kiosk and admin pages.")
+    server_names: tuple[str, ...] = Field(
+        (),
+        description="Host names the pages answer to besides localhost, 127.0.0.1, ::1 and "
+        "web.host (e.g. the station's LAN name for the technician page); any other Host header "
+        "is refused.",
+    )
     preview_fps: float = Field(15.0, gt=0, le=60, description="Live preview frames per second.")
     admin_users_credential: str = Field(
         "booking-station-admin-users",

@@ -7,6 +7,7 @@ answers with what the kiosk shows.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from appliance.domain import Annotation, Position
 from appliance.web.services import Services
 
 STATIC = Path(__file__).parent / "static"
+#: What a file the pages load is called: no folders, no odd characters, a bounded length.
+STATIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: Longest side of the captured print shown for review (pixels).
 REVIEW_SIDE = 480
 
@@ -64,8 +67,10 @@ def router(services: Services) -> APIRouter:
 
     @api.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
-        path = (STATIC / name).resolve()
-        if path.parent != STATIC.resolve() or not path.is_file():
+        if not STATIC_NAME.fullmatch(name):
+            raise HTTPException(404)
+        path = STATIC / name
+        if not path.is_file():
             raise HTTPException(404)
         return FileResponse(path)
 

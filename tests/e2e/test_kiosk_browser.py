@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
+from playwright.async_api import expect
 
 from appliance.web.auth import hash_password
 
@@ -39,21 +41,22 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
     await page.click("#start")
     await page.wait_for_selector("#capture-panel:not([hidden])")
     # the live preview shows frames from the scanner
-    await page.wait_for_function(
-        "document.getElementById('preview').src.startsWith('blob:')", timeout=60_000)
+    # the page's CSP allows no eval: wait through locators, not string predicates
+    await expect(page.locator("#preview")).to_have_attribute("src", re.compile("^blob:"),
+                                                             timeout=60_000)
     for _ in range(3):
         await page.click("#capture")
         await page.wait_for_selector("#accept:not([hidden])", timeout=90_000)
-        await page.wait_for_function(
-            "document.getElementById('pending').naturalWidth > 0", timeout=60_000)
+        await expect(page.locator("#pending")).to_have_js_property("complete", True,
+                                                                   timeout=60_000)
+        assert await page.locator("#pending").evaluate("img => img.naturalWidth") > 0
         assert "NFIQ 2" in await page.inner_text("#quality")  # the officer sees the score
         if await page.is_visible("#accept-override"):  # below threshold: accept with a reason
             page.once("dialog", lambda d: d.accept("subject's skin is worn"))
             await page.click("#accept-override")
         else:
             await page.click("#accept")
-        await page.wait_for_function(
-            "document.getElementById('message').textContent.includes('accepted')")
+        await expect(page.locator("#message")).to_contain_text("accepted", timeout=60_000)
     await page.wait_for_selector("#submit:not([hidden])")
     await page.click("#submit")
     await page.wait_for_selector("#start-panel:not([hidden])", timeout=90_000)
@@ -102,8 +105,7 @@ async def test_technician_page_needs_login_and_shows_no_subject_data(station_rig
     assert health.status == 200, await health.text()
     page = await ctx.new_page()
     await page.goto(base + "/admin")
-    await page.wait_for_function(
-        "document.getElementById('chain').textContent.includes('Chain verifies')")
+    await expect(page.locator("#chain")).to_contain_text("Chain verifies", timeout=60_000)
     await page.wait_for_selector("#audit tbody tr")
     text = await page.inner_text("body")
     assert "BK-PRIVATE-99" not in text

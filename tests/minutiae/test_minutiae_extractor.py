@@ -138,7 +138,8 @@ def test_config_rejects_unknown_keys_and_bad_values():
         MinutiaeConfig(threads=0)
     with pytest.raises(ValidationError):
         MinutiaeConfig(threshold=1.5)
-    assert MinutiaeConfig().model_dir == DEFAULT_MODEL_DIR
+    assert MinutiaeConfig().model_dir is None  # the shipped model
+    assert MinutiaeConfig().build().manifest.model_path.parent == DEFAULT_MODEL_DIR
     assert MinutiaeConfig.model_fields["threads"].description
 
 

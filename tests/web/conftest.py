@@ -57,7 +57,8 @@ async def client_for() -> AsyncIterator[Callable[[Services], httpx.AsyncClient]]
 
     def make(services: Services) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=create_app(services))
-        client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+        client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
+                                   headers={"Origin": "http://127.0.0.1"})
         clients.append(client)
         return client
 

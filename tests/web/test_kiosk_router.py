@@ -61,7 +61,8 @@ async def test_the_preview_websocket_carries_frames_then_verdicts(booking_factor
     booking = await booking_factory()
     await booking.start("BK-302")
     async with serving(services_for(booking)) as port, \
-            websockets.connect(f"ws://127.0.0.1:{port}/ws/preview") as ws:
+            websockets.connect(f"ws://127.0.0.1:{port}/ws/preview",
+                               origin=f"http://127.0.0.1:{port}") as ws:
         frame = await ws.recv()
         while not isinstance(frame, bytes):  # an "idle" while the step settles
             frame = await ws.recv()
