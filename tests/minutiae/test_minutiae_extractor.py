@@ -197,7 +197,7 @@ def test_release_memory_gives_the_model_buffers_back_and_changes_no_result(impre
 def test_the_station_releases_model_memory_only_with_a_fixed_mmap_threshold(
     tmp_path, mmap_kb, releases
 ):
-    from appliance.capture.processing import BookingProcessor
+    from appliance.app import build_processor
     from appliance.config import StationConfig
 
     config = StationConfig.model_validate({
@@ -205,7 +205,7 @@ def test_the_station_releases_model_memory_only_with_a_fixed_mmap_threshold(
         "system": {"malloc_mmap_threshold_kb": mmap_kb},
     })
     assert config.minutiae.release_memory  # the default
-    processor = BookingProcessor(config)
+    processor = build_processor(config)
     processor.warm_up()
     assert processor.extractor is not None and processor.extractor.ready
     assert processor.extractor.releases_memory is releases

@@ -196,7 +196,8 @@ async def service_rig(tmp_path: Path):
                                    client_id=f"central-{station_id}", tls=receiver_tls,
                                    destinations=destinations)
             await asyncio.to_thread(central.start)
-        service = SyncService(station_id, config.mqtt, store, hooks, sharing=sharing)
+        service = SyncService(station_id, config.mqtt, store, hooks, sharing=sharing,
+                              config_hash=config.digest())
         service.start(asyncio.get_running_loop())
         rig = ServiceRig(service, store, central, events)
         made.append(rig)

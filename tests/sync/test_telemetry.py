@@ -28,7 +28,7 @@ async def test_retained_birth_names_the_station(mosquitto, service_rig, capture_
     assert body["software"] == __version__ and body["models"] == {"minutiae": "test-1"}
     assert body["scanner"] == {"vendor": "Emulated", "model": "EMU-1"}
     assert body["capabilities"]["ppi"] == 500
-    assert body["config_hash"] == rig.service.config.digest()
+    assert body["config_hash"] == rig.service.config_hash and len(body["config_hash"]) == 16
 
 
 async def test_will_marks_a_vanished_station_offline(mosquitto, service_rig, capture_factory,
