@@ -32,6 +32,8 @@ from appliance.web.config import WebSection
 from drivers.registry import ScannerSection, driver_config
 
 DEFAULT_CONFIG_PATH = Path("/etc/booking-station/config.toml")
+#: A station's config file is a few KiB; anything this large is not one.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class StationConfig(Strict):
@@ -126,16 +128,26 @@ def check_scanner_section(section: ScannerSection) -> list[ConfigProblem]:
     return []
 
 
-def load_config(path: Path) -> StationConfig:
-    """Read and validate a config file; raises ConfigError listing every problem."""
+def read_config_data(path: Path) -> dict[str, Any]:
+    """The parsed TOML document; ConfigError for a file that cannot be one."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config file")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: (top): tables or arrays nested too deeply") from exc
+
+
+def load_config(path: Path) -> StationConfig:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    data = read_config_data(path)
     config, problems = validate_config_data(data)
     if config is None:
         lines = "\n".join(f"{path}: {p.path}: {p.message}" for p in problems)

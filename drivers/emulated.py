@@ -38,7 +38,7 @@ SLAP_MEMBERS = {
 class EmulatedFaults(BaseModel):
     """Fault knobs of the livescan emulator."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     no_finger: bool = Field(False, description="The subject never puts a finger down.")
     dirty_platen: float = Field(
@@ -60,7 +60,7 @@ class EmulatedFaults(BaseModel):
 class EmulatedConfig(BaseModel):
     """Config of the ``emulated`` scanner type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: Literal["emulated"] = Field("emulated", description="Selects this driver.")
     seed: int = Field(1, description="Seed of the first virtual subject; each booking adds one.")

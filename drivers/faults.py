@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class FaultConfig(BaseModel):
     """What an emulated scanner gets wrong, and when."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     seed: int = Field(0, description="Seed of the fault dice, so a failing run can be replayed.")
     armed_after: int = Field(

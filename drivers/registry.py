@@ -21,7 +21,7 @@ ENTRY_POINT_GROUP = "booking_station.drivers"
 class ScannerSection(BaseModel):
     """Which scanner driver to use; the remaining keys belong to that driver's config model."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     type: str = Field(
         "emulated", description="Driver type, as registered by the driver's entry point."

@@ -9,10 +9,15 @@ import argparse
 import asyncio
 import getpass
 import sys
-import tomllib
 from pathlib import Path
 
-from appliance.config import DEFAULT_CONFIG_PATH, load_config, validate_config_data
+from appliance.config import (
+    DEFAULT_CONFIG_PATH,
+    StationConfig,
+    load_config,
+    read_config_data,
+    validate_config_data,
+)
 from appliance.errors import ConfigError, StationError
 from appliance.system.console import exit_code
 from drivers.base import CaptureMode
@@ -22,29 +27,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from appliance.app import Station
     from appliance.system.logs import setup_logging
 
-    config = load_config(args.config)
+    config = _checked_config(args.config)
     setup_logging(config.logging)
     asyncio.run(Station(config).run_until_stopped())
     return 0
 
 
+def _checked_config(path: Path, *, machine: bool = True) -> StationConfig:
+    """The config at ``path`` once the file and this machine pass every check.
+
+    ConfigError lists every problem; warnings go to stderr. ``check-config`` and ``run`` both
+    come through here, so a file that passes the one does not crash the other. Without
+    ``machine`` only the file is checked (a config prepared for another machine).
+    """
+    from appliance.preflight import preflight
+
+    config, problems = validate_config_data(read_config_data(path))
+    found = preflight(config) if config is not None and machine else None
+    if found is not None:
+        problems += found.errors
+        for warning in found.warnings:
+            print(f"{path}: warning: {warning.path}: {warning.message}", file=sys.stderr)
+    if problems or config is None:
+        raise ConfigError("\n".join(f"{path}: {p.path}: {p.message}" for p in problems))
+    return config
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    path: Path = args.path
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        print(f"{path}: cannot read config file: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        print(f"{path}: not valid TOML: {exc}", file=sys.stderr)
-        return 2
-    config, problems = validate_config_data(data)
-    if problems:
-        for problem in problems:
-            print(f"{path}: {problem.path}: {problem.message}", file=sys.stderr)
-        return 2
-    assert config is not None
-    print(f"{path}: OK (config hash {config.digest()})")
+    config = _checked_config(args.path, machine=not args.file_only)
+    what = "the file alone" if args.file_only else "file and machine"
+    print(f"{args.path}: OK, {what} (config hash {config.digest()})")
     return 0
 
 
@@ -64,8 +76,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from appliance.store.audit import verify
     from appliance.store.database import connect_readonly
 
-    config = load_config(args.config)
-    path = args.database or config.database_path
+    path = args.database or load_config(args.config).database_path
     conn = connect_readonly(path)
     try:
         report = verify(conn)
@@ -80,8 +91,6 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def _cmd_scanner(args: argparse.Namespace) -> int:
     from appliance.cli.scanner import scanner_command
-    from appliance.config import StationConfig
-
     config = load_config(args.config) if args.config else StationConfig()
     return scanner_command(config, args.action, out=args.out, mode=args.mode,
                            seconds=args.seconds)
@@ -118,8 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("check-config", help="validate a config file; every error with its key")
+    p = sub.add_parser("check-config", help="validate a config file and this machine against "
+                       "it (folders, secrets, files, host names); every error with its key")
     p.add_argument("path", type=Path)
+    p.add_argument("--file-only", action="store_true",
+                   help="check the file alone, not this machine (a config for another station)")
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("validate", help="check an ANSI/NIST-ITL transaction against its profile")

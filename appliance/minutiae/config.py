@@ -12,7 +12,8 @@ from appliance.strict import Strict
 class MinutiaeConfig(Strict):
     """Where the minutiae model is and how it runs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              protected_namespaces=())
 
     model_dir: Path | None = Field(
         None,

@@ -22,15 +22,17 @@ class StoreSection(Strict):
         description="Root-only key file used when no systemd credential is present.",
     )
     min_free_mb: int = Field(
-        512, ge=0, description="Refuse new bookings when the data disk has less free space (MiB)."
+        512, ge=0, le=1_000_000,
+        description="Refuse new bookings when the data disk has less free space (MiB)."
     )
     biometric_grace_hours: float = Field(
-        24.0, ge=0, description="Keep images/templates this long after central confirms storage."
+        24.0, ge=0, le=24 * 3650,
+        description="Keep images/templates this long after central confirms storage."
     )
     metadata_retention_days: int = Field(
-        365, ge=1, description="Keep booking metadata and audit entries this many days."
+        365, ge=1, le=36500, description="Keep booking metadata and audit entries this many days."
     )
     backup_interval_hours: float = Field(
-        24.0, gt=0, description="Take a consistent backup of the store this often."
+        24.0, gt=0, le=24 * 366, description="Take a consistent backup of the store this often."
     )
-    backup_keep: int = Field(7, ge=1, description="Backups kept in data_dir/backups.")
+    backup_keep: int = Field(7, ge=1, le=1000, description="Backups kept in data_dir/backups.")

@@ -33,7 +33,8 @@ class CommandSettings(Strict):
         description="A signed command older (or newer) than this many seconds is refused.",
     )
     max_throttle_per_s: float = Field(
-        100.0, gt=0, description="Largest rate a throttle command may set (transactions/s)."
+        100.0, gt=0, le=100_000,
+        description="Largest rate a throttle command may set (transactions/s)."
     )
 
     @model_validator(mode="after")
@@ -95,10 +96,15 @@ class MqttSection(Strict):
     topic_prefix: str = Field("bst", description="First level of every topic this station uses.")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive interval (seconds).")
     session_expiry_s: int = Field(
-        7 * 24 * 3600, ge=0, description="MQTT 5 session expiry: the broker keeps our session."
+        7 * 24 * 3600, ge=0, le=2**32 - 1,
+        description="MQTT 5 session expiry: the broker keeps our session."
     )
-    reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay (seconds).")
-    reconnect_max_s: float = Field(120.0, gt=0, description="Largest reconnect delay (seconds).")
+    reconnect_min_s: float = Field(
+        1.0, gt=0, le=3600, description="First reconnect delay (seconds)."
+    )
+    reconnect_max_s: float = Field(
+        120.0, gt=0, le=3600, description="Largest reconnect delay (seconds)."
+    )
     chunk_size: int = Field(
         128 * 1024 - 1024,
         ge=1024,
@@ -107,10 +113,11 @@ class MqttSection(Strict):
     )
     window: int = Field(4, ge=1, le=64, description="Transactions in flight at once.")
     ack_timeout_s: float = Field(
-        30.0, gt=0, description="Resend the metadata when no answer arrives in this time."
+        30.0, gt=0, le=3600, description="Resend the metadata when no answer arrives in this time."
     )
     drain_rate_per_s: float = Field(
-        0.0, ge=0, description="Largest transactions sent per second (0: as fast as acknowledged)."
+        0.0, ge=0, le=100_000,
+        description="Largest transactions sent per second (0: as fast as acknowledged)."
     )
     commands: CommandSettings = Field(
         default_factory=CommandSettings, description="Remote commands from central operations."
@@ -118,3 +125,9 @@ class MqttSection(Strict):
     telemetry: TelemetrySettings = Field(
         default_factory=TelemetrySettings, description="Periodic health messages to central."
     )
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> MqttSection:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s is larger than reconnect_max_s")
+        return self

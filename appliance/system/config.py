@@ -42,9 +42,12 @@ class LoggingSection(Strict):
 class SystemSection(Strict):
     """Service lifecycle."""
 
-    stop_timeout_s: float = Field(10.0, gt=0, description="Bound on a clean shutdown (seconds).")
+    stop_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Bound on a clean shutdown (seconds)."
+    )
     heartbeat_stale_s: float = Field(
-        30.0, gt=0, description="A worker silent this long stops the systemd watchdog feed."
+        30.0, gt=0, le=3600,
+        description="A worker silent this long stops the systemd watchdog feed."
     )
     malloc_mmap_threshold_kb: int = Field(
         128,

@@ -67,7 +67,7 @@ _READ_SLICE_S = 0.05  # pyserial read timeout; deadlines are enforced above it
 class R30xConfig(BaseModel):
     """Config of the ``r30x`` scanner type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: Literal["r30x"] = Field("r30x", description="Selects this driver.")
     port: str = Field(

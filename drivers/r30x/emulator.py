@@ -53,7 +53,7 @@ _IDLE_POLL_S = 0.02
 class R30xEmulatorConfig(BaseModel):
     """Settings of one emulated module (the ``r30xemu://`` URL takes the same keys)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     baudrate: int = Field(DEFAULT_BAUDRATE, description="Baud rate the module is set to.")
     pace: bool = Field(

@@ -48,7 +48,7 @@ FRAME_LAYOUT = (
 class UareUEmulatorConfig(BaseModel):
     """Settings of one emulated U.are.U reader."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     product_id: int = Field(0x000A, description="0x0007 (4000), 0x0008, or 0x000A (4000B/4500).")
     scrambles: bool = Field(

@@ -81,7 +81,7 @@ _HWSTAT_POLL_S = 0.01
 class UareUConfig(BaseModel):
     """Config of the ``uareu`` scanner type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: Literal["uareu"] = Field("uareu", description="Selects this driver.")
     product_id: int | None = Field(

@@ -163,7 +163,7 @@ def test_drivers_import_only_the_shared_core() -> None:
 def test_packages_own_their_config_sections() -> None:
     """Only the composition root, the CLI and the reference generator read the whole config."""
     readers = {e.split(" -> ")[0] for e in edges("appliance", ("appliance.config",))}
-    assert readers <= {"appliance.app", "appliance.config_reference"} | {
+    assert readers <= {"appliance.app", "appliance.config_reference", "appliance.preflight"} | {
         m for m in MODULES if _under(m, "appliance.cli")}
 
 

@@ -1,0 +1,114 @@
+"""Can this machine run this configuration? The checks ``check-config`` and ``run`` share.
+
+The config models say whether a file is well formed; these checks look at the machine: the
+data folder is a folder the service can write and others cannot read, every secret and file
+the config names can be read, the kiosk's host name resolves. Whatever ``run`` would crash on
+is an error here, with its key path and one line of reason. What ``run`` survives (a broker
+host that does not resolve yet: bookings work offline and the link keeps retrying) is a
+warning, so that a station still starts while the network is down.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import ConfigProblem, StationConfig
+from appliance.errors import StationError
+from appliance.store.keys import read_current_key
+from appliance.sync.commands import load_public_key
+from appliance.sync.tls import client_context
+from appliance.system.secrets import read_secret
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What the checks found: errors stop the station, warnings are printed."""
+
+    errors: list[ConfigProblem]
+    warnings: list[ConfigProblem]
+
+
+def preflight(config: StationConfig) -> Preflight:
+    """Every check against this machine, in the order a reader of the file meets the keys."""
+    errors: list[ConfigProblem] = []
+    warnings: list[ConfigProblem] = []
+    errors += _data_dir(config.station.data_dir)
+    errors += _secret("store.key_credential", lambda: read_current_key(config.store))
+    mqtt = config.mqtt
+    if mqtt.tls is not None:
+        tls = mqtt.tls
+
+        def context() -> object:
+            passphrase = (read_secret(tls.key_passphrase_credential).strip()
+                          if tls.key_passphrase_credential else None)
+            return client_context(tls, passphrase)
+
+        errors += _secret("mqtt.tls", context)
+    if mqtt.username and mqtt.password_credential:
+        name = mqtt.password_credential
+        errors += _secret("mqtt.password_credential", lambda: read_secret(name))
+    key = mqtt.commands.central_public_key
+    if key is not None:
+        errors += _secret("mqtt.commands.central_public_key", lambda: load_public_key(key))
+    if not _resolves(config.web.host):
+        errors.append(ConfigProblem(path="web.host",
+                                    message=f"{config.web.host!r} does not resolve to an address"))
+    if not _resolves(mqtt.host):
+        warnings.append(ConfigProblem(
+            path="mqtt.host", message=f"{mqtt.host!r} does not resolve now; the station starts "
+            "and keeps retrying (bookings work offline)"))
+    return Preflight(errors, warnings)
+
+
+def _data_dir(path: Path) -> list[ConfigProblem]:
+    key = "station.data_dir"
+    path = path.absolute()
+    if path.exists():
+        if not path.is_dir():
+            return [ConfigProblem(path=key, message=f"{path} exists and is not a folder")]
+        if not _writable(path):
+            return [ConfigProblem(path=key, message=f"{path} is not writable by this user")]
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            return [ConfigProblem(path=key, message=f"{path} can be read by others (mode "
+                                  f"{mode:o}); chmod 700 it")]
+        return []
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not _writable(parent):
+        return [ConfigProblem(path=key, message=f"{path} does not exist and cannot be created "
+                              f"({parent} is not a writable folder)")]
+    return []
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be made in ``folder`` (tried: root passes every access() check)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".preflight-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def _secret(key: str, load: object) -> list[ConfigProblem]:
+    try:
+        load()  # type: ignore[operator]
+    except (StationError, OSError, ValueError) as exc:
+        return [ConfigProblem(path=key, message=str(exc).splitlines()[0])]
+    return []
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
