@@ -69,7 +69,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from appliance.cli.minutiae import extract_command
 
-    return extract_command(args.image, args.ppi)
+    return extract_command(args.image, args.ppi,
+                           max_pixels=int(args.max_megapixels * 1_000_000))
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -142,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="minutiae of a fingerprint image as JSON (ONNX model)")
     p.add_argument("image", type=Path)
     p.add_argument("--ppi", type=int, default=None, help="resolution of the image (default 500)")
+    p.add_argument("--max-megapixels", type=float, default=10.0,
+                   help="refuse larger images, before decoding them (default 10)")
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("audit", help="audit log tools")

@@ -20,9 +20,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from appliance.errors import StationError
-from appliance.system.console import exit_code
 
 DEFAULT_PPI = 500
+#: Largest image ``extract`` reads: a 1000 ppi four-finger slap (3.2 x 3 in) is 9.6 million
+#: pixels. At this size the command peaks near 0.9 GB of memory (measured on a 10-megapixel
+#: image: see the README's measurement table).
+MAX_PIXELS = 10_000_000
 
 
 def minutiae_json(minutiae) -> str:
@@ -34,22 +37,35 @@ def minutiae_json(minutiae) -> str:
     return json.dumps({"minutiae": rows})
 
 
-def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout) -> int:
+def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout, *,
+                    max_pixels: int = MAX_PIXELS) -> int:
     """Print the minutiae of the image at ``image_path`` (``ppi`` defaults to 500).
 
-    Returns 0 on success, 2 for an unreadable image or a bad resolution, 1 when the model
-    cannot be loaded; reasons go to stderr. A reader of stdout that leaves early is the entry
-    points' concern (:func:`appliance.system.console.exit_code`: exit 1, no traceback).
+    Returns 0 on success, 2 for an unreadable or oversized image or a bad resolution, 1 when
+    the model cannot be loaded; reasons go to stderr. The image's size is read from its header
+    and refused above ``max_pixels`` before any pixel is decoded. A reader of stdout that
+    leaves early is the entry points' concern (:func:`appliance.system.console.exit_code`:
+    exit 1, no traceback).
     """
     from appliance.minutiae.extractor import PPI_RANGE, MinutiaeExtractor
 
     ppi = DEFAULT_PPI if ppi is None else int(ppi)
     if not PPI_RANGE[0] <= ppi <= PPI_RANGE[1]:
-        print(f"--ppi must be in {PPI_RANGE[0]}..{PPI_RANGE[1]}, got {ppi}", file=sys.stderr)
+        print(f"--ppi must be in {PPI_RANGE[0]}..{PPI_RANGE[1]} (the resolutions the "
+              f"extractor reads ridges at), got {ppi}", file=sys.stderr)
         return 2
     try:
         with Image.open(image_path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                print(f"{image_path}: {width} x {height} pixels is over the limit of "
+                      f"{max_pixels:,} (--max-megapixels)", file=sys.stderr)
+                return 2
             image = np.asarray(img.convert("L"))
+    except Image.DecompressionBombError:
+        print(f"{image_path}: the image declares more pixels than Pillow opens, over the limit "
+              f"of {max_pixels:,} (--max-megapixels)", file=sys.stderr)
+        return 2
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         print(f"{image_path}: cannot read image: {exc}", file=sys.stderr)
         return 2
@@ -61,18 +77,3 @@ def extract_command(image_path: Path, ppi: int | None, out: TextIO = sys.stdout)
         return 1
     print(minutiae_json(minutiae), file=out, flush=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m appliance.cli.minutiae IMAGE [--ppi N]``: the same as the station command."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="booking-station extract", description=__doc__)
-    parser.add_argument("image", type=Path, help="fingerprint image file (PNG, TIFF, BMP, ...)")
-    parser.add_argument("--ppi", type=int, default=None, help="scan resolution (default 500)")
-    args = parser.parse_args(argv)
-    return exit_code(lambda: extract_command(args.image, args.ppi))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -49,8 +49,10 @@ def shipped_model_dir() -> Path:
 
 #: The shipped model's folder.
 DEFAULT_MODEL_DIR = shipped_model_dir()
-#: Resolutions accepted by :meth:`MinutiaeExtractor.extract` (pixels per inch).
-PPI_RANGE = (100, 4000)
+#: Resolutions accepted by :meth:`MinutiaeExtractor.extract` (pixels per inch). Below about
+#: 250 ppi a ridge period (about 0.46 mm) spans fewer than 5 pixels: the ridges are not resolved
+#: and resampling to 500 ppi would invent them. Scanners for booking image at 500 or 1000 ppi.
+PPI_RANGE = (250, 2000)
 #: Smallest side (pixels at 500 ppi) worth looking at: about two ridge periods.
 MIN_SIDE = 24
 #: Grey-level spread under which an image holds no ridges at all.

@@ -146,3 +146,24 @@ def test_a_reader_that_leaves_early_gets_an_exit_code_not_a_traceback() -> None:
         proc.kill()
     assert rc == 1, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_audit_verify_of_a_named_database_needs_no_config(tmp_path: Path) -> None:
+    import asyncio
+
+    from appliance.store.crypto import BlobCipher, new_key
+    from appliance.store.store import Store
+
+    async def one_entry() -> None:
+        store = Store(tmp_path / "station.db", BlobCipher(new_key()))
+        store.open()
+        try:
+            await store.audit("station", "station_started", {})
+        finally:
+            store.close()
+
+    asyncio.run(one_entry())
+    result = run_cli("audit", "verify", "--database", str(tmp_path / "station.db"),
+                     "--config", str(tmp_path / "no-such-config.toml"))
+    assert result.returncode == 0, result.stderr
+    assert "audit chain OK: 1 entries" in result.stdout

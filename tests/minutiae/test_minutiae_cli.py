@@ -88,13 +88,40 @@ def test_unreadable_file_and_bad_ppi_are_usage_errors(tmp_path, capsys):
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(good)
     assert run(good, 0)[0] == 2
     assert "not-an-image.png" in capsys.readouterr().err
+    for ppi in (100, 249, 2001):
+        assert run(good, ppi)[0] == 2
+        assert "250..2000" in capsys.readouterr().err
+    assert run(good, 250)[0] == 0
 
 
-def test_module_entry_point_prints_one_json_line(tmp_path, impressions):
+def test_oversized_images_are_refused_from_their_header(tmp_path):
+    """A 20000 x 20000 PNG or a BMP claiming 60000 x 60000: exit 2 before decoding, no trace."""
+    huge = tmp_path / "huge.png"
+    Image.new("L", (20000, 20000), 255).save(huge)
+    bmp = tmp_path / "liar.bmp"
+    Image.new("L", (8, 8), 0).save(bmp)
+    header = bytearray(bmp.read_bytes())
+    header[18:22] = (60000).to_bytes(4, "little")  # BITMAPINFOHEADER width
+    header[22:26] = (60000).to_bytes(4, "little")  # and height
+    bmp.write_bytes(bytes(header))
+    for path in (huge, bmp):
+        proc = subprocess.run([sys.executable, "-m", "appliance.cli", "extract", str(path)],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "over the limit" in proc.stderr and "Traceback" not in proc.stderr
+    small = tmp_path / "one-megapixel.png"
+    Image.new("L", (1000, 1000), 255).save(small)
+    lowered = subprocess.run([sys.executable, "-m", "appliance.cli", "extract", str(small),
+                              "--max-megapixels", "0.5"], cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+    assert lowered.returncode == 2 and "500,000" in lowered.stderr
+
+
+def test_the_command_prints_one_json_line(tmp_path, impressions):
     path = tmp_path / "print.png"
     Image.fromarray(impressions[2].image).save(path)
     proc = subprocess.run(
-        [sys.executable, "-m", "appliance.cli.minutiae", str(path), "--ppi", "500"],
+        [sys.executable, "-m", "appliance.cli", "extract", str(path), "--ppi", "500"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
     )
     lines = proc.stdout.strip().splitlines()
@@ -102,14 +129,12 @@ def test_module_entry_point_prints_one_json_line(tmp_path, impressions):
     assert len(json.loads(lines[0])["minutiae"]) > 10
 
 
-@pytest.mark.parametrize("entry", ["appliance.cli", "appliance.cli.minutiae"])
-def test_a_reader_that_leaves_early_gets_an_exit_code_not_a_traceback(tmp_path, impressions,
-                                                                      entry):
+def test_a_reader_that_leaves_early_gets_an_exit_code_not_a_traceback(tmp_path, impressions):
     """``booking-station extract IMG | head -c 10``: the pipe closes before the JSON is written."""
     path = tmp_path / "print.png"
     Image.fromarray(impressions[2].image).save(path)
-    args = ["extract", str(path)] if entry == "appliance.cli" else [str(path)]
-    proc = subprocess.Popen([sys.executable, "-m", entry, *args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "extract", str(path)],
+                            cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # before the child has even loaded the model
     try:

@@ -139,3 +139,13 @@ def test_every_nist_input_encodes_near_fifteen_to_one_and_decodes(capsys):
     assert 10 <= statistics.median(ratios) <= 20
     assert min(ratios) >= 8 and max(ratios) <= 50
     assert min(psnrs) >= 23
+
+
+def test_a_frame_declaring_more_than_the_bound_is_refused_before_decoding() -> None:
+    """Sizes a header declares are checked before anything is allocated for them."""
+    data = bytearray(encode_wsq(np.full((64, 80), 128, np.uint8)))
+    sof = data.index(b"\xff\xa2") + 4  # the marker, then 2 bytes of length
+    data[sof + 2:sof + 4] = (9000).to_bytes(2, "big")  # rows
+    data[sof + 4:sof + 6] = (9000).to_bytes(2, "big")  # columns
+    with pytest.raises(WsqError, match="9000x9000"):
+        decode_wsq(bytes(data))
