@@ -23,8 +23,8 @@ from appliance.errors import StationError
 
 DEFAULT_PPI = 500
 #: Largest image ``extract`` reads: a 1000 ppi four-finger slap (3.2 x 3 in) is 9.6 million
-#: pixels. At this size the command peaks near 0.9 GB of memory (measured on a 10-megapixel
-#: image: see the README's measurement table).
+#: pixels. At this size the command peaks near 0.9 GB of memory
+#: (``benchmarks/extract_memory.py``).
 MAX_PIXELS = 10_000_000
 
 
