@@ -165,8 +165,28 @@ def _run_child(db: Path, key: bytes, seed: int, log_path: Path) -> None:
     os._exit(0)
 
 
+def unsafe_synchronous(mode: str) -> None:
+    """Open the store with ``PRAGMA synchronous=<mode>`` (for tests that must see a loss)."""
+    from appliance.store import database, writer
+
+    safe = database.connect
+
+    def connect(path: Path):  # type: ignore[no-untyped-def]
+        conn = safe(path)
+        conn.execute(f"PRAGMA synchronous={mode}")
+        return conn
+
+    database.connect = writer.connect = connect  # type: ignore[assignment]
+
+
 def zygote() -> None:
-    """Fork one workload per request; report its pid and how it ended."""
+    """Fork one workload per request; report its pid and how it ended.
+
+    ``BST_CRASH_SYNCHRONOUS=OFF`` in the environment makes the store skip its fsyncs: the
+    harness must then find lost bookings, which shows that it can.
+    """
+    if os.environ.get("BST_CRASH_SYNCHRONOUS"):
+        unsafe_synchronous(os.environ["BST_CRASH_SYNCHRONOUS"])
     devnull = os.open(os.devnull, os.O_WRONLY)
     for line in sys.stdin:
         words = line.split()
