@@ -1,0 +1,83 @@
+"""The station under the notify socket a test holds, as systemd would run it from the unit:
+READY only after the warm-up, a watchdog that stops when a worker wedges, STOPPING on SIGTERM,
+and a whole booking with no memory both writable and executable (MemoryDenyWriteExecute)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.system.conftest import StationProcess, mdwe_supported, write_station_config
+
+
+def post(port: int, path: str, body: dict | None = None, timeout: float = 120) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 data=json.dumps(body or {}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as res:
+        return json.loads(res.read())
+
+
+def test_ready_after_warm_up_a_booking_under_mdwe_and_stopping(
+        tmp_path: Path, mosquitto, station_process: list[StationProcess]) -> None:
+    if not mdwe_supported():
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+    web = free_port()
+    station = StationProcess(tmp_path, write_station_config(tmp_path, mosquitto.port, web), web,
+                             mdwe=True)
+    station_process.append(station)
+    station.start()
+    ready_at = station.notify.wait_for("READY=1", 180)
+    # the warm-up (NFIQ 2 loaded, the minutiae model run once) logged before READY was sent
+    assert any("NFIQ 2 backend" in line for line in station.output), station.output
+    assert station.health() == 200
+    station.notify.wait_for("WATCHDOG=1", 30, after=ready_at)
+
+    post(web, "/api/booking", {"booking_number": "BK-MDWE"})
+    for _ in range(3):
+        post(web, "/api/capture")
+        post(web, "/api/accept")
+    post(web, "/api/submit")
+    assert station.stop() == 0
+    station.notify.wait_for("STOPPING=1", 1)
+    db = sqlite3.connect(tmp_path / "station" / "station.db")
+    (bookings,) = db.execute("SELECT COUNT(*) FROM bookings").fetchone()
+    (impressions,) = db.execute("SELECT COUNT(*) FROM impressions").fetchone()
+    db.close()
+    assert (bookings, impressions) == (1, 3)
+    assert not any("Traceback" in line for line in station.output), "".join(station.output)
+
+
+def test_a_wedged_scanner_stops_the_watchdog(tmp_path: Path, mosquitto,
+                                             station_process: list[StationProcess]) -> None:
+    """A capture that holds the scanner's owner thread longer than heartbeat_stale_s stops
+    WATCHDOG=1 (systemd's WatchdogSec= would restart a station hung like this), and the feed
+    comes back once the thread answers again."""
+    web = free_port()
+    # the emulator's slowest capture (5 s) against a 1 s staleness bound: a wedge of ~4 s
+    config = write_station_config(tmp_path, mosquitto.port, web,
+                                  scanner="capture_latency_s = 5\n",
+                                  system="heartbeat_stale_s = 1\n")
+    station = StationProcess(tmp_path, config, web, watchdog_usec=500_000)
+    station_process.append(station)
+    station.start()
+    ready_at = station.notify.wait_for("READY=1", 180)
+    station.notify.wait_for("WATCHDOG=1", 30, after=ready_at)
+    post(web, "/api/booking", {"booking_number": "BK-WEDGE"})
+    capture = threading.Thread(target=post, args=(web, "/api/capture"), daemon=True)
+    capture.start()
+    stale_at = station.notify.wait_for("STATUS=workers not responding: scanner", 120)
+    capture.join(180)
+    assert not capture.is_alive()
+    fed_again = station.notify.wait_for("WATCHDOG=1", 60, after=stale_at)
+    missed = [at for at, line in station.notify.lines()
+              if stale_at <= at < fed_again and line.startswith("STATUS=workers not responding")]
+    fed = [at for at, line in station.notify.lines()
+           if line == "WATCHDOG=1" and stale_at <= at < fed_again]
+    assert len(missed) >= 2 and fed == []
