@@ -1,0 +1,120 @@
+#!/bin/bash
+# Shows the install without the hardware: builds a Debian root for another machine (arm64
+# Debian 13 stands in for Raspberry Pi OS trixie; amd64 Debian 12 or 13 for a kiosk PC) with
+# mmdebstrap, runs install/install.sh inside it twice (the second run must change nothing),
+# then install/smoke.sh (check-config, extract, one emulated booking held by central), then
+# the uninstaller. arm64 runs through qemu-user-static and binfmt_misc.
+#
+#     sudo install/build-root.sh --suite trixie --arch arm64 [--dir DIR] [--kiosk yes]
+#
+# Needs the Debian packages mmdebstrap, and for a foreign architecture qemu-user-static
+# (binfmt_misc mounted). The log of every step is in DIR.log; the exit status is the first
+# failure's.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+suite=trixie
+arch=$(dpkg --print-architecture)
+dir=""
+mirror=http://deb.debian.org/debian
+kiosk=no
+keep=no
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --suite) suite=$2; shift 2 ;;
+        --arch) arch=$2; shift 2 ;;
+        --dir) dir=$2; shift 2 ;;
+        --mirror) mirror=$2; shift 2 ;;
+        --kiosk) kiosk=$2; shift 2 ;;
+        --keep) keep=yes; shift ;;
+        *) echo "build-root.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+dir=${dir:-/var/tmp/booking-station-root-$suite-$arch}
+[ "$(id -u)" = 0 ] || { echo "build-root.sh: run as root" >&2; exit 2; }
+command -v mmdebstrap >/dev/null || { echo "build-root.sh: apt-get install mmdebstrap" >&2; exit 2; }
+
+step() { printf '\n### %s  %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+mounted=()
+# Never remove a root while anything is mounted inside it: /dev, /proc and the pip cache are
+# bind mounts of this machine's own.
+remove_root() {
+    if findmnt -rn -o TARGET | grep -q "^$dir/"; then
+        echo "build-root.sh: something is still mounted under $dir; not removing it" >&2
+        return 1
+    fi
+    rm -rf --one-file-system "$dir"
+}
+cleanup() {
+    for ((i=${#mounted[@]}-1; i>=0; i--)); do umount "${mounted[i]}" 2>/dev/null || true; done
+    if [ "$keep" = no ]; then remove_root || true; fi
+}
+trap cleanup EXIT
+bind() { mkdir -p "$dir$2"; mount --bind "$1" "$dir$2"; mounted+=("$dir$2"); }
+
+if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+    [ -e /proc/sys/fs/binfmt_misc/status ] \
+        || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+        || { echo "build-root.sh: binfmt_misc cannot be mounted: $arch cannot run here" >&2; exit 2; }
+    update-binfmts --enable >/dev/null 2>&1 || true
+fi
+
+step "mmdebstrap $suite $arch into $dir ($mirror)"
+[ ! -e "$dir" ] || remove_root
+mmdebstrap --mode=root --variant=minbase --arch="$arch" \
+    --include=systemd,udev,dbus,ca-certificates,python3 \
+    "$suite" "$dir" "$mirror"
+grep PRETTY_NAME "$dir/etc/os-release"
+chroot "$dir" sh -c 'echo "glibc $(getconf GNU_LIBC_VERSION), $(python3 -V), $(uname -m)"'
+
+step "copying the source tree to /usr/src/booking-station"
+mkdir -p "$dir/usr/src/booking-station"
+tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./demo-state \
+    --exclude='__pycache__' --exclude='*.egg-info' --exclude=./build -cf - . \
+    | tar -C "$dir/usr/src/booking-station" -xf -
+# no daemon starts inside the root (there is no init running in it)
+printf '#!/bin/sh\nexit 101\n' > "$dir/usr/sbin/policy-rc.d"; chmod +x "$dir/usr/sbin/policy-rc.d"
+cp -L /etc/resolv.conf "$dir/etc/resolv.conf"
+# This site's own certificate authorities (a proxy that inspects TLS, say) come along, so pip
+# inside the root trusts what pip outside it trusts.
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+    chroot "$dir" update-ca-certificates >/dev/null
+fi
+bind /proc /proc; bind /sys /sys; bind /dev /dev; bind /dev/pts /dev/pts
+mkdir -p /var/cache/booking-station-pip
+bind /var/cache/booking-station-pip /root/.cache/pip
+in_root() { chroot "$dir" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt "$@"; }
+
+src=/usr/src/booking-station
+step "install.sh (first run)"
+in_root "$src/install/install.sh" --config "$src/install/smoke/station.toml" --kiosk "$kiosk"
+step "install.sh (second run: must change nothing)"
+before=$(in_root sh -c 'find /etc/booking-station /opt/booking-station /etc/systemd /etc/udev /etc/tmpfiles.d -printf "%p %m %u %g %s %T@\n" | sort | sha256sum')
+second=$(in_root "$src/install/install.sh" --config "$src/install/smoke/station.toml" \
+    --kiosk "$kiosk")
+echo "$second"
+grep -q "already installed" <<<"$second" || { echo "second install rebuilt the venv" >&2; exit 1; }
+after=$(in_root sh -c 'find /etc/booking-station /opt/booking-station /etc/systemd /etc/udev /etc/tmpfiles.d -printf "%p %m %u %g %s %T@\n" | sort | sha256sum')
+[ "$before" = "$after" ] || { echo "second install changed files" >&2; exit 1; }
+echo "second run: no file changed"
+
+step "systemd-analyze verify and security inside the root"
+in_root systemd-analyze verify booking-station.service
+[ "$kiosk" = yes ] && in_root systemd-analyze verify booking-station-kiosk.service
+in_root systemd-analyze security --offline=true booking-station.service | tail -1
+
+step "smoke: check-config, extract, one emulated booking"
+in_root "$src/install/smoke.sh"
+
+step "uninstall.sh (keeps the data)"
+in_root /opt/booking-station/uninstall.sh
+in_root test -f /etc/booking-station/credentials/db-key
+in_root test -d /var/lib/booking-station
+in_root test ! -e /opt/booking-station
+in_root test ! -e /etc/systemd/system/booking-station.service
+echo "uninstalled; /etc/booking-station and /var/lib/booking-station kept"
+step "done: $suite $arch"
