@@ -61,6 +61,27 @@ def scanner_under_test(spec: str) -> ScannerUnderTest:
     raise ValueError(f"unknown scanner spec {spec!r}: use serial:... or usb:...")
 
 
+def station_scanner_toml(spec: str) -> str:
+    """The station config's ``[scanner]`` section for ``spec`` (the same forms as above)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "serial":
+        if rest.startswith("r30xemu://"):
+            return f'type = "r30x"\nport = "{rest}"\n'
+        path, _, query = rest.removeprefix("//").partition("?")
+        lines = ['type = "r30x"', f'port = "{path}"']
+    elif kind == "usb" and rest == "emulator":
+        return ('type = "uareu"\nusb_backend = "emulator"\n'
+                '[scanner.emulator]\nfinger_source = "pattern"\n')
+    elif kind == "usb":
+        ids, _, query = rest.partition("?")
+        lines = ['type = "uareu"', f"product_id = {int(ids.partition(':')[2], 16)}"]
+    else:
+        raise ValueError(f"unknown scanner spec {spec!r}: use serial:... or usb:...")
+    for key, value in _options(query).items():
+        lines.append(f"{key} = {value!r}" if isinstance(value, int) else f'{key} = "{value}"')
+    return "\n".join(lines) + "\n"
+
+
 def _usb_absent(vendor: int, product: int) -> str:
     import usb.backend.libusb1
     import usb.core

@@ -68,6 +68,13 @@ done
 
 say() { printf '==> %s\n' "$*"; }
 refuse() { printf 'install.sh: %s\n' "$*" >&2; exit 3; }
+# put MODE SRC DEST: install a file only when its content or mode differ, so a second run
+# writes nothing (an SD card counts every write)
+put() {
+    if ! cmp -s "$2" "$3" || [ "$(stat -c %a "$3")" != "${1#0}" ]; then
+        install -m "$1" "$2" "$3"
+    fi
+}
 
 [ "$(id -u)" = 0 ] || refuse "run as root (sudo install/install.sh)"
 [ -f "$source_dir/pyproject.toml" ] || [ -n "$wheel" ] \
@@ -106,7 +113,7 @@ say "installing on ${PRETTY_NAME:-Debian} ($arch, glibc $glibc); kiosk screen: $
 # --- 2. System packages ------------------------------------------------------------------
 export DEBIAN_FRONTEND=noninteractive
 packages=(python3 python3-venv libusb-1.0-0 ca-certificates)
-[ "$kiosk" = yes ] && packages+=(cage chromium fonts-dejavu-core)
+[ "$kiosk" = yes ] && packages+=(cage xwayland chromium fonts-dejavu-core)
 # wsq has no aarch64 wheel: pip compiles it, so the compiler and headers are here only while
 # the venv is built, and leave again afterwards.
 build_tools=(build-essential python3-dev)
@@ -151,7 +158,7 @@ if [ "$kiosk" = yes ]; then
     done
 fi
 install -d -m 0755 /etc/tmpfiles.d
-install -m 0644 "$HERE/../systemd/booking-station.tmpfiles" /etc/tmpfiles.d/booking-station.conf
+put 0644 "$HERE/../systemd/booking-station.tmpfiles" /etc/tmpfiles.d/booking-station.conf
 systemd-tmpfiles --create /etc/tmpfiles.d/booking-station.conf
 
 # --- 4. The application, in a venv of its own per version --------------------------------
@@ -227,30 +234,35 @@ print("yes" if host in ("127.0.0.1", "localhost", "::1") else "no")' "$ETC/confi
 systemd_running=no
 [ -d /run/systemd/system ] && systemd_running=yes
 units=(booking-station.service)
-install -m 0644 "$HERE/../systemd/booking-station.service" /etc/systemd/system/
-install -m 0644 "$HERE/../systemd/60-booking-station-scanners.rules" /etc/udev/rules.d/
+put 0644 "$HERE/../systemd/booking-station.service" /etc/systemd/system/booking-station.service
+install -d -m 0755 /etc/udev/rules.d
+put 0644 "$HERE/../systemd/60-booking-station-scanners.rules" \
+    /etc/udev/rules.d/60-booking-station-scanners.rules
 install -d -m 0755 /etc/systemd/journald.conf.d
-install -m 0644 "$HERE/../systemd/journald-booking-station.conf" \
+put 0644 "$HERE/../systemd/journald-booking-station.conf" \
     /etc/systemd/journald.conf.d/booking-station.conf
 dropins=/etc/systemd/system/booking-station.service.d
 if [ -f "$ETC/credentials/mqtt-password" ]; then
     install -d -m 0755 "$dropins"
     printf '[Service]\nLoadCredential=booking-station-mqtt-password:%s\n' \
-        "$ETC/credentials/mqtt-password" > "$dropins/mqtt-password.conf"
+        "$ETC/credentials/mqtt-password" > "$dropins/.mqtt-password.new"
+    put 0644 "$dropins/.mqtt-password.new" "$dropins/mqtt-password.conf"
+    rm -f "$dropins/.mqtt-password.new"
 fi
 if [ "$kiosk" = yes ]; then
     units+=(booking-station-kiosk.service)
-    install -m 0644 "$HERE/../systemd/booking-station-kiosk.service" /etc/systemd/system/
-    install -m 0644 "$HERE/../systemd/booking-station-kiosk.pam" /etc/pam.d/booking-station-kiosk
+    put 0644 "$HERE/../systemd/booking-station-kiosk.service" \
+        /etc/systemd/system/booking-station-kiosk.service
+    put 0644 "$HERE/../systemd/booking-station-kiosk.pam" /etc/pam.d/booking-station-kiosk
     install -d -m 0755 "$PREFIX/kiosk"
-    install -m 0755 "$HERE/kiosk/launcher.py" "$PREFIX/kiosk/launcher.py"
-    install -m 0644 "$HERE/kiosk/station-down.html" "$PREFIX/kiosk/station-down.html"
+    put 0755 "$HERE/kiosk/launcher.py" "$PREFIX/kiosk/launcher.py"
+    put 0644 "$HERE/kiosk/station-down.html" "$PREFIX/kiosk/station-down.html"
 fi
 install -d -m 0755 /usr/share/doc/booking-station
 for doc in README.md docs/install.md; do
-    [ -f "$source_dir/$doc" ] && install -m 0644 "$source_dir/$doc" /usr/share/doc/booking-station/
+    [ -f "$source_dir/$doc" ] && put 0644 "$source_dir/$doc" "/usr/share/doc/booking-station/$(basename "$doc")"
 done
-install -m 0755 "$HERE/uninstall.sh" "$PREFIX/uninstall.sh"
+put 0755 "$HERE/uninstall.sh" "$PREFIX/uninstall.sh"
 
 # --- 7. Switch over ----------------------------------------------------------------------
 if [ "$current" != "$venv" ]; then
