@@ -2,8 +2,10 @@
 # Installs the Debian packages that the demo or the test suite drive for real.
 #   tools/system-deps.sh demo   Mosquitto (the demo's broker when none is listening)
 #   tools/system-deps.sh test   Mosquitto and its clients (the tests start their own brokers on
-#                               free ports), Chromium (browser tests), openssl (test PKI),
-#                               fuse3 (the power-cut file system of the store's crash tests)
+#                               free ports), Chromium (browser tests, the kiosk screen's
+#                               launcher), openssl (test PKI), fuse3 (the power-cut file system
+#                               of the store's crash tests), cage and systemd-analyze (the kiosk
+#                               screen's unit is verified with them)
 # Runs apt-get only when something is missing and we are root (or sudo works without a
 # password). Otherwise the demo stops with the one command to run; the tests that need a
 # missing package skip with the reason.
@@ -16,6 +18,8 @@ if [ "$what" = test ]; then
   command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$missing chromium"
   command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
   command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
+  [ -x /usr/bin/cage ] || missing="$missing cage"
+  command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
