@@ -2,13 +2,15 @@
 # Shows the install without the hardware: builds a Debian root for another machine (arm64
 # Debian 13 stands in for Raspberry Pi OS trixie; amd64 Debian 12 or 13 for a kiosk PC) with
 # mmdebstrap, runs install/install.sh inside it twice (the second run must change nothing),
-# then install/smoke.sh (check-config, extract, one emulated booking held by central), then
-# the uninstaller. arm64 runs through qemu-user-static and binfmt_misc.
+# then install/smoke.sh (check-config, extract, one emulated booking held by central); then,
+# for this machine's own architecture, boots the root with systemd-nspawn and runs
+# install/boot-check.sh (the service under systemd with its sandbox, a booking, a restart);
+# then the uninstaller. arm64 runs through qemu-user-static and binfmt_misc.
 #
-#     sudo install/build-root.sh --suite trixie --arch arm64 [--dir DIR] [--kiosk yes]
+#     sudo install/build-root.sh --suite trixie --arch arm64 [--dir DIR] [--kiosk yes] [--no-boot]
 #
-# Needs the Debian packages mmdebstrap, and for a foreign architecture qemu-user-static
-# (binfmt_misc mounted). The log of every step is in DIR.log; the exit status is the first
+# Needs the Debian packages mmdebstrap, systemd-container (for the boot), and for a foreign
+# architecture qemu-user-static (binfmt_misc mounted). The log of every step is in DIR.log; the exit status is the first
 # failure's.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ dir=""
 mirror=http://deb.debian.org/debian
 kiosk=no
 keep=no
+boot=yes
 while [ $# -gt 0 ]; do
     case "$1" in
         --suite) suite=$2; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
         --mirror) mirror=$2; shift 2 ;;
         --kiosk) kiosk=$2; shift 2 ;;
         --keep) keep=yes; shift ;;
+        --no-boot) boot=no; shift ;;
         *) echo "build-root.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -110,11 +114,38 @@ in_root systemd-analyze security --offline=true booking-station.service | tail -
 step "smoke: check-config, extract, one emulated booking"
 in_root "$src/install/smoke.sh"
 
+# The bind mounts go before the root is booted: systemd-nspawn mounts its own.
+for ((i=${#mounted[@]}-1; i>=0; i--)); do umount "${mounted[i]}"; done
+mounted=()
+nspawn=(systemd-nspawn -q -D "$dir" --register=no --keep-unit)
+if [ "$boot" = yes ] && [ "$arch" = "$(dpkg --print-architecture)" ] \
+        && command -v systemd-nspawn >/dev/null; then
+    step "boot the root under systemd (systemd-nspawn, its own network): the installed service"
+    "${nspawn[@]}" --private-network --console=passive -b >"$dir.boot.log" 2>&1 &
+    booted=$!
+    leader=""
+    for _ in $(seq 120); do
+        leader=$(ps -o pid= --ppid "$booted" | head -n1 | tr -d ' ')
+        if [ -n "$leader" ]; then
+            state=$(nsenter -t "$leader" -a systemctl is-system-running --wait 2>/dev/null || true)
+            case "$state" in running|degraded) echo "booted: $state"; break ;; esac
+        fi
+        sleep 1
+    done
+    status=0
+    nsenter -t "$leader" -a /usr/src/booking-station/install/boot-check.sh || status=$?
+    nsenter -t "$leader" -a systemctl poweroff || kill "$booted"
+    wait "$booted" || true
+    [ "$status" = 0 ] || { echo "boot check failed (log: $dir.boot.log)" >&2; exit 1; }
+else
+    echo "(not booted: --no-boot, another architecture than this machine's, or no systemd-nspawn)"
+fi
+
 step "uninstall.sh (keeps the data)"
-in_root /opt/booking-station/uninstall.sh
-in_root test -f /etc/booking-station/credentials/db-key
-in_root test -d /var/lib/booking-station
-in_root test ! -e /opt/booking-station
-in_root test ! -e /etc/systemd/system/booking-station.service
+"${nspawn[@]}" /opt/booking-station/uninstall.sh
+test -f "$dir/etc/booking-station/credentials/db-key"
+test -d "$dir/var/lib/booking-station"
+test ! -e "$dir/opt/booking-station"
+test ! -e "$dir/etc/systemd/system/booking-station.service"
 echo "uninstalled; /etc/booking-station and /var/lib/booking-station kept"
 step "done: $suite $arch"
