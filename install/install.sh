@@ -70,9 +70,11 @@ say() { printf '==> %s\n' "$*"; }
 refuse() { printf 'install.sh: %s\n' "$*" >&2; exit 3; }
 # put MODE SRC DEST: install a file only when its content or mode differ, so a second run
 # writes nothing (an SD card counts every write)
+changed=no
 put() {
     if ! cmp -s "$2" "$3" || [ "$(stat -c %a "$3")" != "${1#0}" ]; then
         install -m "$1" "$2" "$3"
+        changed=yes
     fi
 }
 
@@ -143,10 +145,8 @@ if ! getent passwd "$SERVICE_USER" >/dev/null; then
     useradd --system --user-group --home-dir "$STATE" --no-create-home \
         --shell /usr/sbin/nologin --comment "booking station" "$SERVICE_USER"
 fi
-for group in dialout plugdev; do
-    getent group "$group" >/dev/null || groupadd --system "$group"
-done
-usermod -a -G dialout,plugdev "$SERVICE_USER"
+getent group dialout >/dev/null || groupadd --system dialout
+id -nG "$SERVICE_USER" | grep -qw dialout || usermod -a -G dialout "$SERVICE_USER"
 if [ "$kiosk" = yes ] && ! getent passwd "$KIOSK_USER" >/dev/null; then
     say "creating system user $KIOSK_USER (the kiosk screen)"
     useradd --system --user-group --home-dir /run/booking-kiosk --no-create-home \
@@ -239,8 +239,12 @@ install -d -m 0755 /etc/udev/rules.d
 put 0644 "$HERE/../systemd/60-booking-station-scanners.rules" \
     /etc/udev/rules.d/60-booking-station-scanners.rules
 install -d -m 0755 /etc/systemd/journald.conf.d
+changed_before_journald=$changed
+changed=no
 put 0644 "$HERE/../systemd/journald-booking-station.conf" \
     /etc/systemd/journald.conf.d/booking-station.conf
+journald_changed=$changed
+[ "$changed_before_journald" = yes ] && changed=yes
 dropins=/etc/systemd/system/booking-station.service.d
 if [ -f "$ETC/credentials/mqtt-password" ]; then
     install -d -m 0755 "$dropins"
@@ -276,6 +280,7 @@ if [ "$current" != "$venv" ]; then
             || refuse "the store backup failed; the installed version is unchanged"
     fi
     ln -sfn "$venv" "$PREFIX/.venv.next" && mv -T "$PREFIX/.venv.next" "$PREFIX/.venv"
+    changed=yes
     # keep the version just replaced (for going back by hand), drop anything older
     for old in "$PREFIX"/venvs/*; do
         [ "$old" = "$venv" ] || [ "$old" = "$current" ] || rm -rf "$old"
@@ -286,14 +291,18 @@ fi
 if [ "$systemd_running" = yes ]; then
     systemctl daemon-reload
     udevadm control --reload && udevadm trigger --subsystem-match=usb --subsystem-match=tty || true
-    systemctl try-restart systemd-journald.service
+    [ "$journald_changed" = yes ] && systemctl try-restart systemd-journald.service
     [ "$local_broker" = yes ] && systemctl enable -q --now mosquitto.service
 else
     [ "$local_broker" = yes ] && systemctl enable -q mosquitto.service
 fi
 systemctl enable -q "${units[@]}"
 if [ "$systemd_running" = yes ] && [ "$start" = yes ]; then
-    say "starting ${units[*]}"
-    systemctl restart "${units[@]}"
+    if [ "$changed" = yes ]; then
+        say "restarting ${units[*]}"
+        systemctl restart "${units[@]}"
+    else
+        systemctl start "${units[@]}"   # nothing changed: a running station is left alone
+    fi
 fi
 say "done: booking-station $stamp; the store in $STATE and the secrets in $ETC are kept across upgrades"
