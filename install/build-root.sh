@@ -110,6 +110,9 @@ step "systemd-analyze verify and security inside the root"
 in_root systemd-analyze verify booking-station.service
 [ "$kiosk" = yes ] && in_root systemd-analyze verify booking-station-kiosk.service
 in_root systemd-analyze security --offline=true booking-station.service | tail -1
+if in_root udevadm verify --help >/dev/null 2>&1; then   # systemd 254 and newer
+    in_root udevadm verify --resolve-names=never /etc/udev/rules.d/60-booking-station-scanners.rules
+fi
 
 step "smoke: check-config, extract, one emulated booking"
 in_root "$src/install/smoke.sh"
