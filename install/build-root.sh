@@ -117,6 +117,13 @@ fi
 step "smoke: check-config, extract, one emulated booking"
 in_root "$src/install/smoke.sh"
 
+step "preparing an upgrade: a newer source tree, and its wheels for the offline root"
+rm -rf "$dir$src-next"
+cp -a "$dir$src" "$dir$src-next"
+printf '# upgraded: %s\n' "$(date -u +%FT%TZ)" >> "$dir$src-next/appliance/__init__.py"
+in_root sh -c "python3 -m venv /tmp/download && /tmp/download/bin/pip download -q \
+    -d /var/cache/booking-station-wheels $src-next argon2-cffi setuptools wheel pip"
+
 # The bind mounts go before the root is booted: systemd-nspawn mounts its own.
 for ((i=${#mounted[@]}-1; i>=0; i--)); do umount "${mounted[i]}"; done
 mounted=()
@@ -137,6 +144,13 @@ if [ "$boot" = yes ] && [ "$arch" = "$(dpkg --print-architecture)" ] \
     done
     status=0
     nsenter -t "$leader" -a /usr/src/booking-station/install/boot-check.sh || status=$?
+    if [ "$status" = 0 ]; then
+        step "upgrade while the station runs (the booted root has no network: wheels from disk)"
+        nsenter -t "$leader" -a env PIP_NO_INDEX=1 PIP_FIND_LINKS=/var/cache/booking-station-wheels \
+            "$src-next/install/install.sh" --source "$src-next" --kiosk "$kiosk" || status=$?
+        nsenter -t "$leader" -a /usr/src/booking-station/install/boot-check.sh --after-upgrade \
+            || status=$?
+    fi
     nsenter -t "$leader" -a systemctl poweroff || kill "$booted"
     wait "$booted" || true
     [ "$status" = 0 ] || { echo "boot check failed (log: $dir.boot.log)" >&2; exit 1; }

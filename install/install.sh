@@ -276,8 +276,8 @@ if [ "$current" != "$venv" ]; then
     fi
     if [ -n "$current" ] && "$venv/bin/python" "$HERE/probe.py" --has-store "$ETC/config.toml"; then
         say "backing up the store before the upgrade"
-        "$current/bin/booking-station" store backup --config "$ETC/config.toml" \
-            || refuse "the store backup failed; the installed version is unchanged"
+        runuser -u "$SERVICE_USER" -- "$current/bin/booking-station" store backup \
+            --config "$ETC/config.toml" || refuse "the store backup failed; the installed version is unchanged"
     fi
     ln -sfn "$venv" "$PREFIX/.venv.next" && mv -T "$PREFIX/.venv.next" "$PREFIX/.venv"
     changed=yes
