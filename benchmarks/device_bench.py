@@ -357,6 +357,11 @@ def main() -> int:
         tx = transaction_bytes(db) / args.bookings
         written = (after["write_bytes"] - before["write_bytes"]) / args.bookings
         wchar = (after["wchar"] - before["wchar"]) / args.bookings
+        stored = sum(p.stat().st_size for p in db.parent.glob("station.db*"))
+        per_tx = transaction_bytes(db) / args.bookings
+        print(f"store on disk after the bookings: {stored / 1e6:.2f} MB "
+              f"({stored / args.bookings / 1e6:.2f} MB per booking, counting the empty store "
+              f"and the WAL; the transaction {per_tx / 1e6:.2f} MB)")
         print(f"resident memory during {args.bookings} {args.sequence} bookings: peak "
               f"{peak:.0f} MB (at rest {rest:.0f} MB)")
         print(f"written per booking (committed, uploaded, acknowledged): {written / 1e6:.2f} MB "
