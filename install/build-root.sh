@@ -51,7 +51,11 @@ remove_root() {
     fi
     rm -rf --one-file-system "$dir"
 }
+booted=""
 cleanup() {
+    if [ -n "$booted" ] && kill -0 "$booted" 2>/dev/null; then
+        kill "$booted"; wait "$booted" 2>/dev/null || true
+    fi
     for ((i=${#mounted[@]}-1; i>=0; i--)); do umount "${mounted[i]}" 2>/dev/null || true; done
     if [ "$keep" = no ]; then remove_root || true; fi
 }
@@ -135,7 +139,7 @@ if [ "$boot" = yes ] && [ "$arch" = "$(dpkg --print-architecture)" ] \
     booted=$!
     leader=""
     for _ in $(seq 120); do
-        leader=$(ps -o pid= --ppid "$booted" | head -n1 | tr -d ' ')
+        leader=$(pgrep -P "$booted" | head -n1 || true)
         if [ -n "$leader" ]; then
             state=$(nsenter -t "$leader" -a systemctl is-system-running --wait 2>/dev/null || true)
             case "$state" in running|degraded) echo "booted: $state"; break ;; esac
