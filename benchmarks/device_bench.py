@@ -156,7 +156,8 @@ def start_station(work: Path, config: Path, creds: Path) -> tuple[subprocess.Pop
                PYTHONDONTWRITEBYTECODE="1")  # as the unit sets it
     started = time.monotonic()
     proc = subprocess.Popen([str(BIN / "booking-station"), "run", "--config", str(config)],
-                            env=env, cwd=work, stdout=subprocess.DEVNULL)
+                            env=env, cwd=work, stdout=subprocess.DEVNULL,
+                            preexec_fn=lambda: os.umask(0o077))  # the unit's UMask=0077
     return proc, notify, started
 
 

@@ -126,7 +126,7 @@ rm -rf "$dir$src-next"
 cp -a "$dir$src" "$dir$src-next"
 printf '# upgraded: %s\n' "$(date -u +%FT%TZ)" >> "$dir$src-next/appliance/__init__.py"
 in_root sh -c "python3 -m venv /tmp/download && /tmp/download/bin/pip download -q \
-    -d /var/cache/booking-station-wheels $src-next argon2-cffi setuptools wheel pip"
+    -d /var/cache/booking-station-wheels $src-next setuptools wheel pip"
 
 # The bind mounts go before the root is booted: systemd-nspawn mounts its own.
 for ((i=${#mounted[@]}-1; i>=0; i--)); do umount "${mounted[i]}"; done

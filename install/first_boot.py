@@ -6,7 +6,7 @@ logins people already use. New passwords and PINs are printed once, here, and st
 hashes. Files (see docs/install.md):
 
 - ``credentials/db-key``: the store's AES-256 key, 64 hex digits (0600 root).
-- ``credentials/admin-users``: technician logins, ``user:pbkdf2_sha256$...`` lines as
+- ``credentials/admin-users``: technician logins, ``user:$argon2id$...`` lines as
   ``booking-station hash-password USER`` prints them (0600 root).
 - ``credentials/officers``: kiosk officers, ``officer_id:$argon2id$...`` lines (0600 root).
 - ``credentials/mqtt-password``: the broker password, only with ``--mqtt-user`` (0600 root).

@@ -183,10 +183,10 @@ else
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
     if ! "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary wsq \
-            "$target" argon2-cffi 2>/dev/null; then
+            "$target" 2>/dev/null; then
         # no wheel for something (wsq on aarch64): build it, then take the tools away again
         apt_install "${build_tools[@]}"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "$target" argon2-cffi
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$target"
         if [ ${#missing_build_tools[@]} -gt 0 ]; then
             say "removing the build tools again: ${missing_build_tools[*]}"
             apt-mark auto "${missing_build_tools[@]}" >/dev/null
@@ -213,7 +213,9 @@ print(pathlib.Path(appliance.__file__).parent / "examples" / (sys.argv[1] + ".to
     say "wrote $ETC/config.toml (from ${config_file:-the $example example}): edit it, then"
     say "    $PREFIX/.venv/bin/booking-station check-config $ETC/config.toml"
 fi
-if ! "$venv/bin/booking-station" check-config "$ETC/config.toml"; then
+# The file alone: the machine side (the service user's view of its folders and credentials)
+# is checked by the unit's ExecStartPre, as that user, each time the station starts.
+if ! "$venv/bin/booking-station" check-config --file-only "$ETC/config.toml"; then
     [ "$fresh" = yes ] && [ "$current" != "$venv" ] && rm -rf "$venv"
     refuse "$ETC/config.toml does not pass this version's check-config (errors above); \
 the installed version is unchanged"

@@ -2,11 +2,12 @@
 """The kiosk screen: Chromium in kiosk mode on the station's kiosk page, or a clear message.
 
 booking-station-kiosk.service runs this under cage (one full-screen Wayland window, no
-desktop). Chromium opens station-down.html, a local page that says the station is not running
-and moves to the kiosk page by itself once the station answers. From then on this process
-watches the station's health address; when the station stops answering (a crash, a restart, an
-upgrade), Chromium is restarted on the message page, which returns to the kiosk page when the
-station is back. So the screen never shows a browser error, whatever the station does.
+desktop). This process watches the station's health address. While the station does not
+answer, Chromium shows station-down.html, a local page that says so in plain words; once it
+answers, Chromium is restarted on the kiosk page; when it stops answering (a crash, a restart,
+an upgrade), Chromium is restarted on the message page again. So the screen never shows a
+browser error, whatever the station does, and the page itself needs no network access (the
+station's pages are not meant to be read by a local file, and its headers say so).
 
 Standard library only: it runs on the system's Python, apart from the station's venv.
 """
@@ -67,21 +68,22 @@ def station_answers(health_url: str, timeout_s: float = 3.0) -> bool:
 class Screen:
     """One Chromium process showing the message page, replaced when the station goes away."""
 
-    def __init__(self, browser: str, kiosk_url: str, health_url: str, profile: Path,
+    def __init__(self, browser: str, kiosk_url: str, profile: Path,
                  extra_args: list[str]) -> None:
-        query = urllib.parse.urlencode({"kiosk": kiosk_url, "health": health_url})
-        self.start_url = (HERE / "station-down.html").as_uri() + "?" + query
+        self.message_url = (HERE / "station-down.html").as_uri()
+        self.kiosk_url = kiosk_url
         self.browser = browser
         self.profile = profile
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Chromium on the message page (which moves on to the kiosk page by itself)."""
+    def show(self, station_up: bool) -> None:
+        """Chromium on the kiosk page (the station answers) or on the message page."""
         self.stop()
+        url = self.kiosk_url if station_up else self.message_url
         args = [self.browser, *KIOSK_FLAGS, f"--user-data-dir={self.profile}",
-                "--ozone-platform-hint=auto", *self.extra_args, self.start_url]
-        log.info("starting %s on the message page", self.browser)
+                "--ozone-platform-hint=auto", *self.extra_args, url]
+        log.info("showing %s", "the kiosk page" if station_up else "the message page")
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
@@ -102,8 +104,8 @@ class Screen:
 
 def watch(screen: Screen, health_url: str, poll_s: float, misses_for_down: int) -> int:
     """Keep the screen right until Chromium itself exits; returns its exit status."""
-    screen.start()
-    station_up = False
+    station_up = station_answers(health_url)
+    screen.show(station_up)
     misses = 0
     while True:
         code = screen.exited()
@@ -111,15 +113,17 @@ def watch(screen: Screen, health_url: str, poll_s: float, misses_for_down: int) 
             log.warning("the browser exited (status %s)", code)
             return code if code else 1
         if station_answers(health_url):
+            misses = 0
             if not station_up:
-                log.info("the station answers: the page moves to the kiosk")
-            station_up, misses = True, 0
+                log.info("the station answers")
+                station_up = True
+                screen.show(True)
         elif station_up:
             misses += 1
             if misses >= misses_for_down:
-                log.warning("the station stopped answering: showing the message page")
+                log.warning("the station stopped answering")
                 station_up, misses = False, 0
-                screen.start()
+                screen.show(False)
         time.sleep(poll_s)
 
 
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     kiosk_url, health_url = station_urls(args.config, args.url)
-    screen = Screen(args.browser, kiosk_url, health_url, args.profile, args.browser_arg)
+    screen = Screen(args.browser, kiosk_url, args.profile, args.browser_arg)
 
     def stop(signum: int, _frame: object) -> None:
         screen.stop()

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +117,16 @@ def deny_write_execute() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
 
 
+def as_the_unit_starts_it(mdwe: bool) -> Callable[[], None]:
+    """In the child before exec: the unit's UMask=0077, and MemoryDenyWriteExecute if asked."""
+    def prepare() -> None:
+        os.umask(0o077)
+        if mdwe:
+            deny_write_execute()
+
+    return prepare
+
+
 def mdwe_supported() -> bool:
     call = f"prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0)"
     code = f"import ctypes, sys\nsys.exit(ctypes.CDLL(None).{call})"
@@ -150,7 +160,7 @@ class StationProcess:
         self.proc = subprocess.Popen(
             [str(STATION_COMMAND), "run", "--config", str(self.config)], env=env, cwd=self.tmp,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            preexec_fn=deny_write_execute if self.mdwe else None)
+            preexec_fn=as_the_unit_starts_it(self.mdwe))
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:

@@ -44,7 +44,7 @@ def wait_shown(debug_port: int, predicate, timeout: float, what: str) -> tuple[s
 
 
 def on_message_page(url: str, title: str) -> bool:
-    return url.startswith("file://") and "station-down.html" in url \
+    return url.startswith("file://") and url.endswith("station-down.html") \
         and title == "Booking station not running"
 
 
