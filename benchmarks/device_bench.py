@@ -173,7 +173,8 @@ def stop(proc: subprocess.Popen) -> None:
 def call(port: int, method: str, path: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Origin": f"http://127.0.0.1:{port}"})
     with urllib.request.urlopen(req, timeout=300) as res:
         return json.loads(res.read())
 

@@ -18,7 +18,8 @@ def call(method, path, body=None):
     """One JSON request to the kiosk API."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Origin": f"http://127.0.0.1:{port}"})
     with urllib.request.urlopen(req, timeout=600) as res:
         return json.loads(res.read())
 

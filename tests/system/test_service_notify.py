@@ -19,7 +19,8 @@ from tests.system.conftest import StationProcess, mdwe_supported, write_station_
 def post(port: int, path: str, body: dict | None = None, timeout: float = 120) -> dict:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                  data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+                                 headers={"Content-Type": "application/json",
+                                          "Origin": f"http://127.0.0.1:{port}"}, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as res:
         return json.loads(res.read())
 
