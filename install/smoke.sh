@@ -6,8 +6,16 @@ set -euo pipefail
 BIN=/opt/booking-station/.venv/bin
 SRC=/usr/src/booking-station
 
-echo "--- check-config"
-"$BIN/booking-station" check-config /etc/booking-station/config.toml
+echo "--- check-config (file and machine, as the unit's ExecStartPre runs it)"
+# the credentials as systemd hands them over: the unit's LoadCredential lines, read by the
+# service user
+creds=$(mktemp -d /run/booking-station-credentials.XXXXXX)
+sed -n 's/^LoadCredential=\([^:]*\):\(.*\)$/\1 \2/p' /etc/systemd/system/booking-station.service \
+    | while read -r name source; do install -m 0400 -o booking-station "$source" "$creds/$name"; done
+chown booking-station "$creds"
+runuser -u booking-station -- env CREDENTIALS_DIRECTORY="$creds" \
+    "$BIN/booking-station" check-config /etc/booking-station/config.toml
+rm -rf "$creds"
 echo "--- extract (a NIST test print)"
 "$BIN/booking-station" extract "$SRC/tests/fixtures/nist/input/cmp00010.webp" \
     | "$BIN/python" -c 'import json, sys; m = json.load(sys.stdin)["minutiae"]; print(len(m), "minutiae")'
