@@ -35,6 +35,37 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def private_folder(folder: Path) -> None:
+    """Make ``folder`` (and missing parents) readable by this user only, whatever the umask.
+
+    Folders that exist are left as they are: a data folder others can read is refused by
+    ``check-config`` with the command that fixes it, not changed behind the technician's back.
+    """
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(created, 0o700)  # mkdir's mode is cut by the umask
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist.
+
+    SQLite gives its WAL and shared-memory files the mode of the database file.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A read-write connection with the station's pragmas, in autocommit mode."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, timeout=30)

@@ -12,6 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from appliance.store.database import private_folder
 from appliance.store.errors import StoreBusy
 
 
@@ -36,7 +37,7 @@ class StoreLock:
         """Take the lock or raise StoreBusy naming the holder's pid."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -33,6 +33,8 @@ from appliance.store.database import (
     check_integrity,
     connect_readonly,
     migrate,
+    private_file,
+    private_folder,
     refuse_if_unresolved,
     utcnow,
 )
@@ -136,11 +138,12 @@ class Store:
         Raises StoreBusy when another process holds the store, StoreCorrupt on a bad file and
         on every start after one until a technician restores a backup or starts a new store.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         self._lock.acquire()
         try:
             refuse_if_unresolved(self.path, backup.backups_dir(self.path))
             check_integrity(self.path)
+            private_file(self.path)  # a first start: 0600 whatever the umask, before SQLite
             self._writer.start()
         except BaseException:
             self._lock.release()

@@ -257,3 +257,28 @@ async def test_commit_reuses_the_png_encoded_at_acceptance(store: Store, monkeyp
     other = make_booking("BK-2", prints=2, seed=5)  # never drafted: encoded at the commit
     await store.commit_booking(other, TX)
     assert len(calls) == 5
+
+
+def test_the_store_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import stat
+
+    from appliance.store.crypto import new_key
+
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "new" / "deeper" / "station.db", BlobCipher(new_key()))
+        store.open()
+        try:
+            asyncio.run(store.commit_booking(make_booking("PRIV-1"), b"T" * 100))
+        finally:
+            store.close()
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "new", tmp_path / "new" / "deeper"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    made = [p for p in (tmp_path / "new" / "deeper").iterdir() if p.is_file()]
+    assert any(p.name == "station.db" for p in made)
+    for path in made:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
