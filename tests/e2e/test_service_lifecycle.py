@@ -85,7 +85,8 @@ class NotifySocket:
 
 def post(base: str, path: str, body: dict | None = None) -> dict:
     req = urllib.request.Request(base + path, data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+                                 headers={"Content-Type": "application/json", "Origin": base},
+                                 method="POST")
     with urllib.request.urlopen(req, timeout=60) as res:
         return json.loads(res.read())
 
