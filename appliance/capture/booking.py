@@ -176,6 +176,7 @@ class BookingService:
             number = booking_number.strip()
             if not number or len(number) > 32 or not number.isprintable():
                 raise CaptureError("booking number must be 1 to 32 printable characters")
+            self.store.check_space()  # DiskFull: refused before the officer takes a print
             booking = Booking(booking_number=number, subject=subject or Subject(),
                               clock_trusted=self.clock_trusted)
             await self.drafts.begin(booking)

@@ -93,7 +93,9 @@ class HealthService:
         figures = self.sources.store()
         alerts = list(self.sources.problems())
         if figures is not None and figures.disk_free_mb < self.min_free_mb:
-            alerts.append("disk nearly full: new bookings refused")
+            need = self.min_free_mb - figures.disk_free_mb
+            alerts.append(f"disk full: {need} MB needed (floor {self.min_free_mb} MB); new "
+                          "bookings refused, sending to central goes on")
         return Health(
             station_id=self.station_id,
             queue_depth=figures.queue_depth if figures else 0,
