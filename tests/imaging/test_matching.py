@@ -15,6 +15,8 @@ from appliance.imaging.matching import (
     check_duplicates,
     check_sequence,
     encode_template,
+    judge_sequence,
+    prepare,
 )
 from tests.imaging.conftest import load_gray
 
@@ -163,3 +165,44 @@ def test_real_fvc_impressions_reveal_a_swap(shared_data, mindtct, bozorth):
     report = check_sequence(rolled, slap, extractor=mindtct, matcher=bozorth)
     assert sorted(report.flagged) == [positions[1], positions[3]]
     assert report.results[positions[1]].matched_position == positions[3]
+
+
+class CountingScorer:
+    """BOZORTH3, counting the pairs the check asks to score."""
+
+    def __init__(self, bozorth) -> None:
+        self.bozorth = bozorth
+        self.pairs: list[tuple] = []
+
+    def score(self, a, b) -> int:
+        self.pairs.append((a, b))
+        return self.bozorth.score(a, b)
+
+
+def test_a_genuine_roll_is_compared_with_its_own_slap_finger_only(right_booking, mindtct,
+                                                                  bozorth):
+    probes = prepare(right_booking.rolled, 500, mindtct, bozorth)
+    gallery = prepare(right_booking.segmentation.crops(), 500, mindtct, bozorth)
+    scorer = CountingScorer(bozorth)
+    report = judge_sequence(probes, gallery, scorer)
+    assert report.ok
+    assert len(scorer.pairs) == len(probes) == 4
+    assert set(report.scores) == {(p, p) for p in probes}
+
+
+def test_a_swapped_roll_is_crossed_with_every_slap_finger(right_booking, mindtct, bozorth):
+    rolled = dict(right_booking.rolled)
+    rolled[Position.RIGHT_RING], rolled[Position.RIGHT_LITTLE] = (
+        rolled[Position.RIGHT_LITTLE], rolled[Position.RIGHT_RING],
+    )
+    probes = prepare(rolled, 500, mindtct, bozorth)
+    gallery = prepare(right_booking.segmentation.crops(), 500, mindtct, bozorth)
+    scorer = CountingScorer(bozorth)
+    report = judge_sequence(probes, gallery, scorer)
+    assert sorted(report.flagged) == [Position.RIGHT_RING, Position.RIGHT_LITTLE]
+    assert report.results[Position.RIGHT_RING].matched_position is Position.RIGHT_LITTLE
+    assert report.results[Position.RIGHT_LITTLE].matched_position is Position.RIGHT_RING
+    assert len(scorer.pairs) == 4 + 2 * 3  # own finger each, then the two crossed with the rest
+    # every slap finger was tried for the two, as the previous check did for all
+    crossed = judge_sequence(probes, gallery, bozorth, own_first=False)
+    assert sorted(crossed.flagged) == sorted(report.flagged)
