@@ -15,9 +15,11 @@ Bookings:
 
 For every booking the check runs on the genuine booking (a flagged position is a false alarm)
 and on the booking with every pair of rolled prints swapped in turn (both swapped positions
-must be flagged). Each runs under both strategies side by side: ``own-first`` (the station's:
-a rolled print is compared with its own slap finger and crossed with the others only when that
-fails) and ``cross-all`` (every rolled print against every slap finger, as before).
+must be flagged). Each runs under three strategies side by side: ``station`` (a rolled print
+is compared with its own slap finger and crossed with the others only when that fails; only a
+better match with another finger is flagged, a print matching nothing is left unconfirmed),
+``own-first strict`` (the same order, unconfirmed prints flagged too) and ``before`` (every
+rolled print against every slap finger, unconfirmed prints flagged: the check before #26).
 
 Minutiae come from the station's MINDTCT (through the shared NBIS engine), extracted once per
 print and kept in a cache folder (``--cache``), since the emulator takes seconds per booking.
@@ -57,7 +59,9 @@ from appliance.imaging.nfiq2 import backend_name  # noqa: E402
 
 ROLLED = [Position(p) for p in range(1, 11)]
 FVC_PPI = {"DB1_B": 500, "DB2_B": 569, "DB3_B": 500, "DB4_B": 500}
-STRATEGIES = {"own-first": True, "cross-all": False}
+#: name: (own_first, strict). The first is the station's; the last is the check before #26.
+STRATEGIES = {"station": (True, False), "own-first strict": (True, True),
+              "before": (False, True)}
 
 
 def data_dir() -> Path | None:
@@ -158,6 +162,7 @@ class Tally:
     bookings: int = 0
     positions: int = 0
     false_alarms: int = 0
+    unconfirmed: int = 0
     bookings_flagged: int = 0
     swaps: int = 0
     swaps_caught: int = 0
@@ -177,18 +182,19 @@ class Tally:
 
 def judge_booking(label: str, slaps: Mapping[Position, Fingerprint],
                   rolled: Mapping[Position, Fingerprint], matcher: CountingMatcher,
-                  own_first: bool) -> Tally:
+                  own_first: bool, strict: bool) -> Tally:
     """The genuine booking and every swap of two rolled prints, under one strategy."""
     tally = Tally(bookings=1)
 
     def run(probes: Mapping[Position, Fingerprint]) -> SequenceReport:
-        return judge_sequence(probes, slaps, matcher, own_first=own_first)  # type: ignore[arg-type]
+        return judge_sequence(probes, slaps, matcher, own_first=own_first, strict=strict)
 
     before = matcher.asked
     report = run(rolled)
     tally.comparisons_genuine = matcher.asked - before
     tally.positions = len(report.results)
     tally.false_alarms = len(report.flagged)
+    tally.unconfirmed = len(report.unconfirmed)
     tally.bookings_flagged = int(bool(report.flagged))
     for a, b in itertools.combinations(sorted(rolled), 2):
         swapped = dict(rolled)
@@ -249,9 +255,10 @@ def report(name: str, tallies: dict[str, Tally]) -> None:
         fa = 100 * t.false_alarms / max(1, t.positions)
         caught = 100 * t.swaps_caught / max(1, t.swaps)
         print(
-            f"  {strategy:9}: genuine bookings {t.bookings}, false alarms {t.false_alarms}/"
+            f"  {strategy:16}: genuine bookings {t.bookings}, false alarms {t.false_alarms}/"
             f"{t.positions} rolled positions ({fa:.2f} %), bookings with any alarm "
-            f"{t.bookings_flagged}/{t.bookings}; swaps caught {t.swaps_caught}/{t.swaps} "
+            f"{t.bookings_flagged}/{t.bookings}, left unconfirmed {t.unconfirmed}; "
+            f"swaps caught {t.swaps_caught}/{t.swaps} "
             f"({caught:.2f} %), named as each other {t.swaps_named}/{t.swaps}, other positions "
             f"flagged in swapped bookings {t.swap_other_flags}/{t.swap_other_positions}; "
             "BOZORTH3 comparisons per genuine booking "
@@ -266,8 +273,9 @@ def judge_all(bookings: Iterator[tuple[str, dict, dict]], matcher: Bozorth3) -> 
     tallies = {s: Tally(bookings=0) for s in STRATEGIES}
     counting = CountingMatcher(matcher)
     for label, slaps, rolled in bookings:
-        for strategy, own_first in STRATEGIES.items():
-            tallies[strategy].add(judge_booking(label, slaps, rolled, counting, own_first))
+        for strategy, (own_first, strict) in STRATEGIES.items():
+            tallies[strategy].add(judge_booking(label, slaps, rolled, counting, own_first,
+                                                strict))
     return tallies
 
 

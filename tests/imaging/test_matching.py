@@ -97,8 +97,11 @@ def test_a_finger_from_elsewhere_matches_nothing(right_booking, hand, mindtct, b
         rolled, right_booking.segmentation.crops(), extractor=mindtct, matcher=bozorth
     )
     result = report.results[Position.RIGHT_MIDDLE]
-    assert result.status is SequenceStatus.NO_MATCH
-    assert not result.ok and result.matched_position is None
+    assert result.status is SequenceStatus.NO_MATCH and result.matched_position is None
+    assert result.ok and report.unconfirmed == [Position.RIGHT_MIDDLE]  # shown, not blocking
+    strict = check_sequence(rolled, right_booking.segmentation.crops(), extractor=mindtct,
+                            matcher=bozorth, strict=True)
+    assert strict.flagged == [Position.RIGHT_MIDDLE]
 
 
 def test_a_blank_roll_cannot_be_checked(right_booking, mindtct, bozorth):
@@ -108,7 +111,10 @@ def test_a_blank_roll_cannot_be_checked(right_booking, mindtct, bozorth):
     )
     result = report.results[Position.RIGHT_RING]
     assert result.status is SequenceStatus.NOT_CHECKED
-    assert not result.ok
+    assert result.ok and report.unconfirmed == [Position.RIGHT_RING]
+    strict = check_sequence(rolled, right_booking.segmentation.crops(), extractor=mindtct,
+                            matcher=bozorth, strict=True)
+    assert strict.flagged == [Position.RIGHT_RING]
 
 
 def test_a_finger_without_slap_print_is_not_held_against_the_roll(
