@@ -35,6 +35,8 @@ from appliance.sync.tls import TlsFailure, TlsFailureKind, classify
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5  # longest sleep of the network thread; publishes and stop() wake it at once
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with our id
+TAKEOVER_MAX_S = 3600.0
 MessageHandler = Callable[[str, bytes, Any], None]
 FailureHandler = Callable[[TlsFailure], None]
 
@@ -68,6 +70,9 @@ class LinkCounters:
     tls_failures: int = 0
     retained_ignored: int = 0
     clock_problem: str = ""  # set while TLS failures point at this station's clock
+    taken_over: int = 0  # times another client connected with this station's client id
+    taken_over_by: str = ""  # the sentence for health and log while it matters
+    taken_over_until: float = 0.0  # monotonic time the sentence stops mattering
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -108,6 +113,10 @@ class MqttLink:
         self._connected = False
         self._rng = random.Random()
         self._attempt = 0
+        self._next_attempt = 0.0
+        self._client_id = client_id
+        self._takeovers = 0  # consecutive takeovers: the backoff doubles with each
+        self._connected_at = 0.0
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         # the network thread sleeps in select(); a byte here wakes it for a queued publish, so
         # a publish goes out now instead of after the select timeout (which capped the drain)
@@ -190,24 +199,24 @@ class MqttLink:
     # ---- network thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_attempt = 0.0
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
-            if not self._connected and time.monotonic() >= next_attempt:
+            if not self._connected and time.monotonic() >= self._next_attempt:
                 if not self._try_connect():
                     delay = backoff_delay(self._attempt, self.config.reconnect_min_s,
                                           self.config.reconnect_max_s, self._rng)
                     self._attempt += 1
-                    next_attempt = time.monotonic() + delay
+                    self._next_attempt = max(self._next_attempt, time.monotonic() + delay)
             self._drain_requests()
             if self._client.socket() is not None:
                 rc = self._service_socket(IDLE_WAIT_S)
                 if rc != mqtt.MQTT_ERR_SUCCESS and self._connected:
                     self._lost(f"network loop: {mqtt.error_string(rc)}")
-                    next_attempt = time.monotonic() + backoff_delay(
+                    self._next_attempt = time.monotonic() + backoff_delay(
                         0, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
             else:
-                self._wait_for_wake(min(IDLE_WAIT_S, max(0.01, next_attempt - time.monotonic())))
+                self._wait_for_wake(min(IDLE_WAIT_S,
+                                        max(0.01, self._next_attempt - time.monotonic())))
         try:
             if self._connected:
                 self._client.disconnect()
@@ -360,6 +369,7 @@ class MqttLink:
             client.subscribe(topic, qos=1)
         self._connected = True
         self._attempt = 0
+        self._connected_at = time.monotonic()
         self.counters.connects += 1
         self.counters.connected_since = time.time()
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
@@ -367,7 +377,38 @@ class MqttLink:
 
     def _cb_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: ReasonCode, _props: Any) -> None:
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self._taken_over()
         self._lost(f"disconnected: {reason}")
+
+    def _taken_over(self) -> None:
+        """Another client connected with our client id: step aside instead of fighting.
+
+        Reconnecting at once would knock the other client off, which would do the same to us,
+        about once a second, with neither side saying why.
+        """
+        now = time.monotonic()
+        base = self.config.takeover_backoff_s
+        if now - self._connected_at > 2 * base:
+            self._takeovers = 0  # the last takeover was long ago: start the backoff over
+        self._takeovers += 1
+        ceiling = min(TAKEOVER_MAX_S, base * 2 ** min(self._takeovers - 1, 16))
+        delay = ceiling + self._rng.uniform(0, ceiling / 2)
+        self._next_attempt = now + delay
+        c = self.counters
+        c.taken_over += 1
+        c.taken_over_by = (
+            f"session taken over: another client connected to the broker with this station's "
+            f"client id {self._client_id!r} (a second station with the same station id?); "
+            f"reconnecting in {delay:.0f} s instead of fighting for the connection")
+        c.taken_over_until = now + delay + 2 * base
+        log.error("mqtt: %s", c.taken_over_by)
+
+    @property
+    def takeover_problem(self) -> str:
+        """The takeover sentence while it matters (until a later connection has held)."""
+        c = self.counters
+        return c.taken_over_by if time.monotonic() < c.taken_over_until else ""
 
     def _cb_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
