@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.5  # longest sleep of the network thread; publishes and stop() wake it at once
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with our id
 TAKEOVER_MAX_S = 3600.0
+RECENT_LOSS_S = 60.0  # a twin's birth seen this soon after the broker dropped us means takeover
 MessageHandler = Callable[[str, bytes, Any], None]
 FailureHandler = Callable[[TlsFailure], None]
 
@@ -97,6 +98,7 @@ class MqttLink:
         password: str | None = None,
         on_failure: FailureHandler | None = None,
         ignore_retained: bool = False,
+        retained_wanted: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.counters = LinkCounters()
@@ -105,6 +107,7 @@ class MqttLink:
         self._on_connection = on_connection
         self._on_failure = on_failure
         self._ignore_retained = ignore_retained
+        self._retained_wanted = retained_wanted
         self._tls = tls_context is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests: queue.Queue[_Publish] = queue.Queue()
@@ -117,6 +120,8 @@ class MqttLink:
         self._client_id = client_id
         self._takeovers = 0  # consecutive takeovers: the backoff doubles with each
         self._connected_at = 0.0
+        self._lost_at = -RECENT_LOSS_S  # when the broker (not we) last ended a connection
+        self._step_aside: str = ""  # set by the loop: the network thread steps aside
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         # the network thread sleeps in select(); a byte here wakes it for a queued publish, so
         # a publish goes out now instead of after the select timeout (which capped the drain)
@@ -207,6 +212,8 @@ class MqttLink:
                                           self.config.reconnect_max_s, self._rng)
                     self._attempt += 1
                     self._next_attempt = max(self._next_attempt, time.monotonic() + delay)
+            if self._step_aside:
+                self._stepping_aside()
             self._drain_requests()
             if self._client.socket() is not None:
                 rc = self._service_socket(IDLE_WAIT_S)
@@ -351,7 +358,25 @@ class MqttLink:
         else:
             self.counters.disconnects += 1
             log.warning("mqtt: connection lost: %s", why)
+            now = time.monotonic()
+            if now - self._connected_at > 2 * self.config.takeover_backoff_s:
+                self._takeovers = 0  # a session that held: any takeover backoff starts over
+            if not self._step_aside:
+                self._lost_at = now
         self._notify(False)
+
+    def twin_seen(self, evidence: str) -> bool:
+        """The service saw another instance of this station online (its birth message).
+
+        Called on the event loop. Counts only when the broker dropped us moments ago, so a
+        stale retained birth left by a crash does not keep a lone station off the broker.
+        Returns True when the link steps aside.
+        """
+        if time.monotonic() - self._lost_at > RECENT_LOSS_S or self._step_aside:
+            return False
+        self._step_aside = evidence
+        self._wake()
+        return True
 
     def _notify(self, up: bool) -> None:
         if self._on_connection is not None and self._loop is not None:
@@ -378,10 +403,21 @@ class MqttLink:
     def _cb_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: ReasonCode, _props: Any) -> None:
         if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
-            self._taken_over()
+            self._taken_over(named_by_broker=True)
         self._lost(f"disconnected: {reason}")
 
-    def _taken_over(self) -> None:
+    def _stepping_aside(self) -> None:
+        if self._connected:
+            self._taken_over(named_by_broker=False)
+            try:
+                self._client.disconnect()  # a clean DISCONNECT: the broker keeps our will
+                self._client.loop(timeout=0.2)
+            except OSError:
+                pass
+            self._lost("stepped aside for another client with this station's id")
+        self._step_aside = ""
+
+    def _taken_over(self, *, named_by_broker: bool) -> None:
         """Another client connected with our client id: step aside instead of fighting.
 
         Reconnecting at once would knock the other client off, which would do the same to us,
@@ -389,18 +425,18 @@ class MqttLink:
         """
         now = time.monotonic()
         base = self.config.takeover_backoff_s
-        if now - self._connected_at > 2 * base:
-            self._takeovers = 0  # the last takeover was long ago: start the backoff over
         self._takeovers += 1
         ceiling = min(TAKEOVER_MAX_S, base * 2 ** min(self._takeovers - 1, 16))
         delay = ceiling + self._rng.uniform(0, ceiling / 2)
         self._next_attempt = now + delay
         c = self.counters
         c.taken_over += 1
+        how = ("the broker says another client connected" if named_by_broker else
+               f"another station is online ({self._step_aside}) and connected")
         c.taken_over_by = (
-            f"session taken over: another client connected to the broker with this station's "
-            f"client id {self._client_id!r} (a second station with the same station id?); "
-            f"reconnecting in {delay:.0f} s instead of fighting for the connection")
+            f"session taken over: {how} with this station's client id {self._client_id!r} "
+            f"(a second station with the same station id?); reconnecting in {delay:.0f} s "
+            "instead of fighting for the connection")
         c.taken_over_until = now + delay + 2 * base
         log.error("mqtt: %s", c.taken_over_by)
 
@@ -412,7 +448,7 @@ class MqttLink:
 
     def _cb_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
-        if msg.retain and self._ignore_retained:
+        if msg.retain and self._ignore_retained and msg.topic not in self._retained_wanted:
             # a retained ack or command is old news replayed by the broker at subscription
             self.counters.retained_ignored += 1
             log.warning("mqtt: ignored a retained message on %s", msg.topic[:120])

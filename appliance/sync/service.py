@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import secrets
 import sqlite3
 import ssl
 from collections import deque
@@ -102,6 +104,7 @@ class SyncService:
         self.sharing = sharing or SharingManifest()
         self.config_hash = config_hash
         self.station_id = station_id
+        self.instance = secrets.token_hex(8)  # tells this process's birth from a twin's
         cfg = mqtt
         self.topics = Topics(cfg.topic_prefix, self.station_id)
         if tls_context is None and cfg.tls is not None:
@@ -116,7 +119,7 @@ class SyncService:
         self.link = MqttLink(
             cfg,
             client_id=f"station-{self.station_id}",
-            subscriptions=[self.topics.ack, self.topics.commands],
+            subscriptions=[self.topics.ack, self.topics.commands, self.topics.status],
             on_message=self._on_message,
             on_connection=self._on_connection,
             will=(self.topics.status, telemetry.will(self.station_id)),
@@ -124,6 +127,7 @@ class SyncService:
             password=password,
             on_failure=self._on_tls_failure,
             ignore_retained=True,
+            retained_wanted=frozenset({self.topics.status}),
         )
         self.uploader = Uploader(
             store, self.link, self.topics, cfg,
@@ -228,6 +232,7 @@ class SyncService:
             models=self.hooks.models(),
             manifest_version=self.sharing.version,
             protocol=PROTOCOL_VERSION,
+            instance=self.instance,
         )
 
     def _clock_trusted(self) -> bool:
@@ -268,6 +273,8 @@ class SyncService:
         try:
             if topic == self.topics.ack:
                 self._on_ack(payload)
+            elif topic == self.topics.status:
+                self._on_status(payload)
             elif topic == self.topics.commands:
                 try:
                     self._commands.put_nowait((payload, properties))
@@ -280,6 +287,20 @@ class SyncService:
         except Exception:  # whatever arrives, the station keeps running; logged with traceback
             self.ignored += 1
             log.exception("sync: failed to handle a message on %s", topic[:120])
+
+    def _on_status(self, payload: bytes) -> None:
+        """Our own status topic: another instance's birth there means a twin holds our id."""
+        try:
+            status = json.loads(payload) if payload else {}
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return
+        if not isinstance(status, dict) or status.get("state") != "online":
+            return
+        other = status.get("instance")
+        if isinstance(other, str) and other and other != self.instance:
+            if self.link.twin_seen(f"its birth names instance {other[:16]!r}"):
+                self.alert("identity", "another station uses this station's id on the broker; "
+                           "this one steps aside", severity="critical")
 
     # ---- acks -----------------------------------------------------------------------------
 

@@ -195,13 +195,14 @@ async def service_rig(tmp_path: Path, central_signing: CentralSigning):
     made: list[ServiceRig] = []
 
     async def make(host: str, port: int, *, station_id: str = "st-1", signed: bool = True,
+                   database: str | None = None,
                    sharing: SharingManifest | None = None, tls: TlsSection | None = None,
                    receiver: bool = True, receiver_port: int | None = None,
                    receiver_tls=None, destinations: list[Destination] | None = None,
                    receiver_cls: type[CentralReceiver] = CentralReceiver,
                    connect: bool = True, hooks: StationHooks | None = None,
                    **mqtt) -> ServiceRig:
-        store = Store(tmp_path / f"{station_id}.db", BlobCipher(new_key()))
+        store = Store(tmp_path / f"{database or station_id}.db", BlobCipher(new_key()))
         store.open()
         if signed:
             mqtt.setdefault("central_keys", (central_signing.public,))
