@@ -100,8 +100,7 @@ class Station:
                                         clock=lambda: self.clock.value,
                                         link_connects=lambda: (self.sync.link.counters.connects
                                                                if self.sync else 0),
-                                        problems=lambda: ([self.store_problem]
-                                                          if self.store_problem else []),
+                                        problems=self._problems,
                                     ))
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
@@ -198,6 +197,10 @@ class Station:
         link = self.sync.link
         self.heartbeats.register("mqtt-link", lambda: link.heartbeat)
         self.sync.start(loop)
+
+    def _problems(self) -> list[str]:
+        found = [self.store_problem] if self.store_problem else []
+        return found + (self.sync.problems() if self.sync else [])
 
     def _scanner_state(self) -> str:
         return self.worker.state.value if self.worker else "absent"
