@@ -56,3 +56,51 @@ async def test_a_lone_station_is_not_fooled_by_an_old_birth(mosquitto, service_r
     await until(lambda: link.counters.received >= 1, what="the old birth reaching the station")
     await until(lambda: len(cap.on("/status")) >= 2, what="the station's own birth")
     assert link.connected and link.counters.taken_over == 0 and link.counters.connects == 1
+
+
+class NamingBroker:
+    """Speaks just enough MQTT 5 to accept a CONNECT, then sends DISCONNECT "session taken
+    over" (0x8E) as brokers newer than Debian's Mosquitto 2.0.11 do; counts the connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await reader.read(1)  # CONNECT's first byte; the rest does not matter here
+            writer.write(bytes([0x20, 3, 0, 0, 0]))  # CONNACK: no session, success, no props
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.write(bytes([0xE0, 2, 0x8E, 0]))  # DISCONNECT: session taken over
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_a_broker_that_names_the_takeover_is_believed(service_rig, loop_errors) -> None:
+    broker = NamingBroker()
+    port = await broker.start()
+    try:
+        rig = await service_rig("127.0.0.1", port, receiver=False, connect=False)
+        link = rig.service.link
+        await until(lambda: link.counters.taken_over == 1, what="the named takeover")
+        watch_until = time.monotonic() + 3.0
+        while time.monotonic() < watch_until:  # it does not come straight back
+            assert broker.connections == 1
+            await asyncio.sleep(0.1)
+        assert "the broker says another client connected" in link.takeover_problem
+    finally:
+        await broker.close()
