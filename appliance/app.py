@@ -102,7 +102,7 @@ class Station:
                                         clock=lambda: self.clock.value,
                                         link_connects=lambda: (self.sync.link.counters.connects
                                                                if self.sync else 0),
-                                        problems=self._store_problems,
+                                        problems=self._problems,
                                     ))
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
@@ -251,6 +251,9 @@ class Station:
         link = self.sync.link
         self.heartbeats.register("mqtt-link", lambda: link.heartbeat)
         self.sync.start(loop)
+
+    def _problems(self) -> list[str]:
+        return self._store_problems() + (self.sync.problems() if self.sync else [])
 
     def _scanner_state(self) -> str:
         return self.worker.state.value if self.worker else "absent"

@@ -1,9 +1,12 @@
 r"""``booking-central``: run the reference receiver, send a command, make a signing key.
 
     booking-central run --host broker --port 8883 --dir /var/lib/central \\
-        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key
+        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key --key central-signing.key
     booking-central command st-1 ping --host broker --port 8883 --key central-signing.key ...
     booking-central keygen --out central-signing.key --public central-signing.pub
+
+Every ack ``run`` sends and every command ``command`` sends is signed with ``--key``; stations
+refuse unsigned ones unless configured for a test bench, so leaving it out needs ``--unsigned``.
 
 ``run`` is the default subcommand. It stops cleanly on SIGTERM or SIGINT and exits 0.
 """
@@ -18,6 +21,8 @@ import ssl
 import sys
 import threading
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.errors import SyncError
 from appliance.sync.config import TlsSection
@@ -40,6 +45,26 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-file", type=Path, help="File holding the MQTT password.")
 
 
+def _signing_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--key", type=Path, help=f"Central's Ed25519 signing key (PEM): signs "
+                        f"{what}.")
+    parser.add_argument("--unsigned", action="store_true",
+                        help=f"Send {what} unsigned (only test benches with "
+                        "allow_unsigned_acks / allow_unsigned_commands accept that).")
+
+
+def _signing_key(args: argparse.Namespace) -> Ed25519PrivateKey | None:
+    if args.key is None:
+        if not args.unsigned:
+            raise SystemExit("booking-central: --key central's signing key is needed "
+                             "(or --unsigned for a test bench)")
+        return None
+    try:
+        return load_private_key(args.key)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"booking-central: cannot use {args.key}: {exc}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="booking-central", description=__doc__.split("\n")[0])
@@ -51,13 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--destination", action="append", default=[], metavar="NAME|PURPOSE[|optional]",
         help="Where central passes bookings on, listed in every receipt (repeatable).")
+    _signing_options(run, "every ack")
     run.add_argument("-v", "--verbose", action="store_true", help="Log every answer.")
     cmd = sub.add_parser("command", help="Send one command to a station and print its answer.")
     _connection_options(cmd)
     cmd.add_argument("station", help="Station id.")
     cmd.add_argument("name", help="ping, diagnostics, sync_now, pause, resume or throttle.")
     cmd.add_argument("--rate", type=float, help="rate_per_s for throttle.")
-    cmd.add_argument("--key", type=Path, help="Central's Ed25519 signing key (PEM).")
+    _signing_options(cmd, "the command")
     cmd.add_argument("--timeout", type=float, default=10.0, help="Seconds to wait for the answer.")
     keygen = sub.add_parser("keygen", help="Make central's Ed25519 command-signing key pair.")
     keygen.add_argument("--out", type=Path, required=True, help="Private key file (mode 600).")
@@ -99,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     receiver = CentralReceiver(
         args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
         tls=_tls(args), username=args.username, password=_password(args),
-        destinations=_destinations(args.destination),
+        destinations=_destinations(args.destination), signing_key=_signing_key(args),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 def command(args: argparse.Namespace) -> int:
     """Send one command; print the answer as JSON; exit 0 when the station ran it."""
-    key = load_private_key(args.key) if args.key else None
+    key = _signing_key(args)
     cmd_args = {"rate_per_s": args.rate} if args.rate is not None else None
     with CommandClient(args.host, args.port, prefix=args.prefix, key=key, tls=_tls(args),
                        username=args.username, password=_password(args)) as client:
@@ -145,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     if args.subcommand == "command":
         return command(args)
-    write_keypair(args.out, args.public)
-    print(f"wrote {args.out} (keep it secret) and {args.public} (install on stations)")
+    kid = write_keypair(args.out, args.public)
+    print(f"wrote {args.out} (keep it secret) and {args.public} (install on stations, listed "
+          f"in mqtt.central_keys); key id {kid}")
     return 0
 
 

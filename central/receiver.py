@@ -4,7 +4,9 @@ The receiver answers ``stored`` only after the transaction's bytes are on disk (
 temporary file, fsynced, renamed, directory fsynced) and indexed in SQLite. A transaction id it
 already holds is answered ``stored`` again with the same receipt: resends are idempotent. Partial
 uploads live in memory; after a receiver restart the station's ``end`` (which repeats the
-metadata) is answered ``missing`` with every chunk, and the station sends them again.
+metadata) is answered ``missing`` with every chunk, and the station sends them again. Every
+answer is signed with central's Ed25519 key (appliance/sync/receipts.py): a station believes
+no unsigned ack.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -36,6 +39,7 @@ from appliance.sync.protocol import (
     TransactionMeta,
     parse_tx_topic,
 )
+from appliance.sync.receipts import sign_ack
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +182,9 @@ class CentralReceiver:
         username: str | None = None,
         password: str | None = None,
         writers: int = 4,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
+        self.signing_key = signing_key
         self.store = ReceiverStore(directory)
         self.host, self.port, self.prefix = host, port, prefix
         self.validator = validator
@@ -229,7 +235,9 @@ class CentralReceiver:
         self._connected.set()
 
     def _answer(self, station: str, ack: Ack) -> None:
-        self._client.publish(f"{self.prefix}/{station}/ack", ack.encode(), qos=1)
+        payload = (sign_ack(ack, station, self.signing_key) if self.signing_key is not None
+                   else ack.encode())  # unsigned only for benches that allow unsigned acks
+        self._client.publish(f"{self.prefix}/{station}/ack", payload, qos=1)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -38,6 +38,7 @@ ACTIONS = frozenset(
         "booking_committed",
         "submission",
         "acknowledged",
+        "ack_refused",
         "rejected",
         "purge",
         "config_loaded",

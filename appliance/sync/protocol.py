@@ -109,7 +109,7 @@ class TransactionMeta:
     @classmethod
     def decode(cls, payload: bytes) -> TransactionMeta:
         """Parse and check a metadata message."""
-        data = _loads(payload)
+        data = loads_control(payload)
         try:
             meta = cls(
                 transaction_id=str(data["transaction_id"]),
@@ -148,7 +148,11 @@ class Ack:
     reason: str = ""
 
     def encode(self) -> bytes:
-        """JSON bytes."""
+        """JSON bytes (unsigned: central signs :meth:`body` with appliance.sync.receipts)."""
+        return _dumps(self.body())
+
+    def body(self) -> dict[str, Any]:
+        """The message as a JSON object."""
         body: dict[str, Any] = {
             "v": PROTOCOL_VERSION,
             "transaction_id": self.transaction_id,
@@ -161,12 +165,16 @@ class Ack:
             body["need_meta"] = self.need_meta
         else:
             body["reason"] = self.reason
-        return _dumps(body)
+        return body
 
     @classmethod
     def decode(cls, payload: bytes) -> Ack:
         """Parse and check an ack message."""
-        data = _loads(payload)
+        return cls.from_body(loads_control(payload))
+
+    @classmethod
+    def from_body(cls, data: dict[str, Any]) -> Ack:
+        """Check an ack message already parsed."""
         try:
             txid = str(data["transaction_id"])
             status = AckStatus(data["status"])
@@ -229,7 +237,8 @@ def _dumps(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _loads(payload: bytes) -> dict[str, Any]:
+def loads_control(payload: bytes) -> dict[str, Any]:
+    """Parse a control message: a bounded JSON object, else MalformedMessage."""
     if len(payload) > MAX_CONTROL_BYTES:
         raise MalformedMessage(f"control message too large ({len(payload)} bytes)")
     try:

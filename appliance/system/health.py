@@ -42,6 +42,8 @@ class Health:
     uploads_paused: bool = False
     throttle_per_s: float = 0.0
     clock_problem: str = ""
+    acks_refused: int = 0
+    session_taken_over: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Every field by name."""

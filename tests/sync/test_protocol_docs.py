@@ -49,7 +49,7 @@ def reject_marked(data: bytes) -> list[str]:
 
 
 async def test_real_traffic_follows_the_documents(mosquitto, service_rig, capture_factory,
-                                                  loop_errors) -> None:
+                                                  central_signing, loop_errors) -> None:
     """Every message of a delivery session validates, and every documented channel is used."""
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst/#")
     manifest = SharingManifest(version="2026-01", destinations=(
@@ -79,7 +79,7 @@ async def test_real_traffic_follows_the_documents(mosquitto, service_rig, captur
     await rig.wait_all_stored(txids)
     while rig.store.outbox_state(rejected) != "rejected":
         await asyncio.sleep(0.05)
-    client = CommandClient(mosquitto.host, mosquitto.port)
+    client = CommandClient(mosquitto.host, mosquitto.port, key=central_signing.key)
     await asyncio.to_thread(client.connect)
     try:
         assert (await asyncio.to_thread(client.request, "st-1", "ping"))["ok"]

@@ -44,13 +44,13 @@ def unit_settings(unit: Path, key: str) -> list[str]:
     return values
 
 
-def make_secrets(etc: Path) -> Path:
+def make_secrets(etc: Path, *extra: str) -> Path:
     """Run the installer's first-boot step into ``etc`` (the service group: this user's)."""
     import grp
 
     group = grp.getgrgid(os.getgid()).gr_name
     subprocess.run([sys.executable, str(INSTALL / "first_boot.py"), "--etc", str(etc),
-                    "--service-user", group, "--booking-station", str(STATION_COMMAND)],
+                    "--service-user", group, "--booking-station", str(STATION_COMMAND), *extra],
                    check=True, capture_output=True, text=True, timeout=120)
     return etc
 
