@@ -1,5 +1,9 @@
 """The upload protocol's topics and messages, without any I/O (see docs/asyncapi.yaml).
 
+Bookings and telemetry live in two trees: ``<prefix>/<station>/...`` carries transactions,
+answers and commands; ``<prefix>-telemetry/<station>/{status,health,alerts}`` carries what central
+operations watch, so a monitoring client can be granted the second without ever reading the first.
+
 A transaction goes out as ``meta`` (what is coming), numbered ``chunk/<n>`` messages, and ``end``
 (are you complete?). The central service answers on the station's ack topic with ``stored``
 (with a receipt), ``missing`` (the chunk numbers to resend, or the meta) or ``rejected`` (a reason
@@ -27,6 +31,14 @@ MAX_CONTROL_BYTES = 64 * 1024  # JSON control messages are small; anything bigge
 
 class MalformedMessage(SyncError):
     """A message on one of our topics does not follow the protocol."""
+
+
+TELEMETRY_KINDS = ("status", "health", "alerts")
+
+
+def telemetry_root(prefix: str) -> str:
+    """The root of the telemetry tree: a monitoring client reads it without seeing a booking."""
+    return f"{prefix}-telemetry"
 
 
 class AckStatus(enum.StrEnum):
@@ -67,19 +79,24 @@ class Topics:
         return f"{self.base}/ack"
 
     @property
+    def telemetry_base(self) -> str:
+        """``<prefix>-telemetry/<station>``: telemetry's own tree, apart from the bookings."""
+        return f"{telemetry_root(self.prefix)}/{self.station_id}"
+
+    @property
     def status(self) -> str:
         """Retained birth message; the will replaces it with offline."""
-        return f"{self.base}/status"
+        return f"{self.telemetry_base}/status"
 
     @property
-    def telemetry(self) -> str:
+    def health(self) -> str:
         """Periodic health."""
-        return f"{self.base}/telemetry"
+        return f"{self.telemetry_base}/health"
 
     @property
-    def events(self) -> str:
+    def alerts(self) -> str:
         """Alerts."""
-        return f"{self.base}/events"
+        return f"{self.telemetry_base}/alerts"
 
     @property
     def commands(self) -> str:
@@ -223,6 +240,17 @@ def parse_tx_topic(topic: str, prefix: str) -> tuple[str, str, str, int | None]:
     if kind in ("meta", "end") and len(parts) == 5:
         return station, txid, kind, None
     raise MalformedMessage(f"unknown transaction message kind in {topic[:120]}")
+
+
+def parse_telemetry_topic(topic: str, prefix: str) -> tuple[str, str]:
+    """Split ``<prefix>-telemetry/<station>/<kind>``; raises MalformedMessage."""
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != telemetry_root(prefix):
+        raise MalformedMessage(f"not a telemetry topic: {topic[:120]}")
+    station, kind = parts[1], parts[2]
+    if not STATION_RE.match(station) or kind not in TELEMETRY_KINDS:
+        raise MalformedMessage(f"bad station or telemetry kind in {topic[:120]}")
+    return station, kind
 
 
 def _dumps(body: dict[str, Any]) -> bytes:

@@ -191,7 +191,7 @@ class SyncService:
         payload = telemetry.event(self.station_id, kind, message, severity=severity,
                                   detail=detail)
         if self.link.connected:
-            self.link.publish_nowait(self.topics.events, payload, qos=1)
+            self.link.publish_nowait(self.topics.alerts, payload, qos=1)
         else:
             self._events.append(payload)
 
@@ -205,7 +205,7 @@ class SyncService:
             throttle_per_s=self.uploader.rate_per_s,
             clock_problem=self.clock_problem,
         )
-        self.link.publish_nowait(self.topics.telemetry, health.encode(), qos=0)
+        self.link.publish_nowait(self.topics.health, health.encode(), qos=0)
         return health
 
     async def _telemetry_loop(self) -> None:
@@ -242,7 +242,7 @@ class SyncService:
         except Exception:  # a hook failed; the link must still come up
             log.exception("sync: cannot build the birth message")
         while self._events:
-            self.link.publish_nowait(self.topics.events, self._events.popleft(), qos=1)
+            self.link.publish_nowait(self.topics.alerts, self._events.popleft(), qos=1)
         self.uploader.wake()
 
     def _on_tls_failure(self, failure: TlsFailure) -> None:

@@ -171,12 +171,13 @@ async def test_reply_topic_outside_the_station_space_is_refused(mosquitto, servi
     rig = await service_rig(mosquitto.host, mosquitto.port)
     cap = capture_factory(mosquitto.host, mosquitto.port, "#")
     client = await ops()
-    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst/st-1/status", "elsewhere"):
+    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst-telemetry/st-1/status",
+                  "elsewhere"):
         with pytest.raises(TimeoutError):
             await send(client, json.dumps(command_body("pause")).encode(), reply_topic=topic,
                        timeout=0.7)
     assert not rig.service.uploader.paused
-    assert all(m.topic in ("bst/st-1/cmd", "bst/st-1/status") for m in cap.messages)
+    assert all(m.topic in ("bst/st-1/cmd", "bst-telemetry/st-1/status") for m in cap.messages)
     assert {e["detail"]["outcome"] for e in remote_audit(rig.store)} == {"refused"}
 
 
