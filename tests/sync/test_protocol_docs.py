@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml and docs/schemas/*.json against real messages on `bst/#`, `bst-telemetry/#`."""
+"""docs/asyncapi.yaml and docs/schemas/*.json against real messages on both trees."""
 
 from __future__ import annotations
 
