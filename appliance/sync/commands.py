@@ -104,6 +104,7 @@ class CommandGate:
         self._now = now
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._nonce_memory = nonce_memory
+        self.signature_failures = 0  # unsigned or badly signed while central's key is set
 
     @property
     def signatures_required(self) -> bool:
@@ -158,10 +159,12 @@ class CommandGate:
         assert self.public_key is not None
         sig = body.get("sig")
         if not isinstance(sig, str):
+            self.signature_failures += 1
             raise CommandRefused("unsigned command (central's key is configured)", name=name)
         try:
             self.public_key.verify(base64.b64decode(sig, validate=True), canonical(body))
         except (InvalidSignature, binascii.Error, ValueError) as exc:
+            self.signature_failures += 1
             raise CommandRefused("bad signature", name=name) from exc
 
     @property

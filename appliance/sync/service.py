@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import sqlite3
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,6 +135,8 @@ class SyncService:
             on_change=self._on_delivery,
         )
         self.ignored = 0  # messages on our topics that were not ours to act on
+        self.receipt_signature_failures = 0  # central's answers whose signature did not verify
+        self._drain_mark: tuple[float, int] | None = None  # (monotonic time, delivered)
         self._commands: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue(COMMAND_QUEUE)
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -204,9 +207,21 @@ class SyncService:
             uploads_paused=self.uploader.paused,
             throttle_per_s=self.uploader.rate_per_s,
             clock_problem=self.clock_problem,
+            delivered=self.uploader.delivered,
+            drain_per_s=self._drain_rate(),
+            command_signature_failures=self.gate.signature_failures,
+            receipt_signature_failures=self.receipt_signature_failures,
         )
         self.link.publish_nowait(self.topics.health, health.encode(), qos=0)
         return health
+
+    def _drain_rate(self) -> float:
+        """Deliveries per second since the previous health message."""
+        now, delivered = time.monotonic(), self.uploader.delivered
+        mark, self._drain_mark = self._drain_mark, (now, delivered)
+        if mark is None or now <= mark[0]:
+            return 0.0
+        return round((delivered - mark[1]) / (now - mark[0]), 3)
 
     async def _telemetry_loop(self) -> None:
         while True:

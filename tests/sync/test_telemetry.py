@@ -77,8 +77,12 @@ async def test_periodic_health(mosquitto, service_rig, capture_factory, loop_err
     assert health["audit_head"] == rig.store.health().audit_head or health["audit_entries"] > 3
     assert health["clock"] == "synchronised" and health["clock_problem"] == ""
     assert health["link_connects"] == 1 and health["scanner_state"] == "ready"
+    assert health["bookings_today"] == 3 and health["disk_total_mb"] >= health["disk_free_mb"]
+    assert health["delivered"] == 0 and health["drain_per_s"] == 0
     rig.service.uploader.resume()
-    await cap.wait_for(lambda m: json.loads(m.payload)["queue_depth"] == 0)
+    drained = await cap.wait_for(lambda m: json.loads(m.payload)["queue_depth"] == 0)
+    assert json.loads(drained.payload)["delivered"] == 3
+    assert any(json.loads(m.payload)["drain_per_s"] > 0 for m in cap.messages)
 
 
 async def test_alerts_raised_offline_reach_central_on_connect(mosquitto, service_rig,
