@@ -1,7 +1,9 @@
-r"""``booking-central``: run the reference receiver, send a command, make a signing key.
+r"""``booking-central``: run the reference receiver, watch the fleet, send a command, make a key.
 
     booking-central run --host broker --port 8883 --dir /var/lib/central \\
-        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key
+        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key --metrics-port 9465
+    booking-central metrics --host broker --port 8883 --listen-port 9464 \\
+        --tls-ca ca.pem --tls-cert monitoring.crt --tls-key monitoring.key
     booking-central command st-1 ping --host broker --port 8883 --key central-signing.key ...
     booking-central keygen --out central-signing.key --public central-signing.pub
 
@@ -17,16 +19,23 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
+
+import uvicorn
+from prometheus_client import CollectorRegistry, start_http_server
 
 from appliance.errors import SyncError
 from appliance.sync.config import TlsSection
 from appliance.sync.tls import client_context
 from central.commands import CommandClient, CommandTimeout, load_private_key, write_keypair
+from central.fleet import FleetWatch
+from central.fleet_web import create_fleet_app
+from central.metrics import FleetCollector, ReceiverMetrics
 from central.receiver import CentralReceiver, Destination
 
 log = logging.getLogger("central")
-SUBCOMMANDS = ("run", "command", "keygen")
+SUBCOMMANDS = ("run", "metrics", "command", "keygen")
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--destination", action="append", default=[], metavar="NAME|PURPOSE[|optional]",
         help="Where central passes bookings on, listed in every receipt (repeatable).")
+    run.add_argument("--metrics-port", type=int,
+                     help="Serve the receiver's own Prometheus metrics on this port.")
+    run.add_argument("--metrics-host", default="127.0.0.1",
+                     help="Address the receiver's metrics listen on (default 127.0.0.1).")
     run.add_argument("-v", "--verbose", action="store_true", help="Log every answer.")
+    metrics = sub.add_parser(
+        "metrics", help="Watch every station's telemetry; serve Prometheus metrics and the "
+                        "fleet page until SIGTERM.")
+    _connection_options(metrics)
+    metrics.add_argument("--client-id", default="central-fleet", help="MQTT client id.")
+    metrics.add_argument("--listen-host", default="127.0.0.1",
+                         help="Address the HTTP side listens on (default 127.0.0.1).")
+    metrics.add_argument("--listen-port", type=int, default=9464,
+                         help="Port of /metrics and the fleet page (default 9464).")
+    metrics.add_argument("--allowed-host", action="append", default=[],
+                         help="Host name the page answers to besides localhost (repeatable).")
+    metrics.add_argument("--stale-after", type=float, default=120.0,
+                         help="Seconds without telemetry before a station shows red.")
     cmd = sub.add_parser("command", help="Send one command to a station and print its answer.")
     _connection_options(cmd)
     cmd.add_argument("station", help="Station id.")
@@ -96,10 +122,11 @@ def _destinations(specs: list[str]) -> list[Destination]:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
+    metrics = ReceiverMetrics() if args.metrics_port else None
     receiver = CentralReceiver(
         args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
         tls=_tls(args), username=args.username, password=_password(args),
-        destinations=_destinations(args.destination),
+        destinations=_destinations(args.destination), metrics=metrics,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -109,12 +136,57 @@ def run(args: argparse.Namespace) -> int:
     except ConnectionError as exc:
         print(f"booking-central: {exc}", file=sys.stderr)
         return 2
+    server = None
+    if metrics is not None:
+        server, _thread = start_http_server(args.metrics_port, args.metrics_host,
+                                            registry=metrics.registry)
     print(f"central receiver: listening on {args.host}:{args.port} for {args.prefix}/+/tx/#, "
           f"storing in {args.dir}", flush=True)
     stop.wait()
+    if server is not None:
+        server.shutdown()
     held = receiver.store.count()
     receiver.stop()
     print(f"central receiver: stopped; {held} transactions held", flush=True)
+    return 0
+
+
+def watch_fleet(args: argparse.Namespace) -> int:
+    """Watch the telemetry tree and serve /metrics and the fleet page until SIGTERM/SIGINT."""
+    watch = FleetWatch(host=args.host, port=args.port, prefix=args.prefix,
+                       client_id=args.client_id, tls=_tls(args), username=args.username,
+                       password=_password(args))
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(watch))
+    hosts = sorted({"localhost", "127.0.0.1", args.listen_host, *args.allowed_host})
+    app = create_fleet_app(watch, registry, allowed_hosts=hosts, stale_after_s=args.stale_after)
+    try:
+        watch.start()
+    except ConnectionError as exc:
+        print(f"booking-central: {exc}", file=sys.stderr)
+        return 2
+    server = uvicorn.Server(uvicorn.Config(app, host=args.listen_host, port=args.listen_port,
+                                           log_level="warning", access_log=False))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: stop.set())
+    # off the main thread uvicorn leaves the signals to us, so SIGTERM ends in exit status 0
+    serving = threading.Thread(target=server.run, name="fleet-http", daemon=True)
+    serving.start()
+    while not server.started and serving.is_alive():
+        time.sleep(0.05)
+    if not server.started:
+        watch.stop()
+        print(f"booking-central: cannot serve on {args.listen_host}:{args.listen_port}",
+              file=sys.stderr)
+        return 2
+    print(f"central fleet: watching {args.host}:{args.port} {args.prefix}-telemetry/#, serving "
+          f"http://{args.listen_host}:{args.listen_port}/metrics and the fleet page", flush=True)
+    stop.wait()
+    server.should_exit = True
+    serving.join(30)
+    watch.stop()
+    print(f"central fleet: stopped; {watch.messages} telemetry messages absorbed", flush=True)
     return 0
 
 
@@ -143,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.subcommand == "run":
         return run(args)
+    if args.subcommand == "metrics":
+        return watch_fleet(args)
     if args.subcommand == "command":
         return command(args)
     write_keypair(args.out, args.public)

@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ from appliance.sync.protocol import (
     TransactionMeta,
     parse_tx_topic,
 )
+from central.metrics import ReceiverMetrics, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class _Assembly:
     meta: TransactionMeta | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
     sha_failures: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def bytes_held(self) -> int:
@@ -178,8 +181,12 @@ class CentralReceiver:
         username: str | None = None,
         password: str | None = None,
         writers: int = 4,
+        metrics: ReceiverMetrics | None = None,
     ) -> None:
         self.store = ReceiverStore(directory)
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.held.set_function(self.store.count)
         self.host, self.port, self.prefix = host, port, prefix
         self.validator = validator
         self.destinations = destinations or []
@@ -237,6 +244,8 @@ class CentralReceiver:
             self._handle(station, txid, kind, index, bytes(msg.payload))
         except MalformedMessage as exc:
             self.malformed += 1
+            if self.metrics is not None:
+                self.metrics.malformed_message()
             log.warning("central: ignored malformed message: %s", exc)
         except Exception:  # the receiver keeps serving other stations whatever one sends
             self.malformed += 1
@@ -248,6 +257,8 @@ class CentralReceiver:
             return  # being written now; its `stored` answer follows
         receipt = self.store.receipt_for(txid) if kind != "chunk" else None
         if receipt is not None:
+            if self.metrics is not None:
+                self.metrics.duplicate()
             self._answer(station, Ack(txid, AckStatus.STORED, receipt=receipt))
             return
         if kind == "chunk":
@@ -265,6 +276,7 @@ class CentralReceiver:
         if meta.transaction_id != txid:
             raise MalformedMessage("meta names another transaction than its topic")
         if meta.size > MAX_TRANSACTION_BYTES:
+            self._count_rejection(RejectReason.TOO_LARGE)
             self._answer(station, Ack(txid, AckStatus.REJECTED,
                                       reason=f"transaction too large ({meta.size} bytes)"))
             return
@@ -290,6 +302,7 @@ class CentralReceiver:
             asm.chunks.clear()
             if asm.sha_failures >= SHA_RETRIES:
                 del self._assemblies[txid]
+                self._count_rejection(RejectReason.CHECKSUM)
                 self._answer(station, Ack(txid, AckStatus.REJECTED,
                                           reason="data does not match its checksum"))
             else:
@@ -299,6 +312,7 @@ class CentralReceiver:
         problems = self.validator(data) if self.validator else []
         if problems:
             del self._assemblies[txid]
+            self._count_rejection(RejectReason.INVALID_RECORD)
             self._answer(station, Ack(txid, AckStatus.REJECTED,
                                       reason="; ".join(problems)[:480]))
             return
@@ -316,12 +330,19 @@ class CentralReceiver:
         # fsyncs take milliseconds each: several transactions are made durable at once, off the
         # network thread; until its answer is out, anything about that transaction is ignored
         self._storing.add(txid)
-        self._writers.submit(self._store_and_answer, station, asm.meta, data, receipt)
+        self._writers.submit(self._store_and_answer, station, asm.meta, data, receipt,
+                             started=asm.started)
+
+    def _count_rejection(self, reason: RejectReason) -> None:
+        if self.metrics is not None:
+            self.metrics.rejected(reason)
 
     def _store_and_answer(self, station: str, meta: TransactionMeta, data: bytes,
-                          receipt: dict[str, Any]) -> None:
+                          receipt: dict[str, Any], *, started: float | None = None) -> None:
         try:
             self.store.put(station, meta, data, receipt)
+            if self.metrics is not None:
+                self.metrics.stored(len(data), time.monotonic() - (started or time.monotonic()))
             self._answer(station, Ack(meta.transaction_id, AckStatus.STORED, receipt=receipt))
         except Exception:  # not stored: no answer; the station asks again and resends
             log.exception("central: could not store transaction %s", meta.transaction_id)
