@@ -27,15 +27,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from appliance.errors import SyncError
 from appliance.sync.config import TlsSection
+from appliance.sync.protocol import TXID_RE
 from appliance.sync.tls import client_context
 from central.commands import CommandClient, CommandTimeout, load_private_key, write_keypair
 from central.fleet import FleetWatch
 from central.fleet_web import create_fleet_app
 from central.metrics import FleetCollector, ReceiverMetrics
-from central.receiver import CentralReceiver, Destination
+from central.passing import FolderCourier, export_lines
+from central.receiver import CentralReceiver, Destination, ReceiverStore
 
 log = logging.getLogger("central")
-SUBCOMMANDS = ("run", "metrics", "command", "keygen")
+SUBCOMMANDS = ("run", "metrics", "export", "query", "command", "keygen")
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--destination", action="append", default=[], metavar="NAME|PURPOSE[|optional]",
         help="Where central passes bookings on, listed in every receipt (repeatable).")
+    run.add_argument(
+        "--pass-on", action="append", default=[], metavar="NAME=FOLDER",
+        help="Pass each stored transaction on to destination NAME by writing it into FOLDER; "
+             "central records every hand-off (repeatable).")
     run.add_argument("--metrics-port", type=int,
                      help="Serve the receiver's own Prometheus metrics on this port.")
     run.add_argument("--metrics-host", default="127.0.0.1",
@@ -78,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Host name the page answers to besides localhost (repeatable).")
     metrics.add_argument("--stale-after", type=float, default=120.0,
                          help="Seconds without telemetry before a station shows red.")
+    export = sub.add_parser("export", help="Write what central holds (metadata only).")
+    export.add_argument("--dir", type=Path, required=True, help="The receiver's folder.")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                        help="JSON lines (default) or CSV.")
+    export.add_argument("--out", type=Path, help="Output file (default: standard output).")
+    query = sub.add_parser("query", help="Where one transaction was passed on (for an auditor).")
+    query.add_argument("--dir", type=Path, required=True, help="The receiver's folder.")
+    query.add_argument("transaction_id", help="The transaction id (32 hex digits).")
     cmd = sub.add_parser("command", help="Send one command to a station and print its answer.")
     _connection_options(cmd)
     cmd.add_argument("station", help="Station id.")
@@ -120,13 +134,27 @@ def _destinations(specs: list[str]) -> list[Destination]:
     return out
 
 
+def _couriers(specs: list[str], destinations: list[Destination]) -> dict[str, FolderCourier]:
+    names = {d.name for d in destinations}
+    out = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not folder or name.strip() not in names:
+            raise SystemExit(f"booking-central: --pass-on {spec!r}: use NAME=FOLDER with a NAME "
+                             "given as --destination")
+        out[name.strip()] = FolderCourier(Path(folder))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
     metrics = ReceiverMetrics() if args.metrics_port else None
+    destinations = _destinations(args.destination)
     receiver = CentralReceiver(
         args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
         tls=_tls(args), username=args.username, password=_password(args),
-        destinations=_destinations(args.destination), metrics=metrics,
+        destinations=destinations, metrics=metrics,
+        couriers=_couriers(args.pass_on, destinations),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -190,6 +218,47 @@ def watch_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """Write every transaction held, metadata only."""
+    if not (args.dir / "received.db").is_file():
+        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+        return 2
+    store = ReceiverStore(args.dir)
+    try:
+        out = open(args.out, "w", newline="") if args.out else sys.stdout
+        try:
+            for line in export_lines(store.export(), args.format):
+                out.write(line)
+        finally:
+            if args.out:
+                out.close()
+    finally:
+        store.close()
+    if args.out:
+        print(f"wrote {args.out} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def query(args: argparse.Namespace) -> int:
+    """Print where one transaction was passed on, as JSON; exit 1 when central never held it."""
+    if not TXID_RE.match(args.transaction_id):
+        print("booking-central: a transaction id is 32 lowercase hex digits", file=sys.stderr)
+        return 2
+    if not (args.dir / "received.db").is_file():
+        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+        return 2
+    store = ReceiverStore(args.dir)
+    try:
+        held = store.held(args.transaction_id)
+    finally:
+        store.close()
+    if held is None:
+        print(f"booking-central: central does not hold {args.transaction_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(held, indent=2, sort_keys=True))
+    return 0
+
+
 def command(args: argparse.Namespace) -> int:
     """Send one command; print the answer as JSON; exit 0 when the station ran it."""
     key = load_private_key(args.key) if args.key else None
@@ -215,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.subcommand == "run":
         return run(args)
+    if args.subcommand == "export":
+        return export(args)
+    if args.subcommand == "query":
+        return query(args)
     if args.subcommand == "metrics":
         return watch_fleet(args)
     if args.subcommand == "command":

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +42,7 @@ from central.metrics import ReceiverMetrics, RejectReason
 log = logging.getLogger(__name__)
 
 Validator = Callable[[bytes], list[str]]
+Courier = Callable[[str, str, bytes], None]  # (station, transaction id, bytes); raises on failure
 MAX_PARTIAL_BYTES = 512 * 1024 * 1024
 MAX_TRANSACTION_BYTES = 256 * 1024 * 1024
 SHA_RETRIES = 3
@@ -98,6 +99,13 @@ class ReceiverStore:
             " content_type TEXT NOT NULL, receipt TEXT NOT NULL, stored_at TEXT NOT NULL,"
             " deliveries INTEGER NOT NULL DEFAULT 1)"
         )
+        # where each transaction was actually passed on (a destination that took it)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS passed_on (transaction_id TEXT NOT NULL"
+            " REFERENCES received(transaction_id), destination TEXT NOT NULL,"
+            " purpose TEXT NOT NULL, passed_at TEXT NOT NULL,"
+            " PRIMARY KEY (transaction_id, destination))"
+        )
         self._lock = threading.Lock()
 
     def receipt_for(self, txid: str) -> dict[str, Any] | None:
@@ -138,6 +146,48 @@ class ReceiverStore:
                  json.dumps(receipt), receipt["stored_at"]),
             )
 
+    def record_passed_on(self, txid: str, destination: str, purpose: str, at: str) -> None:
+        """Note that ``destination`` took the transaction (once; a repeat keeps the first)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO passed_on (transaction_id, destination, purpose, passed_at)"
+                " VALUES (?, ?, ?, ?)", (txid, destination, purpose, at))
+
+    def held(self, txid: str) -> dict[str, Any] | None:
+        """What central holds about one transaction (metadata only), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT transaction_id, station, sha256, size, content_type, receipt, stored_at,"
+                " deliveries FROM received WHERE transaction_id = ?", (txid,)).fetchone()
+            if row is None:
+                return None
+            passed = self._db.execute(
+                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = ?"
+                " ORDER BY passed_at, destination", (txid,)).fetchall()
+        return _held_record(row, passed)
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every transaction held, oldest first, metadata only (read in pages of 500)."""
+        after = ("", "")
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT transaction_id, station, sha256, size, content_type, receipt,"
+                    " stored_at, deliveries FROM received"
+                    " WHERE (stored_at, transaction_id) > (?, ?)"
+                    " ORDER BY stored_at, transaction_id LIMIT 500", after).fetchall()
+                passed: dict[str, list[tuple[str, str, str]]] = {}
+                for txid, dest, purpose, at in self._db.execute(
+                        "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
+                        " WHERE transaction_id IN (SELECT value FROM json_each(?))",
+                        (json.dumps([r[0] for r in rows]),)):
+                    passed.setdefault(txid, []).append((dest, purpose, at))
+            if not rows:
+                return
+            for row in rows:
+                yield _held_record(row, sorted(passed.get(row[0], []), key=lambda p: p[2]))
+            after = (rows[-1][6], rows[-1][0])
+
     def count(self) -> int:
         """Transactions held."""
         with self._lock:
@@ -164,6 +214,18 @@ class ReceiverStore:
         self._db.close()
 
 
+def _held_record(row: tuple[Any, ...], passed: list[tuple[str, str, str]]) -> dict[str, Any]:
+    txid, station, sha, size, content_type, receipt, stored_at, deliveries = row
+    body = json.loads(receipt)
+    return {
+        "transaction_id": txid, "station": station, "sha256": sha, "size": size,
+        "content_type": content_type, "receipt": body.get("receipt", ""), "stored_at": stored_at,
+        "deliveries": deliveries, "manifest_version": body.get("manifest_version", ""),
+        "shared_with": body.get("shared_with", []),
+        "passed_on": [{"name": d, "purpose": p, "at": at} for d, p, at in passed],
+    }
+
+
 class CentralReceiver:
     """Subscribes to every station's transactions and answers each on its ack topic."""
 
@@ -182,9 +244,11 @@ class CentralReceiver:
         password: str | None = None,
         writers: int = 4,
         metrics: ReceiverMetrics | None = None,
+        couriers: dict[str, Courier] | None = None,
     ) -> None:
         self.store = ReceiverStore(directory)
         self.metrics = metrics
+        self.couriers = couriers or {}
         if metrics is not None:
             metrics.held.set_function(self.store.count)
         self.host, self.port, self.prefix = host, port, prefix
@@ -253,6 +317,9 @@ class CentralReceiver:
 
     def _handle(self, station: str, txid: str, kind: str, index: int | None, payload: bytes
                 ) -> None:
+        if kind == "query":
+            self._answer_passed_on(station, txid)
+            return
         if txid in self._storing:
             return  # being written now; its `stored` answer follows
         receipt = self.store.receipt_for(txid) if kind != "chunk" else None
@@ -333,6 +400,34 @@ class CentralReceiver:
         self._writers.submit(self._store_and_answer, station, asm.meta, data, receipt,
                              started=asm.started)
 
+    def _answer_passed_on(self, station: str, txid: str) -> None:
+        """Where a transaction was passed on; a station learns only about its own."""
+        held = self.store.held(txid)
+        body: dict[str, Any] = {"v": 1, "transaction_id": txid, "held": False, "passed_on": []}
+        if held is not None and held["station"] == station:
+            body.update(held=True, receipt=held["receipt"], stored_at=held["stored_at"],
+                        manifest_version=held["manifest_version"],
+                        shared_with=held["shared_with"], passed_on=held["passed_on"])
+        self._client.publish(f"{self.prefix}/{station}/passed-on",
+                             json.dumps(body, separators=(",", ":"), sort_keys=True).encode(),
+                             qos=1)
+
+    def _pass_on(self, station: str, meta: TransactionMeta, data: bytes) -> None:
+        """Hand a stored transaction to each destination that has a courier; note who took it."""
+        for destination in self.destinations:
+            courier = self.couriers.get(destination.name)
+            if courier is None:
+                continue
+            try:
+                courier(station, meta.transaction_id, data)
+            except Exception:  # one destination down never stops the others or the receiver
+                log.exception("central: %s did not take transaction %s", destination.name,
+                              meta.transaction_id)
+                continue
+            self.store.record_passed_on(meta.transaction_id, destination.name,
+                                        destination.purpose,
+                                        datetime.now(UTC).isoformat(timespec="seconds"))
+
     def _count_rejection(self, reason: RejectReason) -> None:
         if self.metrics is not None:
             self.metrics.rejected(reason)
@@ -346,5 +441,8 @@ class CentralReceiver:
             self._answer(station, Ack(meta.transaction_id, AckStatus.STORED, receipt=receipt))
         except Exception:  # not stored: no answer; the station asks again and resends
             log.exception("central: could not store transaction %s", meta.transaction_id)
+            return
         finally:
             self._storing.discard(meta.transaction_id)
+        if self.couriers:
+            self._pass_on(station, meta, data)

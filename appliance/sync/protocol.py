@@ -73,6 +73,15 @@ class Topics:
         """Where the station asks whether central has every chunk."""
         return f"{self.base}/tx/{txid}/end"
 
+    def query(self, txid: str) -> str:
+        """Where the station asks central where a stored transaction was passed on."""
+        return f"{self.base}/tx/{txid}/query"
+
+    @property
+    def passed_on(self) -> str:
+        """Central's answers to this station's ``query`` messages."""
+        return f"{self.base}/passed-on"
+
     @property
     def ack(self) -> str:
         """Central's answers to this station."""
@@ -204,6 +213,18 @@ class Ack:
         return cls(txid, status, receipt, missing, need_meta, reason[:500])
 
 
+def parse_passed_on(payload: bytes) -> dict[str, Any]:
+    """Parse and check central's answer to a ``query``: where a transaction was passed on."""
+    data = _loads(payload)
+    if not TXID_RE.match(str(data.get("transaction_id", ""))):
+        raise MalformedMessage("bad transaction id")
+    if not isinstance(data.get("held"), bool):
+        raise MalformedMessage("passed-on answer without `held`")
+    if not isinstance(data.get("passed_on", []), list):
+        raise MalformedMessage("passed_on must be a list")
+    return data
+
+
 def chunk_count(size: int, chunk_size: int) -> int:
     """Chunks needed for ``size`` bytes (an empty transaction still sends one empty chunk)."""
     return max(1, math.ceil(size / chunk_size))
@@ -237,7 +258,7 @@ def parse_tx_topic(topic: str, prefix: str) -> tuple[str, str, str, int | None]:
         raise MalformedMessage("bad station or transaction id in topic")
     if kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
         return station, txid, kind, int(parts[5])
-    if kind in ("meta", "end") and len(parts) == 5:
+    if kind in ("meta", "end", "query") and len(parts) == 5:
         return station, txid, kind, None
     raise MalformedMessage(f"unknown transaction message kind in {topic[:120]}")
 

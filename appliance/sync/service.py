@@ -40,7 +40,7 @@ from appliance.sync.commands import (
 )
 from appliance.sync.config import MqttSection, SharingManifest
 from appliance.sync.link import MqttLink, NotConnected
-from appliance.sync.protocol import PROTOCOL_VERSION, Topics
+from appliance.sync.protocol import PROTOCOL_VERSION, Topics, parse_passed_on
 from appliance.sync.tls import TlsFailure, TlsFailureKind, client_context, clock_against_certificate
 from appliance.sync.upload import Uploader
 from appliance.system.secrets import read_secret
@@ -119,7 +119,7 @@ class SyncService:
         self.link = MqttLink(
             cfg,
             client_id=f"station-{self.station_id}",
-            subscriptions=[self.topics.ack, self.topics.commands],
+            subscriptions=[self.topics.ack, self.topics.commands, self.topics.passed_on],
             on_message=self._on_message,
             on_connection=self._on_connection,
             will=(self.topics.status, telemetry.will(self.station_id)),
@@ -137,6 +137,7 @@ class SyncService:
         self.ignored = 0  # messages on our topics that were not ours to act on
         self.receipt_signature_failures = 0  # central's answers whose signature did not verify
         self._drain_mark: tuple[float, int] | None = None  # (monotonic time, delivered)
+        self._passed_on: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._commands: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue(COMMAND_QUEUE)
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -215,6 +216,21 @@ class SyncService:
         self.link.publish_nowait(self.topics.health, health.encode(), qos=0)
         return health
 
+    async def passed_on(self, txid: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Ask central where a stored transaction was passed on (the other half of the receipt).
+
+        Raises TimeoutError when central does not answer, NotConnected while offline.
+        """
+        waiting = asyncio.get_running_loop().create_future()
+        self._passed_on[txid] = waiting
+        try:
+            await self.link.publish(self.topics.query(txid), b"", qos=1)
+            async with asyncio.timeout(timeout):
+                return await waiting
+        finally:
+            if self._passed_on.get(txid) is waiting:
+                del self._passed_on[txid]
+
     def _drain_rate(self) -> float:
         """Deliveries per second since the previous health message."""
         now, delivered = time.monotonic(), self.uploader.delivered
@@ -280,6 +296,11 @@ class SyncService:
         try:
             if topic == self.topics.ack:
                 self.uploader.on_ack(payload)
+            elif topic == self.topics.passed_on:
+                answer = parse_passed_on(payload)
+                waiting = self._passed_on.get(answer["transaction_id"])
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(answer)
             elif topic == self.topics.commands:
                 try:
                     self._commands.put_nowait((payload, properties))

@@ -18,7 +18,8 @@ def test_every_channel_has_a_payload_schema_that_exists() -> None:
     doc = asyncapi()
     assert doc["asyncapi"].startswith("3.")
     names = {c.name for c in channels()}
-    assert names == {"txMeta", "txChunk", "txEnd", "ack", "status", "health", "alerts",
+    assert names == {"txMeta", "txChunk", "txEnd", "txQuery", "passedOn", "ack", "status",
+                     "health", "alerts",
                      "cmd", "reply"}
     for channel in channels():
         if channel.schema_ref is not None:
@@ -78,6 +79,7 @@ async def test_real_traffic_follows_the_documents(mosquitto, service_rig, captur
     rejected = await rig.store.commit_booking(make_booking("R", prints=1), b"REJECT" * 10)
     rig.service.wake()
     await rig.wait_all_stored(txids)
+    assert (await rig.service.passed_on(txids[0]))["held"] is True
     while rig.store.outbox_state(rejected) != "rejected":
         await asyncio.sleep(0.05)
     client = CommandClient(mosquitto.host, mosquitto.port)
