@@ -58,6 +58,10 @@ def create_fleet_app(watch: FleetWatch, registry: CollectorRegistry, *,
     def page() -> HTMLResponse:
         return HTMLResponse((STATIC / "fleet.html").read_text())
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/api/stations")
     def stations() -> dict[str, Any]:
         now = time.time()
