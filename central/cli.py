@@ -35,6 +35,7 @@ from central.fleet_web import create_fleet_app
 from central.metrics import FleetCollector, ReceiverMetrics
 from central.passing import FolderCourier, export_lines
 from central.receiver import CentralReceiver, Destination, ReceiverStore
+from central.shared import SharedReceiver
 
 log = logging.getLogger("central")
 SUBCOMMANDS = ("run", "metrics", "export", "query", "command", "keygen")
@@ -57,7 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand")
     run = sub.add_parser("run", help="Run the reference receiver until SIGTERM.")
     _connection_options(run)
-    run.add_argument("--dir", type=Path, required=True, help="Where transactions are stored.")
+    run.add_argument("--dir", type=Path,
+                     help="Where transactions are stored (one receiver, SQLite index).")
+    run.add_argument(
+        "--postgres", metavar="DSN",
+        help="Share the load with other receivers: MQTT 5 shared subscription, index and "
+             "partial uploads in this PostgreSQL database (instead of --dir).")
+    run.add_argument("--share-group", default="central",
+                     help="Shared subscription group of the receivers (default central).")
     run.add_argument("--client-id", default="central-receiver", help="MQTT client id.")
     run.add_argument(
         "--destination", action="append", default=[], metavar="NAME|PURPOSE[|optional]",
@@ -150,12 +158,27 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
     metrics = ReceiverMetrics() if args.metrics_port else None
     destinations = _destinations(args.destination)
+    if (args.dir is None) == (args.postgres is None):
+        raise SystemExit("booking-central run: give --dir (one receiver) or --postgres (shared)")
+    if args.postgres:
+        if args.pass_on:
+            raise SystemExit("booking-central run: --pass-on needs --dir for now")
+        return _serve(SharedReceiver(
+            args.postgres, host=args.host, port=args.port, prefix=args.prefix,
+            group=args.share_group, client_id=args.client_id, tls=_tls(args),
+            username=args.username, password=_password(args), destinations=destinations,
+            metrics=metrics), args, metrics, f"PostgreSQL (group {args.share_group})")
     receiver = CentralReceiver(
         args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
         tls=_tls(args), username=args.username, password=_password(args),
         destinations=destinations, metrics=metrics,
         couriers=_couriers(args.pass_on, destinations),
     )
+    return _serve(receiver, args, metrics, str(args.dir))
+
+
+def _serve(receiver: CentralReceiver | SharedReceiver, args: argparse.Namespace,
+           metrics: ReceiverMetrics | None, where: str) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_a: stop.set())
@@ -169,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         server, _thread = start_http_server(args.metrics_port, args.metrics_host,
                                             registry=metrics.registry)
     print(f"central receiver: listening on {args.host}:{args.port} for {args.prefix}/+/tx/#, "
-          f"storing in {args.dir}", flush=True)
+          f"storing in {where}", flush=True)
     stop.wait()
     if server is not None:
         server.shutdown()

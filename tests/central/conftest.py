@@ -47,3 +47,12 @@ def artifacts(request) -> Path:
     folder = root / request.node.name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def postgres():
+    """A DSN to a fresh PostgreSQL cluster started for this test."""
+    from tests.central.postgres import postgres_cluster
+
+    with postgres_cluster() as dsn:
+        yield dsn
