@@ -11,12 +11,14 @@ import asyncio
 import hashlib
 import os
 import random
+import resource
 import signal
 import subprocess
 
 import psycopg
 
 from tests.central.test_metrics import central, started
+from tests.conftest import until
 from tests.sync.conftest import commit_many
 
 STATIONS = int(os.environ.get("BST_FLEET_STATIONS", "40"))
@@ -40,6 +42,8 @@ def held_rows(dsn: str) -> dict[str, tuple[str, str, int]]:
 async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
         mosquitto, postgres, service_rig, loop_errors) -> None:
     rng = random.Random(2028)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a store and a socket per station
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     procs = {name: receiver(mosquitto, postgres, name) for name in ("central-a", "central-b")}
     kills = 0
     try:
@@ -49,9 +53,11 @@ async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
         for n in range(STATIONS):
             rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False,
                                     station_id=f"st-{n:03d}", ack_timeout_s=2.0,
-                                    chunk_size=4096)
+                                    chunk_size=4096, connect=False)
             rig.service.uploader.pause()
             rigs.append(rig)
+        await until(lambda: all(r.service.link.connected for r in rigs), timeout=300,
+                    what="every station connected")
         queued = {}
         for rig in rigs:
             txids, payloads = await commit_many(rig.store, BOOKINGS, size=10_000,
