@@ -98,6 +98,14 @@ class SharedStore:
                 " RETURNING receipt", (txid,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def receipt_of(self, txid: str, station: str) -> dict[str, Any] | None:
+        """The receipt of a transaction held from ``station`` (None for another's or unknown)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT receipt FROM held WHERE transaction_id = %s AND station = %s",
+                (txid, station)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def holds(self, txid: str) -> bool:
         """True when the transaction is held."""
         with self._lock:
@@ -292,7 +300,8 @@ class SharedReceiver:
     def _handle(self, station: str, txid: str, kind: str, index: int | None,
                 payload: bytes) -> None:
         if kind == "query":
-            return  # answered by the single receiver's index; not kept here yet
+            self._answer_passed_on(station, txid)
+            return
         if kind == "chunk":
             assert index is not None
             self.store.put_chunk(txid, station, index, payload)
@@ -313,6 +322,18 @@ class SharedReceiver:
         self.store.put_meta(station, meta)
         if kind == "end":
             self._complete(station, meta, time.monotonic())
+
+    def _answer_passed_on(self, station: str, txid: str) -> None:
+        """What the receipt listed; shared receivers pass nothing on themselves yet."""
+        receipt = self.store.receipt_of(txid, station)
+        body: dict[str, Any] = {"v": 1, "transaction_id": txid, "held": False, "passed_on": []}
+        if receipt is not None:
+            body.update(held=True, receipt=receipt["receipt"], stored_at=receipt["stored_at"],
+                        manifest_version=receipt.get("manifest_version", ""),
+                        shared_with=receipt.get("shared_with", []))
+        self._client.publish(f"{self.prefix}/{station}/passed-on",
+                             json.dumps(body, separators=(",", ":"), sort_keys=True).encode(),
+                             qos=1)
 
     def _reject(self, station: str, txid: str, reason: RejectReason, text: str) -> None:
         self.store.forget(txid)

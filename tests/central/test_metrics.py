@@ -35,7 +35,12 @@ async def started(proc: subprocess.Popen[str], word: str) -> None:
 
 def stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
     assert proc.returncode == 0, err
     return out
 
@@ -157,9 +162,13 @@ async def test_fleet_and_receiver_metrics_scraped(mosquitto, service_rig, tmp_pa
                                                              station="st-1") == 0,
                                "the station's clean stop seen")
     finally:
-        fleet_out = await asyncio.to_thread(stop, fleet)
-        await asyncio.to_thread(stop, receiver)
-    assert "telemetry messages absorbed" in fleet_out
+        stopped = await asyncio.gather(asyncio.to_thread(stop, fleet),
+                                       asyncio.to_thread(stop, receiver),
+                                       return_exceptions=True)
+    for outcome in stopped:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    assert "telemetry messages absorbed" in stopped[0]
 
 
 async def test_scanner_unplugged_and_signature_failures_reach_the_metrics(

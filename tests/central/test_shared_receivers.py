@@ -97,6 +97,13 @@ async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
         assert {by for _, _, by in held.values()} <= {"central-a", "central-b"}
         for rig in rigs:
             assert rig.store.health().queue_depth == 0
+        # any receiver answers a station's query from the shared index; never about another's
+        answer = await rigs[0].service.passed_on(next(t for t in queued
+                                                      if queued[t][0] == "st-000"))
+        assert answer["held"] is True and answer["passed_on"] == []
+        answer = await rigs[1].service.passed_on(next(t for t in queued
+                                                      if queued[t][0] == "st-000"))
+        assert answer["held"] is False
         # a receiver starting sweeps what late resends left half-assembled
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -109,5 +116,5 @@ async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
     finally:
         for proc in procs.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.kill()
                 await asyncio.to_thread(proc.communicate, timeout=30)
