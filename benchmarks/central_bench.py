@@ -6,7 +6,9 @@
 ``fleet`` runs the same fleet twice in one invocation, each time against a fresh broker: first
 the reference single receiver (``booking-central run --dir``, SQLite), then two shared receivers
 (``booking-central run --postgres``, MQTT 5 shared subscription, a PostgreSQL cluster started for
-the run). Worker processes each run a share of the stations (a full SyncService per station);
+the run). ``fault`` runs two shared receivers only and SIGKILLs one of them at random moments
+(restarting it) until the fleet has drained, then checks every booking is held exactly once.
+Worker processes each run a share of the stations (a full SyncService per station);
 every station queues its bookings while paused, then all resume at once. It reports bookings
 held per second, end-to-end latency percentiles (from "go" to each booking's ``stored`` at its
 station), exactly-once checks, peak memory of every central process, and the ratios two/one.
@@ -101,28 +103,34 @@ async def worker(args: argparse.Namespace) -> None:
     expected = args.bookings * len(stations)
     while len(latencies) < expected:
         await asyncio.sleep(0.05)
+    depths = await asyncio.to_thread(lambda: [st.health().queue_depth for _, st in stations])
+    if any(depths):
+        raise RuntimeError(f"outboxes not empty after every `stored`: {sum(depths)} left")
     print("done " + json.dumps(latencies), flush=True)
     for service, store in stations:
         await service.stop()
         store.close()
 
 
+RECEIVERS = {"one": ["central-1"], "two": ["central-a", "central-b"]}
+
+
+def start_receiver(mode: str, name: str, port: int, workdir: Path, dsn: str | None
+                   ) -> subprocess.Popen[str]:
+    where = ["--dir", str(workdir / "central")] if mode == "one" else ["--postgres", str(dsn)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "central.cli", "run", "--host", "127.0.0.1", "--port",
+         str(port), "--client-id", name, *where], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if "listening" not in line:
+        raise RuntimeError(f"receiver {name} did not start: {line!r}")
+    return proc
+
+
 def start_receivers(mode: str, port: int, workdir: Path, dsn: str | None
                     ) -> list[subprocess.Popen[str]]:
-    names = ["central-1"] if mode == "one" else ["central-a", "central-b"]
-    procs = []
-    for name in names:
-        where = (["--dir", str(workdir / "central")] if mode == "one"
-                 else ["--postgres", str(dsn), "--client-id", name])
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "central.cli", "run", "--host", "127.0.0.1", "--port",
-             str(port), "--client-id", name, *where], cwd=REPO, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        line = proc.stdout.readline() if proc.stdout else ""
-        if "listening" not in line:
-            raise RuntimeError(f"receiver did not start: {line} {proc.stderr.read()}")
-        procs.append(proc)
-    return procs
+    return [start_receiver(mode, name, port, workdir, dsn) for name in RECEIVERS[mode]]
 
 
 def held(mode: str, workdir: Path, dsn: str | None) -> tuple[int, int]:
@@ -140,7 +148,8 @@ def held(mode: str, workdir: Path, dsn: str | None) -> tuple[int, int]:
         return db.execute("SELECT COUNT(*), COUNT(DISTINCT transaction_id) FROM held").fetchone()
 
 
-def fleet_once(args: argparse.Namespace, mode: str, dsn: str | None) -> dict:
+def fleet_once(args: argparse.Namespace, mode: str, dsn: str | None,
+               kill_seed: int | None = None) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"central-bench-{mode}-"))
     port = free_port()
     broker = start_broker(workdir, port)
@@ -163,13 +172,32 @@ def fleet_once(args: argparse.Namespace, mode: str, dsn: str | None) -> dict:
             assert w.stdin is not None
             w.stdin.write("go\n")
             w.stdin.flush()
+        lines: list[str] = []
+        readers = [threading.Thread(target=lambda w=w: lines.append(
+            w.stdout.readline() if w.stdout else ""), daemon=True) for w in workers]
+        for reader in readers:
+            reader.start()
+        kills = 0
+        if kill_seed is not None:  # SIGKILL a random receiver at random moments, restart it
+            rng = np.random.default_rng(kill_seed)
+            while any(r.is_alive() for r in readers):
+                time.sleep(rng.uniform(0.5, 3.0))
+                if not any(r.is_alive() for r in readers):
+                    break
+                i = int(rng.integers(len(receivers)))
+                receivers[i].kill()
+                receivers[i].wait(30)
+                kills += 1
+                time.sleep(rng.uniform(0.2, 2.0))
+                receivers[i] = start_receiver(mode, RECEIVERS[mode][i], port, workdir, dsn)
+        for reader in readers:
+            reader.join()
+        drain_s = time.perf_counter() - t0
         latencies: list[float] = []
-        for w in workers:
-            line = w.stdout.readline() if w.stdout else ""
+        for line in lines:
             if not line.startswith("done "):
                 raise RuntimeError(f"a worker failed: {line[:200]!r}")
             latencies += json.loads(line[5:])
-        drain_s = time.perf_counter() - t0
         memory = {f"receiver {i + 1} VmHWM MiB": round(status_mb("VmHWM", r.pid), 1)
                   for i, r in enumerate(receivers)}
         memory["broker VmHWM MiB"] = round(status_mb("VmHWM", broker.pid), 1)
@@ -194,7 +222,7 @@ def fleet_once(args: argparse.Namespace, mode: str, dsn: str | None) -> dict:
             "drain_s": round(drain_s, 2), "bookings_per_s": round(expected / drain_s, 1),
             "latency_p50_s": round(q[49], 3), "latency_p95_s": round(q[94], 3),
             "latency_p99_s": round(q[98], 3),
-            "held": rows, "expected": expected,
+            "held": rows, "expected": expected, "receiver_kills": kills,
             "exactly_once": rows == distinct == expected, **memory}
 
 
@@ -217,6 +245,23 @@ def fleet(args: argparse.Namespace) -> int:
         "loadavg_before": before, "loadavg_after": loadavg(), "cpus": os.cpu_count(),
     }, indent=2))
     return 0 if one["exactly_once"] and two["exactly_once"] else 1
+
+
+def fault(args: argparse.Namespace) -> int:
+    """Two shared receivers, one SIGKILLed at random moments while the fleet drains."""
+    from tests.central.postgres import postgres_cluster
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    before = loadavg()
+    with postgres_cluster() as dsn:
+        two = fleet_once(args, "two", dsn, kill_seed=args.seed)
+    print(json.dumps({
+        "stations": args.stations, "bookings_per_station": args.bookings,
+        "booking_bytes": args.size, "worker_processes": args.procs, "two_receivers": two,
+        "loadavg_before": before, "loadavg_after": loadavg(), "cpus": os.cpu_count(),
+    }, indent=2))
+    return 0 if two["exactly_once"] and two["receiver_kills"] else 1
 
 
 # ---- telemetry ------------------------------------------------------------------------------
@@ -328,6 +373,12 @@ def main() -> int:
     f.add_argument("--bookings", type=int, default=1, help="queued per station")
     f.add_argument("--size", type=int, default=20_000, help="bytes per booking")
     f.add_argument("--procs", type=int, default=4, help="worker processes")
+    k = sub.add_parser("fault", help="two shared receivers, one killed at random, exactly once")
+    k.add_argument("--stations", type=int, default=200)
+    k.add_argument("--bookings", type=int, default=2, help="queued per station")
+    k.add_argument("--size", type=int, default=20_000, help="bytes per booking")
+    k.add_argument("--procs", type=int, default=4, help="worker processes")
+    k.add_argument("--seed", type=int, default=2028, help="when to kill which receiver")
     t = sub.add_parser("telemetry", help="the metrics side's intake against mosquitto_sub")
     t.add_argument("--stations", type=int, default=1000)
     t.add_argument("--messages", type=int, default=50_000)
@@ -346,6 +397,8 @@ def main() -> int:
     if args.mode == "publisher":
         publisher(args)
         return 0
+    if args.mode == "fault":
+        return fault(args)
     return fleet(args) if args.mode == "fleet" else telemetry_intake(args)
 
 
