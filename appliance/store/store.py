@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import sqlite3
+import statistics
 import threading
 import time
 import uuid
@@ -87,6 +88,9 @@ class StoreHealth:
     audit_head: str
     disk_free_mb: int
     bookings: int
+    disk_total_mb: int = 0
+    bookings_today: int = 0
+    nfiq2_median_today: float | None = None
 
 
 def subject_json(subject: Subject) -> str:
@@ -759,15 +763,25 @@ class Store:
 
     def health(self) -> StoreHealth:
         """Queue depth, oldest unsent, audit head, disk free."""
+        midnight = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00")
 
         def run(conn: sqlite3.Connection) -> tuple[Any, ...]:
             depth, oldest = outbox.depth(conn)
             seq, head = audit.head(conn)
             count = conn.execute("SELECT COUNT(*) FROM bookings").fetchone()[0]
-            return depth, oldest, seq, head, count
+            today = conn.execute("SELECT COUNT(*) FROM bookings WHERE committed_at >= ?",
+                                 (midnight,)).fetchone()[0]
+            scores = [r[0] for r in conn.execute(
+                "SELECT q.nfiq2 FROM quality_reports q JOIN impressions i USING (impression_id)"
+                " JOIN bookings b USING (booking_id)"
+                " WHERE b.committed_at >= ? AND q.nfiq2 IS NOT NULL", (midnight,))]
+            return depth, oldest, seq, head, count, today, scores
 
-        depth, oldest, seq, head, count = self.read(run)
-        return StoreHealth(depth, oldest, seq, head, self.disk_free_mb(), count)
+        depth, oldest, seq, head, count, today, scores = self.read(run)
+        usage = shutil.disk_usage(self.path.parent)
+        return StoreHealth(depth, oldest, seq, head, usage.free // (1024 * 1024), count,
+                           disk_total_mb=usage.total // (1024 * 1024), bookings_today=today,
+                           nfiq2_median_today=statistics.median(scores) if scores else None)
 
     def verify_audit(self) -> audit.ChainReport:
         """Walk the audit chain."""

@@ -78,6 +78,7 @@ class CommandGate:
         self._now = now
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._nonce_memory = nonce_memory
+        self.signature_failures = 0  # unsigned or badly signed while central's key is set
 
     @property
     def signatures_required(self) -> bool:
@@ -126,11 +127,13 @@ class CommandGate:
 
     def _verify(self, body: dict[str, Any], name: str) -> None:
         if not self.keys:
+            self.signature_failures += 1
             raise CommandRefused("no central key is configured: unsigned commands are refused "
                                  "(mqtt.central_keys)", name=name)
         try:
             self.keys.verify(body)
         except BadSignature as exc:
+            self.signature_failures += 1
             reason = "unsigned command" if str(exc) == "unsigned" else str(exc)
             raise CommandRefused(reason, name=name) from exc
 

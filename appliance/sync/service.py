@@ -17,6 +17,7 @@ import logging
 import secrets
 import sqlite3
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from appliance.sync import telemetry
 from appliance.sync.commands import Command, CommandGate, CommandRefused, reply_topic_allowed
 from appliance.sync.config import MqttSection, SharingManifest
 from appliance.sync.link import MqttLink, NotConnected
-from appliance.sync.protocol import PROTOCOL_VERSION, Topics
+from appliance.sync.protocol import PROTOCOL_VERSION, Topics, parse_passed_on
 from appliance.sync.receipts import AckRefused, AckVerifier
 from appliance.sync.signing import CentralKeys
 from appliance.sync.tls import TlsFailure, TlsFailureKind, client_context, clock_against_certificate
@@ -119,7 +120,8 @@ class SyncService:
         self.link = MqttLink(
             cfg,
             client_id=f"station-{self.station_id}",
-            subscriptions=[self.topics.ack, self.topics.commands, self.topics.status],
+            subscriptions=[self.topics.ack, self.topics.commands, self.topics.status,
+                           self.topics.passed_on],
             on_message=self._on_message,
             on_connection=self._on_connection,
             will=(self.topics.status, telemetry.will(self.station_id)),
@@ -138,6 +140,8 @@ class SyncService:
         self.ignored = 0  # messages on our topics that were not ours to act on
         self.acks_refused = 0  # forged, altered, unsigned or misdirected acks (never applied)
         self._refused_audited: deque[float] = deque()
+        self._drain_mark: tuple[float, int] | None = None  # (monotonic time, delivered)
+        self._passed_on: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._commands: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue(COMMAND_QUEUE)
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -195,7 +199,7 @@ class SyncService:
         payload = telemetry.event(self.station_id, kind, message, severity=severity,
                                   detail=detail)
         if self.link.connected:
-            self.link.publish_nowait(self.topics.events, payload, qos=1)
+            self.link.publish_nowait(self.topics.alerts, payload, qos=1)
         else:
             self._events.append(payload)
 
@@ -211,9 +215,36 @@ class SyncService:
             acks_refused=self.acks_refused,
             session_taken_over=self.link.counters.taken_over,
             alerts=health.alerts + [p for p in self.problems() if p not in health.alerts],
+            delivered=self.uploader.delivered,
+            drain_per_s=self._drain_rate(),
+            command_signature_failures=self.gate.signature_failures,
+            receipt_signature_failures=self.acks_refused,
         )
-        self.link.publish_nowait(self.topics.telemetry, health.encode(), qos=0)
+        self.link.publish_nowait(self.topics.health, health.encode(), qos=0)
         return health
+
+    async def passed_on(self, txid: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Ask central where a stored transaction was passed on (the other half of the receipt).
+
+        Raises TimeoutError when central does not answer, NotConnected while offline.
+        """
+        waiting = asyncio.get_running_loop().create_future()
+        self._passed_on[txid] = waiting
+        try:
+            await self.link.publish(self.topics.query(txid), b"", qos=1)
+            async with asyncio.timeout(timeout):
+                return await waiting
+        finally:
+            if self._passed_on.get(txid) is waiting:
+                del self._passed_on[txid]
+
+    def _drain_rate(self) -> float:
+        """Deliveries per second since the previous health message."""
+        now, delivered = time.monotonic(), self.uploader.delivered
+        mark, self._drain_mark = self._drain_mark, (now, delivered)
+        if mark is None or now <= mark[0]:
+            return 0.0
+        return round((delivered - mark[1]) / (now - mark[0]), 3)
 
     async def _telemetry_loop(self) -> None:
         while True:
@@ -250,7 +281,7 @@ class SyncService:
         except Exception:  # a hook failed; the link must still come up
             log.exception("sync: cannot build the birth message")
         while self._events:
-            self.link.publish_nowait(self.topics.events, self._events.popleft(), qos=1)
+            self.link.publish_nowait(self.topics.alerts, self._events.popleft(), qos=1)
         self.uploader.wake()
 
     def _on_tls_failure(self, failure: TlsFailure) -> None:
@@ -275,6 +306,11 @@ class SyncService:
                 self._on_ack(payload)
             elif topic == self.topics.status:
                 self._on_status(payload)
+            elif topic == self.topics.passed_on:
+                answer = parse_passed_on(payload)
+                waiting = self._passed_on.get(answer["transaction_id"])
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(answer)
             elif topic == self.topics.commands:
                 try:
                     self._commands.put_nowait((payload, properties))

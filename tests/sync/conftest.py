@@ -107,7 +107,8 @@ def store_health(store: Store, station_id: str) -> telemetry.Health:
         oldest_unsent_age_s=age_seconds(h.oldest_unsent_at),
         disk_free_mb=h.disk_free_mb, scanner_state="ready", audit_head=h.audit_head,
         audit_entries=h.audit_entries, clock="synchronised", link_connects=0,
-        cpu_temperature_c=cpu_temperature_c(), alerts=[],
+        cpu_temperature_c=cpu_temperature_c(), alerts=[], disk_total_mb=h.disk_total_mb,
+        bookings_today=h.bookings_today, nfiq2_median_today=h.nfiq2_median_today,
     )
 
 

@@ -160,6 +160,8 @@ async def test_signed_commands(mosquitto, service_rig, ops, central_signing,
     body["args"]["rate_per_s"] = 50  # tampered after signing
     answer = await send(signed, json.dumps(body).encode())
     assert answer["error"] == "bad signature" and rig.service.uploader.rate_per_s == 0
+    # telemetry counts them for central operations: unsigned, impostor, tampered
+    assert (await rig.service.publish_health()).command_signature_failures == 3
 
     outcomes = [(e["detail"]["command"], e["detail"]["outcome"], e["detail"].get("signed"))
                 for e in remote_audit(rig.store)]
@@ -177,12 +179,13 @@ async def test_reply_topic_outside_the_station_space_is_refused(mosquitto, servi
     rig = await service_rig(mosquitto.host, mosquitto.port)
     cap = capture_factory(mosquitto.host, mosquitto.port, "#")
     client = await ops()
-    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst/st-1/status", "elsewhere"):
+    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst-telemetry/st-1/status",
+                  "elsewhere"):
         body = command_body("pause", key=central_signing.key)
         with pytest.raises(TimeoutError):
             await send(client, json.dumps(body).encode(), reply_topic=topic, timeout=0.7)
     assert not rig.service.uploader.paused
-    assert all(m.topic in ("bst/st-1/cmd", "bst/st-1/status") for m in cap.messages)
+    assert all(m.topic in ("bst/st-1/cmd", "bst-telemetry/st-1/status") for m in cap.messages)
     assert {e["detail"]["outcome"] for e in remote_audit(rig.store)} == {"refused"}
 
 

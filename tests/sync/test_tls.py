@@ -142,6 +142,8 @@ async def test_acl_lets_only_central_command_a_station(pki, mosquitto_factory, s
     rig.service.wake()
     await rig.wait_all_stored(txids)
     rig.assert_exactly_once(txids, payloads)
+    # the ACL lets central answer, and the station hear, where a booking was passed on
+    assert (await rig.service.passed_on(txids[0]))["held"] is True
 
 
 def audit_entries(store) -> list[dict]:
