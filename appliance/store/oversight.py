@@ -135,15 +135,17 @@ def verify_since(conn: sqlite3.Connection, checkpoint: Checkpoint | None
                  ) -> tuple[audit.ChainReport, Checkpoint]:
     """Verify only the entries after ``checkpoint``, after checking that it still holds.
 
-    A checkpoint that retention deleted, or one whose entry changed or disappeared, starts a
-    whole walk from the anchor. Returns the report of the walk (its ``entries`` counts the
-    entries checked this time) and the new checkpoint.
+    A checkpoint that retention deleted, or one whose entry changed (content or hash) or
+    disappeared, starts a whole walk from the anchor. Returns the report of the walk (its
+    ``entries`` counts the entries checked this time) and the new checkpoint.
     """
     anchor_seq, anchor_hash = audit.anchor(conn)
     if checkpoint is not None and checkpoint.seq > anchor_seq:
-        row = conn.execute("SELECT hash FROM audit_log WHERE seq = ?",
-                           (checkpoint.seq,)).fetchone()
-        start = checkpoint if row is not None and row[0] == checkpoint.hash else None
+        row = conn.execute("SELECT seq, at, actor, action, detail, prev_hash, hash"
+                           " FROM audit_log WHERE seq = ?", (checkpoint.seq,)).fetchone()
+        holds = (row is not None and row[6] == checkpoint.hash
+                 and audit.entry_hash(*row[:6]) == checkpoint.hash)
+        start = checkpoint if holds else None
     elif checkpoint is not None and checkpoint.seq == anchor_seq == 0:
         start = Checkpoint(0, audit.GENESIS)
     else:

@@ -144,8 +144,7 @@ def router(services: Services, desk: Desk) -> APIRouter:
         start = None if whole else checkpoint[0]
         report, reached = await asyncio.to_thread(
             store.read, lambda c: oversight.verify_since(c, start))
-        if report.ok:
-            checkpoint[0] = reached
+        checkpoint[0] = reached if report.ok else None  # a broken chain is walked whole
         return ChainView(ok=report.ok, checked=report.entries, head=report.head,
                          verified_to=reached.seq, first_bad=report.first_bad_seq,
                          problem=report.problem, anchor_seq=report.anchor_seq)
