@@ -29,6 +29,7 @@ from appliance.errors import StationError
 from appliance.store.crypto import BlobCipher
 from appliance.store.errors import StoreError
 from appliance.store.keys import load_cipher
+from appliance.store.samples import Sample, delivered_total, keep_history
 from appliance.store.store import Store
 from appliance.sync.service import StationHooks, SyncService
 from appliance.system.clock import ClockTrust, kernel_clock_state
@@ -41,6 +42,8 @@ from drivers.registry import build_driver
 from drivers.worker import DeviceWorker, ScannerState
 
 log = logging.getLogger(__name__)
+#: Seconds between two samples of the technician page's charts.
+HISTORY_INTERVAL_S = 300.0
 
 
 class PortInUse(StationError):
@@ -131,6 +134,7 @@ class Station:
             await self.store.audit("station", "station_started",
                                    {"config_hash": self.config.digest()})
         await self._start_web()
+        self._start_history()
         if self.worker is not None:
             await self.worker.wait_ready(timeout=30)
         interval = watchdog_interval_s()
@@ -164,6 +168,26 @@ class Station:
             backup_every=timedelta(hours=cfg.backup_interval_hours),
             backup_keep=cfg.backup_keep,
         ), name="store-maintenance"))
+
+    def _start_history(self) -> None:
+        """A sample for the technician page's charts every few minutes."""
+        store = self.store
+        if store is None:
+            return
+
+        def read() -> Sample:
+            health = self.health.read()
+            counters = self.worker.counters if self.worker else None
+            return Sample(queue_depth=health.queue_depth,
+                          oldest_unsent_s=health.oldest_unsent_age_s,
+                          delivered_total=store.read(delivered_total),
+                          scanner_errors=counters.errors if counters else 0,
+                          scanner_reconnects=counters.reopens if counters else 0,
+                          disk_free_mb=health.disk_free_mb,
+                          cpu_temperature_c=health.cpu_temperature_c)
+
+        self._tasks.append(asyncio.create_task(
+            keep_history(store, read, HISTORY_INTERVAL_S), name="health-history"))
 
     def _start_scanner(self) -> None:
         driver = build_driver(self.config.scanner)

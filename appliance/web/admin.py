@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.system.grades import Facts, grade, worst
-from appliance.web import admin_audit
+from appliance.web import admin_audit, admin_charts
 from appliance.web.desk import SIGNED_IN, Desk, Problem, client_address
 from appliance.web.services import Services
 from appliance.web.sessions import Role, Session
@@ -161,4 +161,5 @@ def router(services: Services) -> APIRouter:
         return SyncState(paused=up.paused)
 
     api.include_router(admin_audit.router(services, desk))
+    api.include_router(admin_charts.router(services, desk))
     return api

@@ -7,6 +7,7 @@ const ACTIONS = ["login", "login_failed", "login_locked", "logout", "capture", "
   "diagnostics_exported", "scanner_test", "store_key_rotated", "station_started",
   "station_stopped", "store_restored", "store_created"];
 let session = null;
+let span = "day";
 
 function showError(text) { $("page-error").textContent = text || ""; }
 
@@ -100,7 +101,10 @@ async function loadTechnician() {
 
 async function load() {
   try {
-    if (session.role === "technician") await loadTechnician();
+    if (session.role === "technician") {
+      await loadTechnician();
+      await window.loadHistory(call, span);
+    }
     await verify(false);
     await loadAudit();
     showError("");
@@ -130,6 +134,14 @@ async function start() {
   }
   for (const [id, action] of [["sync-now", "now"], ["pause", "pause"], ["resume", "resume"]]) {
     $(id).onclick = () => post("/api/admin/sync/" + action);
+  }
+  for (const [id, value] of [["span-day", "day"], ["span-month", "month"]]) {
+    $(id).onclick = async () => {
+      span = value;
+      $("span-day").setAttribute("aria-pressed", String(value === "day"));
+      $("span-month").setAttribute("aria-pressed", String(value === "month"));
+      try { await window.loadHistory(call, span); } catch (err) { showError(err.message); }
+    };
   }
   $("retry").onclick = () => post("/api/admin/outbox/retry");
   $("set-throttle").onclick = () => post("/api/admin/outbox/throttle", { per_s: Number($("throttle").value) });
