@@ -111,6 +111,8 @@ class TechnicianSignIn:
         if not good or account is None:
             locked = self.lockout.failure(*keys)
             await self._audit_failure(account, client, locked)
+            if locked:  # this failure was the last one allowed: say so now
+                raise SignInLocked(math.ceil(self.lockout.lock_s))
             raise SignInFailed(name)
         self.lockout.success(*keys)
         if needs_rehash(account.hash):

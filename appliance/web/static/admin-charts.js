@@ -19,14 +19,22 @@ function lineSeries(labels) {
   return [{}, ...labels.map((label, i) => ({ label, stroke: CHART_COLOURS[i % CHART_COLOURS.length], width: 2 }))];
 }
 
+function fixedTime(from, to) {
+  return { x: { time: true, range: () => [from, to] } };
+}
+
 function drawHistory(h) {
   const o = h.outbox;
-  draw("c-queue", { series: lineSeries(["unsent (highest)", "delivered"]) },
+  const now = Math.floor(Date.now() / 1000);
+  const span = h.span === "day" ? 86400 : 30 * 86400;
+  const window = fixedTime(now - span, now);
+  draw("c-queue", { scales: window, series: lineSeries(["unsent (highest)", "delivered"]) },
     [o.t, o.queue, o.drained]);
-  draw("c-scanner", { series: lineSeries(["errors", "reconnects"]) },
+  draw("c-scanner", { scales: window, series: lineSeries(["errors", "reconnects"]) },
     [o.t, o.errors, o.reconnects]);
   const b = h.bookings_per_day;
   draw("c-bookings", {
+    scales: fixedTime(b.t[0] - 43200, b.t[b.t.length - 1] + 43200),
     series: [{}, { label: "bookings", stroke: CHART_COLOURS[0], fill: "rgba(31,59,90,0.25)",
       paths: uPlot.paths.bars({ size: [0.6, 40] }) }],
   }, [b.t, b.bookings]);

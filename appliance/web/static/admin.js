@@ -94,7 +94,7 @@ async function loadTechnician() {
   for (const r of o.rows) {
     const tr = document.createElement("tr");
     [r.booking, r.size + " B", r.state, r.attempts, Math.round(r.age_s) + " s",
-      Math.round(r.next_attempt_in_s) + " s"].forEach((v) => cell(tr, String(v)));
+      r.state === "queued" ? Math.round(r.next_attempt_in_s) + " s" : "—"].forEach((v) => cell(tr, String(v)));
     tb.appendChild(tr);
   }
 }
