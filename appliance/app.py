@@ -17,6 +17,7 @@ import logging
 import signal
 import socket
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -26,6 +27,7 @@ from appliance.capture.preview import PreviewLoop
 from appliance.capture.processing import BookingProcessor, Originator
 from appliance.config import StationConfig
 from appliance.errors import StationError
+from appliance.reconfigure import Reconfigurer
 from appliance.store.crypto import BlobCipher
 from appliance.store.errors import StoreError
 from appliance.store.keys import load_cipher
@@ -80,8 +82,10 @@ def build_processor(config: StationConfig) -> BookingProcessor:
 class Station:
     """Every service of one booking station, wired together."""
 
-    def __init__(self, config: StationConfig, *, store_key: bytes | None = None) -> None:
+    def __init__(self, config: StationConfig, *, store_key: bytes | None = None,
+                 config_path: Path | None = None, rollback_after_s: float = 60.0) -> None:
         self.config = config
+        self.config_path = config_path
         self.events = Events()
         self.notifier = Notifier()
         self.heartbeats = Heartbeats(config.system.heartbeat_stale_s)
@@ -108,6 +112,11 @@ class Station:
                                     ))
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
+        self._services: Services | None = None
+        self.reconfigurer = Reconfigurer(
+            running=lambda: self.config, path=config_path, restart=self.restart_sections,
+            healthy=self.sections_healthy, audit=self._audit, busy=self._busy,
+            timeout_s=rollback_after_s)
 
     # ---- start ----------------------------------------------------------------------------
 
@@ -122,14 +131,8 @@ class Station:
         self._start_scanner()
         await self.imaging.run(self.processor.warm_up)
         self._start_sync(loop)
-        if self.store is not None and self.worker is not None:
-            self.booking = BookingService(
-                self.worker, self.store, self.processor, self.imaging, self.events,
-                sequence=self.config.capture.sequence, clock=self.clock,
-            )
-            if self.sync is not None:
-                sync = self.sync
-                self.booking.committed.append(lambda _txid: sync.wake())
+        self._start_booking()
+        if self.store is not None and self.booking is not None:
             await self.booking.resume_draft()
             await self.store.audit("station", "station_started",
                                    {"config_hash": self.config.digest()})
@@ -168,6 +171,59 @@ class Station:
             backup_every=timedelta(hours=cfg.backup_interval_hours),
             backup_keep=cfg.backup_keep,
         ), name="store-maintenance"))
+
+    def _start_booking(self) -> None:
+        if self.store is None or self.worker is None:
+            self.booking = None
+            return
+        self.booking = BookingService(
+            self.worker, self.store, self.processor, self.imaging, self.events,
+            sequence=self.config.capture.sequence, clock=self.clock,
+        )
+        if self.sync is not None:
+            sync = self.sync
+            self.booking.committed.append(lambda _txid: sync.wake())
+
+    # ---- reconfiguring while running ------------------------------------------------------
+
+    async def restart_sections(self, config: StationConfig, sections: set[str]) -> None:
+        """Run on ``config``, restarting the services of the changed ``sections``."""
+        loop = asyncio.get_running_loop()
+        self.config = config
+        if "mqtt" in sections and self.sync is not None:
+            await self.sync.stop()
+            self.sync = None
+            self._start_sync(loop)
+        if "scanner" in sections and self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+            self.worker = None
+            self._start_scanner()
+        if "quality" in sections:
+            self.processor = build_processor(config)
+            await self.imaging.run(self.processor.warm_up)
+        self._start_booking()
+        if self._services is not None:
+            self._refresh_services(self._services)
+
+    def sections_healthy(self, sections: set[str]) -> tuple[bool, str]:
+        """Whether the services of ``sections`` are working again, and if not, why."""
+        if "scanner" in sections and self._scanner_state() not in ("ready", "busy"):
+            return False, f"the scanner is {self._scanner_state()}"
+        if "mqtt" in sections and not (self.sync and self.sync.link.connected):
+            error = self.sync.link.counters.last_error if self.sync else ""
+            return False, "the central link did not connect" + (f": {error}" if error else "")
+        if self.booking is None:
+            return False, "the booking service did not start"
+        return True, ""
+
+    def _busy(self) -> str | None:
+        if self.booking is not None and self.booking.booking is not None:
+            return "a booking is in progress: finish or cancel it first"
+        return None
+
+    async def _audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        if self.store is not None:
+            await self.store.audit(actor, action, detail)
 
     def _start_history(self) -> None:
         """A sample for the technician page's charts every few minutes."""
@@ -263,12 +319,22 @@ class Station:
                                auto_capture=capture.auto_capture,
                                auto_frames=quality.auto_capture_frames)
 
-        return Services(
+        made = Services(
             station=self.config.station, web=self.config.web, health=self.health,
             events=self.events, booking=booking, preview=preview if booking else None,
             store=self.store, sync=self.sync, problem=lambda: self.store_problem,
             diagnostics=self.diagnostics, scanner=self.scanner_report,
+            configuration=self.reconfigurer,
         )
+        self._services = made
+        return made
+
+    def _refresh_services(self, services: Services) -> None:
+        """After a restart of some services, the pages serve the new ones."""
+        fresh = self.services()
+        for name in ("booking", "preview", "sync"):
+            setattr(services, name, getattr(fresh, name))
+        self._services = services
 
     async def _start_web(self) -> None:
         from appliance.web.app import create_app
