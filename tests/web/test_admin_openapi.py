@@ -19,6 +19,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
+from appliance.config import StationConfig
+from appliance.reconfigure import Reconfigurer
 from appliance.store.crypto import BlobCipher, new_key
 from appliance.store.store import Store
 from appliance.sync.config import MqttSection
@@ -53,10 +55,19 @@ class Station:
             link_connects=lambda: 0, problems=lambda: []))
         self.sync = SyncService("api-1", MqttSection(host=broker.host, port=broker.port),
                                 self.store, StationHooks(health=health.read))
+        self.config = StationConfig.model_validate({"station": {"station_id": "api-1"}})
+
+        async def restart(config: StationConfig, _sections: set[str]) -> None:
+            self.config = config
+
+        configuration = Reconfigurer(
+            running=lambda: self.config, path=None, restart=restart,
+            healthy=lambda _sections: (True, ""), audit=self.store.audit, timeout_s=1.0,
+            check_machine=False)
         self.app: FastAPI = create_app(Services(
             station=StationSection(station_id="api-1"),
             web=WebSection(server_names=(HOST,)), health=health, events=Events(),
-            store=self.store, sync=self.sync))
+            store=self.store, sync=self.sync, configuration=configuration))
         self.client = TestClient(self.app, base_url=ORIGIN, headers={"Origin": ORIGIN},
                                  client=("10.9.8.7", 50000))
         self.client.__enter__()
