@@ -176,7 +176,10 @@ class Reconfigurer:
     def _current_text(self) -> str:
         if self.path is not None:
             return self.path.read_text(encoding="utf-8")
-        return self._text if self._text is not None else ""
+        if self._text is None:  # a station started from a config in memory (the demo, tests)
+            set_keys = self._running().model_dump(mode="json", exclude_defaults=True)
+            self._text = tomlkit.dumps(_without_none(set_keys))
+        return self._text
 
     def _write(self, text: str) -> None:
         """Replace the file atomically (the previous one kept beside it as ``.last-good``)."""
@@ -194,6 +197,15 @@ class Reconfigurer:
         last_good.write_text(self.path.read_text(encoding="utf-8"), encoding="utf-8")
         os.chmod(last_good, mode)
         os.replace(fresh, self.path)
+
+
+def _without_none(value: Any) -> Any:
+    """A JSON-like value TOML can hold (it has no null)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
 
 
 def _merge(into: Any, change: Any) -> None:

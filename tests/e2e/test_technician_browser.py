@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
+from tests.conftest import free_port
 from tests.e2e.a11y import serious_violations
 
 pytestmark = pytest.mark.browser
@@ -117,6 +118,27 @@ async def test_sign_in_lockout_audit_and_charts(station_rig, browser, shots: Pat
     await expect(tech.locator("#charts-section")).to_have_attribute("data-drawn", "month",
                                                                     timeout=60_000)
     await tech.locator("#charts-section").screenshot(path=str(shots / "05-charts-30-days.png"))
+
+    # a configuration change, then one that leaves the link down: it rolls back by itself
+    rig.station.reconfigurer.timeout_s = 6.0
+    await tech.fill("#config-change", "[mqtt]\nack_timeout_s = 7.5")
+    await tech.click("#config-check")
+    await expect(tech.locator("#config-result")).to_contain_text("central link", timeout=60_000)
+    await tech.click("#config-apply")
+    await expect(tech.locator("#config-result")).to_contain_text("Applied", timeout=120_000)
+    assert rig.station.config.mqtt.ack_timeout_s == 7.5
+    await tech.locator("#config-section").screenshot(path=str(shots / "06-config-applied.png"))
+    await tech.fill("#config-change", f"[mqtt]\nport = {free_port()}")
+    await tech.click("#config-apply")
+    await expect(tech.locator("#config-result")).to_contain_text("Rolled back by itself",
+                                                                 timeout=120_000)
+    await expect(tech.locator("#config-diff")).to_contain_text("mqtt.port")
+    assert rig.station.config.mqtt.ack_timeout_s == 7.5
+    await tech.locator("#config-section").screenshot(path=str(shots / "07-config-rolled-back.png"))
+    await tech.select_option("#f-action", "config_rolled_back")
+    await tech.click("#apply-filter")
+    await expect(rows).to_have_count(1, timeout=60_000)
+    assert await serious_violations(tech) == []
 
     # signing out ends the session on the station
     await tech.click("#logout")

@@ -99,6 +99,41 @@ async function loadTechnician() {
   }
 }
 
+function showChange(result) {
+  const box = $("config-result"); box.replaceChildren();
+  const head = document.createElement("p");
+  if (result.applied) { head.textContent = "Applied; restarted: " + result.restarts.join(", ") + "."; head.className = "ok"; }
+  else if (result.rolled_back) { head.textContent = "Rolled back by itself: " + result.reason; head.className = "error"; }
+  else if (result.ok && result.applied === undefined) { head.textContent = result.diff.length ? "The change checks; applying restarts: " + result.restarts.join(", ") + "." : "No difference from the running configuration."; head.className = "ok"; }
+  else if (result.ok) { head.textContent = "Nothing applied: no difference."; }
+  else { head.textContent = "Not applied:"; head.className = "error"; }
+  box.appendChild(head);
+  if (result.problems && result.problems.length) {
+    const ul = document.createElement("ul");
+    for (const p of result.problems) { const li = document.createElement("li"); li.textContent = p.path + ": " + p.message; ul.appendChild(li); }
+    box.appendChild(ul);
+  }
+  if (result.diff && result.diff.length) {
+    const table = document.createElement("table"); table.id = "config-diff";
+    const cap = document.createElement("caption"); cap.textContent = "Difference"; table.appendChild(cap);
+    const tb = document.createElement("tbody");
+    for (const d of result.diff) {
+      const tr = document.createElement("tr");
+      [d.key, JSON.stringify(d.from), "→", JSON.stringify(d.to)].forEach((v) => cell(tr, v));
+      tb.appendChild(tr);
+    }
+    table.appendChild(tb); box.appendChild(table);
+  }
+}
+
+async function loadConfig() {
+  const c = await (await call("/api/admin/config")).json();
+  $("config-running").textContent = JSON.stringify(c.config, null, 2);
+  $("config-editable").textContent = c.editable.join(", ");
+  $("config-summary").textContent = "Config hash " + c.hash + (c.file ? " from " + c.file : "") +
+    "; a change that leaves the station unhealthy is rolled back after " + c.rollback_after_s + " s.";
+}
+
 async function load() {
   try {
     if (session.role === "technician") {
@@ -143,6 +178,16 @@ async function start() {
       try { await window.loadHistory(call, span); } catch (err) { showError(err.message); }
     };
   }
+  for (const [id, what] of [["config-check", "check"], ["config-apply", "apply"]]) {
+    $(id).onclick = async () => {
+      $("config-result").textContent = what === "apply" ? "Applying; waiting for the station to be healthy…" : "Checking…";
+      try {
+        const answer = await call("/api/admin/config/" + what, { method: "POST", body: JSON.stringify({ change: $("config-change").value }) });
+        showChange(await answer.json());
+        await loadConfig();
+      } catch (err) { showError(err.message); }
+    };
+  }
   $("retry").onclick = () => post("/api/admin/outbox/retry");
   $("set-throttle").onclick = () => post("/api/admin/outbox/throttle", { per_s: Number($("throttle").value) });
   $("verify-whole").onclick = () => verify(true).catch((err) => showError(err.message));
@@ -159,6 +204,7 @@ async function start() {
     window.location.assign("/admin/login");
   };
   await load();
+  if (session.role === "technician") await loadConfig().catch((err) => showError(err.message));
   setInterval(load, 5000);
 }
 start();
