@@ -37,6 +37,7 @@ from appliance.sync.service import StationHooks, SyncService
 from appliance.system.clock import ClockTrust, kernel_clock_state
 from appliance.system.events import Events
 from appliance.system.health import HealthService, HealthSources
+from appliance.system.logs import RecentLogs
 from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
 from appliance.web.services import Services
@@ -113,6 +114,7 @@ class Station:
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
         self._services: Services | None = None
+        self.recent_logs = RecentLogs()
         self.reconfigurer = Reconfigurer(
             running=lambda: self.config, path=config_path, restart=self.restart_sections,
             healthy=self.sections_healthy, audit=self._audit, busy=self._busy,
@@ -124,6 +126,7 @@ class Station:
         """Start every service in dependency order, then tell systemd we are ready."""
         loop = asyncio.get_running_loop()
         self.notifier.status("starting")
+        logging.getLogger().addHandler(self.recent_logs)
         fix_mmap_threshold(self.config.system.malloc_mmap_threshold_kb)
         check_port_free(self.config.web.host, self.config.web.port)
         self.clock = kernel_clock_state()
@@ -324,7 +327,7 @@ class Station:
             events=self.events, booking=booking, preview=preview if booking else None,
             store=self.store, sync=self.sync, problem=lambda: self.store_problem,
             diagnostics=self.diagnostics, scanner=self.scanner_report,
-            configuration=self.reconfigurer,
+            configuration=self.reconfigurer, recent_logs=self.recent_logs.lines,
         )
         self._services = made
         return made
@@ -395,3 +398,4 @@ class Station:
             with contextlib.suppress(Exception):
                 await self.store.audit("station", "station_stopped", {})
             await asyncio.to_thread(self.store.close)
+        logging.getLogger().removeHandler(self.recent_logs)

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.system.grades import Facts, grade, worst
-from appliance.web import admin_audit, admin_charts, admin_config
+from appliance.web import admin_audit, admin_charts, admin_config, admin_diagnostics
 from appliance.web.desk import SIGNED_IN, Desk, Problem, client_address
 from appliance.web.services import Services
 from appliance.web.sessions import Role, Session
@@ -122,6 +122,9 @@ def router(services: Services) -> APIRouter:
     @api.get("/api/admin/health", responses=SIGNED_IN)
     async def admin_health(_s: Session = desk.technician) -> dict[str, Any]:
         """Health at a glance, scanner and link counters. No subject data."""
+        return await overview()
+
+    async def overview() -> dict[str, Any]:
         health = await asyncio.to_thread(services.health.read)
         sync = services.sync
         facts = Facts(link_connected=bool(sync and sync.link.connected),
@@ -163,4 +166,5 @@ def router(services: Services) -> APIRouter:
     api.include_router(admin_audit.router(services, desk))
     api.include_router(admin_charts.router(services, desk))
     api.include_router(admin_config.router(services, desk))
+    api.include_router(admin_diagnostics.router(services, desk, overview))
     return api

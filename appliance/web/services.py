@@ -53,3 +53,4 @@ class Services:
     diagnostics: Callable[[], dict[str, Any]] = field(default=dict)
     scanner: Callable[[], dict[str, Any]] = field(default=dict)
     configuration: Configuration | None = None
+    recent_logs: Callable[[], list[str]] = field(default=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,17 @@ async def test_sign_in_lockout_audit_and_charts(station_rig, browser, shots: Pat
     await tech.click("#apply-filter")
     await expect(rows).to_have_count(1, timeout=60_000)
     assert await serious_violations(tech) == []
+
+    # the diagnostics bundle: redacted, and without the subject
+    async with tech.expect_download() as caught:
+        await tech.click("#bundle")
+    bundle = shots / "diagnostics.zip"
+    await (await caught.value).save_as(str(bundle))
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        everything = b"".join(archive.read(n) for n in names)
+    assert {"config.json", "health.json", "history.json", "logs.txt", "outbox.json"} <= names
+    assert b"BK-PRIVATE-99" not in everything
 
     # signing out ends the session on the station
     await tech.click("#logout")

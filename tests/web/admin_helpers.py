@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from appliance.capture.booking import BookingService
+from appliance.config import StationConfig
 from appliance.domain import Subject
+from appliance.reconfigure import Reconfigurer
 from appliance.web.auth import hash_password, hash_pbkdf2
 
 #: Where the route walkers put a value in a path parameter.
@@ -74,3 +77,15 @@ async def a_finished_booking(booking: BookingService, number: str, subject: Subj
         await booking.accept()
     await booking.submit()
     return started.booking_id
+
+
+def memory_configuration(audit: Callable[..., Awaitable[Any]]) -> Reconfigurer:
+    """A reconfigurer over a config held in memory, whose restarts always succeed."""
+    holder = [StationConfig.model_validate({"station": {"station_id": "web-1"}})]
+
+    async def restart(config: StationConfig, _sections: set[str]) -> None:
+        holder[0] = config
+
+    return Reconfigurer(running=lambda: holder[0], path=None, restart=restart,
+                        healthy=lambda _sections: (True, ""), audit=audit, timeout_s=1.0,
+                        check_machine=False)

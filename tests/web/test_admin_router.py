@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from appliance.domain import Subject
 from appliance.store import oversight
+from appliance.system.logs import RecentLogs
 from appliance.web.signin import REHASHED_SETTING
 from demo.run import prepare_state
 from tests.web.admin_helpers import (
@@ -16,6 +20,7 @@ from tests.web.admin_helpers import (
     add_logins,
     admin_routes,
     auditor_line,
+    memory_configuration,
     pbkdf2_line,
     sign_in,
 )
@@ -153,8 +158,21 @@ async def test_the_technician_never_sees_a_subject(booking_factory, client_for, 
     """Walks every technician route after a real booking; fails on any trace of the subject."""
     booking = await booking_factory()
     subject = Subject(last_name="Zyxwvuts", first_name="Qponmlk", date_of_birth="19710203")
-    booking_id = await a_finished_booking(booking, "BK-SECRET-77", subject)
-    client = client_for(services_for(booking))
+    logged = RecentLogs()
+    root = logging.getLogger()
+    root.addHandler(logged)
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        booking_id = await a_finished_booking(booking, "BK-SECRET-77", subject)
+    finally:
+        root.removeHandler(logged)
+        root.setLevel(level)
+    assert logged.lines()  # the bundle below carries real log lines
+    services = services_for(booking)
+    services.recent_logs = logged.lines
+    services.configuration = memory_configuration(booking.store.audit)
+    client = client_for(services)
     csrf = await sign_in(client, "tech", creds[1])
     forbidden = ["BK-SECRET-77", "Zyxwvuts", "Qponmlk", "19710203", "1971-02-03"]
     seen = 0
@@ -165,12 +183,16 @@ async def test_the_technician_never_sees_a_subject(booking_factory, client_for, 
         assert answer.status_code == 200, (path, answer.text)
         seen += 1
         body = answer.content
+        if answer.headers["content-type"] == "application/zip":
+            with zipfile.ZipFile(io.BytesIO(body)) as bundle:
+                assert {"config.json", "health.json", "logs.txt"} <= set(bundle.namelist())
+                body = b"\n".join(bundle.read(name) for name in bundle.namelist())
         for word in forbidden:
             assert word.encode() not in body, (path, word)
         for magic in (b"\x89PNG", b"\xff\xd8\xff", b"\xff\xa0\xff\xa8"):  # PNG, JPEG, WSQ
             assert magic not in body, (path, magic)
         assert answer.headers["content-type"].split(";")[0] in (
-            "application/json", "text/html", "application/x-ndjson"), path
+            "application/json", "text/html", "application/x-ndjson", "application/zip"), path
     assert seen >= 8
     outbox = (await client.get("/api/admin/outbox")).json()
     [row] = outbox["rows"]

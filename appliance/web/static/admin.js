@@ -199,6 +199,15 @@ async function start() {
       document.body.appendChild(a); a.click(); a.remove();
     } catch (err) { showError(err.message); }
   };
+  $("bundle").onclick = async () => {
+    try {
+      const answer = await call("/api/admin/diagnostics");
+      const name = (answer.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+      const a = document.createElement("a"); a.href = URL.createObjectURL(await answer.blob());
+      a.download = name ? name[1] : "diagnostics.zip";
+      document.body.appendChild(a); a.click(); a.remove();
+    } catch (err) { showError(err.message); }
+  };
   $("logout").onclick = async () => {
     try { await call("/api/admin/logout", { method: "POST" }); } catch (_e) { /* signed out anyway */ }
     window.location.assign("/admin/login");
