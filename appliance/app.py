@@ -18,6 +18,7 @@ import signal
 import socket
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -27,14 +28,17 @@ from appliance.capture.preview import PreviewLoop
 from appliance.capture.processing import BookingProcessor, Originator
 from appliance.config import StationConfig
 from appliance.errors import StationError
+from appliance.reconfigure import Reconfigurer
 from appliance.store.crypto import BlobCipher
 from appliance.store.errors import DiskFull, StoreError, StoreUnavailable
 from appliance.store.keys import load_cipher
+from appliance.store.samples import Sample, delivered_total, keep_history
 from appliance.store.store import Store
 from appliance.sync.service import StationHooks, SyncService
 from appliance.system.clock import ClockTrust, kernel_clock_state
 from appliance.system.events import Events
 from appliance.system.health import HealthService, HealthSources
+from appliance.system.logs import RecentLogs
 from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
 from appliance.web.services import Services
@@ -42,6 +46,8 @@ from drivers.registry import build_driver
 from drivers.worker import DeviceWorker, ScannerState
 
 log = logging.getLogger(__name__)
+#: Seconds between two samples of the technician page's charts.
+HISTORY_INTERVAL_S = 300.0
 
 
 class PortInUse(StationError):
@@ -78,8 +84,10 @@ def build_processor(config: StationConfig) -> BookingProcessor:
 class Station:
     """Every service of one booking station, wired together."""
 
-    def __init__(self, config: StationConfig, *, store_key: bytes | None = None) -> None:
+    def __init__(self, config: StationConfig, *, store_key: bytes | None = None,
+                 config_path: Path | None = None, rollback_after_s: float = 60.0) -> None:
         self.config = config
+        self.config_path = config_path
         self.events = Events()
         self.notifier = Notifier()
         self.heartbeats = Heartbeats(config.system.heartbeat_stale_s)
@@ -106,6 +114,12 @@ class Station:
                                     ))
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
+        self._services: Services | None = None
+        self.recent_logs = RecentLogs()
+        self.reconfigurer = Reconfigurer(
+            running=lambda: self.config, path=config_path, restart=self.restart_sections,
+            healthy=self.sections_healthy, audit=self._audit, busy=self._busy,
+            timeout_s=rollback_after_s)
 
     # ---- start ----------------------------------------------------------------------------
 
@@ -113,6 +127,7 @@ class Station:
         """Start every service in dependency order, then tell systemd we are ready."""
         loop = asyncio.get_running_loop()
         self.notifier.status("starting")
+        logging.getLogger().addHandler(self.recent_logs)
         fix_mmap_threshold(self.config.system.malloc_mmap_threshold_kb)
         check_port_free(self.config.web.host, self.config.web.port)
         self.clock = kernel_clock_state()
@@ -148,17 +163,12 @@ class Station:
             backup_keep=cfg.backup_keep,
         ), name="store-maintenance"))
         self._start_sync(loop)
-        if self.store is not None and self.worker is not None:
-            self.booking = BookingService(
-                self.worker, self.store, self.processor, self.imaging, self.events,
-                sequence=self.config.capture.sequence, clock=self.clock,
-            )
-            if self.sync is not None:
-                sync = self.sync
-                self.booking.committed.append(lambda _txid: sync.wake())
+        self._start_booking()
+        if self.booking is not None:
             await self.booking.resume_draft()
-            await self.store.audit("station", "station_started",
-                                   {"config_hash": self.config.digest()})
+            await store.audit("station", "station_started",
+                              {"config_hash": self.config.digest()})
+        self._start_history()
 
     async def _reopen_store(self, loop: asyncio.AbstractEventLoop) -> None:
         """Try the store again until the disk has room; then start what needs it, no restart."""
@@ -171,9 +181,7 @@ class Station:
         self.store_problem = None
         await self._start_store_users(loop)
         if self._services is not None:
-            self._services.store, self._services.sync = self.store, self.sync
-            self._services.booking = self.booking
-            self._services.preview = self._preview_factory(self.booking)
+            self._refresh_services(self._services)
         log.info("store: opened after the disk problem cleared; bookings are taken again")
         self.events.publish({"type": "alert", "message": "store available again"})
         self.notifier.status("ready")
@@ -217,6 +225,79 @@ class Station:
             self.events.publish({"type": "alert", "message": f"store unavailable: {outcome}"})
         self.store_problem = str(outcome)
         return retry
+
+    def _start_booking(self) -> None:
+        if self.store is None or self.worker is None:
+            self.booking = None
+            return
+        self.booking = BookingService(
+            self.worker, self.store, self.processor, self.imaging, self.events,
+            sequence=self.config.capture.sequence, clock=self.clock,
+        )
+        if self.sync is not None:
+            sync = self.sync
+            self.booking.committed.append(lambda _txid: sync.wake())
+
+    # ---- reconfiguring while running ------------------------------------------------------
+
+    async def restart_sections(self, config: StationConfig, sections: set[str]) -> None:
+        """Run on ``config``, restarting the services of the changed ``sections``."""
+        loop = asyncio.get_running_loop()
+        self.config = config
+        if "mqtt" in sections and self.sync is not None:
+            await self.sync.stop()
+            self.sync = None
+            self._start_sync(loop)
+        if "scanner" in sections and self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+            self.worker = None
+            self._start_scanner()
+        if "quality" in sections:
+            self.processor = build_processor(config)
+            await self.imaging.run(self.processor.warm_up)
+        self._start_booking()
+        if self._services is not None:
+            self._refresh_services(self._services)
+
+    def sections_healthy(self, sections: set[str]) -> tuple[bool, str]:
+        """Whether the services of ``sections`` are working again, and if not, why."""
+        if "scanner" in sections and self._scanner_state() not in ("ready", "busy"):
+            return False, f"the scanner is {self._scanner_state()}"
+        if "mqtt" in sections and not (self.sync and self.sync.link.connected):
+            error = self.sync.link.counters.last_error if self.sync else ""
+            return False, "the central link did not connect" + (f": {error}" if error else "")
+        if self.booking is None:
+            return False, "the booking service did not start"
+        return True, ""
+
+    def _busy(self) -> str | None:
+        if self.booking is not None and self.booking.booking is not None:
+            return "a booking is in progress: finish or cancel it first"
+        return None
+
+    async def _audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        if self.store is not None:
+            await self.store.audit(actor, action, detail)
+
+    def _start_history(self) -> None:
+        """A sample for the technician page's charts every few minutes."""
+        store = self.store
+        if store is None:
+            return
+
+        def read() -> Sample:
+            health = self.health.read()
+            counters = self.worker.counters if self.worker else None
+            return Sample(queue_depth=health.queue_depth,
+                          oldest_unsent_s=health.oldest_unsent_age_s,
+                          delivered_total=store.read(delivered_total),
+                          scanner_errors=counters.errors if counters else 0,
+                          scanner_reconnects=counters.reopens if counters else 0,
+                          disk_free_mb=health.disk_free_mb,
+                          cpu_temperature_c=health.cpu_temperature_c)
+
+        self._tasks.append(asyncio.create_task(
+            keep_history(store, read, HISTORY_INTERVAL_S), name="health-history"))
 
     def _start_scanner(self) -> None:
         driver = build_driver(self.config.scanner)
@@ -298,16 +379,22 @@ class Station:
         return preview
 
     def services(self) -> Services:
-        """What the web pages serve (kept, so a store opened later reaches them)."""
+        """What the web pages serve (kept, so services started later reach them)."""
         if self._services is None:
             self._services = Services(
                 station=self.config.station, web=self.config.web, health=self.health,
                 events=self.events, booking=self.booking,
                 preview=self._preview_factory(self.booking), store=self.store, sync=self.sync,
                 problem=lambda: self.store_problem, diagnostics=self.diagnostics,
-                scanner=self.scanner_report,
+                scanner=self.scanner_report, configuration=self.reconfigurer,
+                recent_logs=self.recent_logs.lines,
             )
         return self._services
+
+    def _refresh_services(self, services: Services) -> None:
+        """After a restart of some services (or a store opened late), the pages serve them."""
+        services.booking, services.sync, services.store = self.booking, self.sync, self.store
+        services.preview = self._preview_factory(self.booking)
 
     async def _start_web(self) -> None:
         from appliance.web.app import create_app
@@ -368,3 +455,4 @@ class Station:
             with contextlib.suppress(Exception):
                 await self.store.audit("station", "station_stopped", {})
             await asyncio.to_thread(self.store.close)
+        logging.getLogger().removeHandler(self.recent_logs)

@@ -81,8 +81,12 @@ def prepare_central(state_dir: Path) -> CentralIdentity:
 log = logging.getLogger(__name__)
 
 
-def prepare_state(state_dir: Path) -> tuple[Path, str | None]:
-    """Credentials for the demo: a store key and a technician login, root-only files."""
+def prepare_state(state_dir: Path) -> tuple[Path, str]:
+    """Credentials for the demo: a store key and a technician login, root-only files.
+
+    The technician's password is new at every start and printed, so whoever starts the demo
+    can sign in (it is a demo: a station's real logins come from the installer).
+    """
     creds = state_dir / "credentials"
     creds.mkdir(parents=True, exist_ok=True)
     os.chmod(creds, 0o700)
@@ -92,12 +96,12 @@ def prepare_state(state_dir: Path) -> tuple[Path, str | None]:
         with os.fdopen(fd, "w") as fh:
             fh.write(new_key().hex())
     users = creds / "booking-station-admin-users"
-    password = None
-    if not users.exists():
-        password = secrets.token_urlsafe(9)
-        fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"tech:{hash_password(password)}\n")
+    password = secrets.token_urlsafe(9)  # new at every start: it is a demo, and says so
+    fresh = users.with_name(users.name + ".new")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"tech:{hash_password(password)}\n")
+    os.replace(fresh, users)
     _secret_file(creds / MQTT_PASSWORD_CREDENTIAL, secrets.token_urlsafe(18))
     return creds, password
 
@@ -163,7 +167,7 @@ def _key_id(public: Path) -> str:
     return key_id(load_public_key(public))
 
 
-async def _interactive(station: Station, password: str | None) -> None:
+async def _interactive(station: Station, password: str) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -171,9 +175,8 @@ async def _interactive(station: Station, password: str | None) -> None:
         while station.web_port is None or station.booking is None:
             await asyncio.sleep(0.1)
         url = f"http://{station.config.web.host}:{station.web_port}/"
-        print(f"\nKiosk page:      {url}\nTechnician page: {url}admin  (user 'tech'"
-              + (f", password '{password}')" if password else ", password printed on first run)")
-              + "\nPress Ctrl-C to stop.", flush=True)
+        print(f"\nKiosk page:      {url}\nTechnician page: {url}admin  (user 'tech', "
+              f"password '{password}', new at every start)\nPress Ctrl-C to stop.", flush=True)
         ready.set_result(None)
 
     task = asyncio.create_task(announce())

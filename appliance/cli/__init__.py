@@ -29,7 +29,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = _checked_config(args.config)
     setup_logging(config.logging)
-    asyncio.run(Station(config).run_until_stopped())
+    asyncio.run(Station(config, config_path=args.config).run_until_stopped())
     return 0
 
 

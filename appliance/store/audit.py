@@ -32,6 +32,12 @@ ACTIONS = frozenset(
     {
         "login",
         "login_failed",
+        "login_locked",
+        "logout",
+        "config_changed",
+        "config_rolled_back",
+        "diagnostics_exported",
+        "scanner_test",
         "capture",
         "quality_override",
         "annotation",

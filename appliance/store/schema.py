@@ -136,4 +136,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX draft_impressions_booking ON draft_impressions(booking_id)
         """,
     ),
+    (
+        "0004_health_samples",
+        # The technician page's charts: one row every few minutes, kept for 31 days.
+        """
+        CREATE TABLE health_samples (
+            at TEXT PRIMARY KEY,
+            queue_depth INTEGER NOT NULL,
+            oldest_unsent_s REAL,
+            delivered_total INTEGER NOT NULL,
+            scanner_errors INTEGER NOT NULL,
+            scanner_reconnects INTEGER NOT NULL,
+            disk_free_mb INTEGER NOT NULL,
+            cpu_temperature_c REAL
+        )
+        """,
+    ),
 ]

@@ -28,3 +28,30 @@ def setup_logging(section: LoggingSection) -> None:
     for noisy in ("uvicorn.access", "paho"):
         if noisy not in section.levels:
             logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RecentLogs(logging.Handler):
+    """The last log lines, kept in memory for the technician's diagnostics bundle.
+
+    The station logs no subject data (``Subject`` hides itself in reprs); the bundle still
+    carries only what this handler formatted: level, logger, message, no tracebacks' locals.
+    """
+
+    def __init__(self, keep: int = 1000) -> None:
+        super().__init__(logging.INFO)
+        from collections import deque
+
+        self._lines: deque[str] = deque(maxlen=keep)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep one formatted line (tracebacks reduced to their last line)."""
+        try:
+            line = self.format(record).splitlines()
+            self._lines.append(line[0] + (f" [{line[-1]}]" if len(line) > 1 else ""))
+        except Exception:  # a logging handler must never raise into the caller
+            self.handleError(record)
+
+    def lines(self) -> list[str]:
+        """The kept lines, oldest first."""
+        return list(self._lines)

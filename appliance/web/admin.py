@@ -1,62 +1,141 @@
-"""The technician's pages: health, scanner and link counters, the audit log, sync controls.
+"""The technician's page: sign-in and sign-out, health, sync controls, the API description.
 
 Never a print, a booking number or a subject's details: the technician looks after the
-station, not the bookings.
+station, not the bookings. Every route but the sign-in names the role it needs; the audit and
+outbox views live in ``admin_audit``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.errors import ConfigError
-from appliance.system.secrets import read_secret
-from appliance.web.auth import parse_users, verify_password
+from appliance.system.grades import Facts, grade, worst
+from appliance.web import admin_audit, admin_charts, admin_config, admin_diagnostics
+from appliance.web.desk import SIGNED_IN, Desk, Problem, client_address
 from appliance.web.services import Services
+from appliance.web.sessions import Role, Session
+from appliance.web.signin import NoAccounts, SignInFailed, SignInLocked
 
 STATIC = Path(__file__).parent / "static"
-#: Most audit entries one request returns.
-AUDIT_PAGE_MAX = 1000
+
+
+def software_version() -> str:
+    """The installed booking-station release."""
+    try:
+        return metadata.version("booking-station")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Credentials(BaseModel):
+    """What the sign-in form sends."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class SessionView(BaseModel):
+    """Who is signed in, with the CSRF token the page sends back on every change."""
+
+    user: str
+    role: Role
+    csrf: str
+    idle_timeout_s: int
+    expires_in_s: int
+
+
+class SyncState(BaseModel):
+    """The outbox drain after a sync control."""
+
+    paused: bool
 
 
 def router(services: Services) -> APIRouter:
-    """The technician's routes, each behind a login."""
+    """The technician's routes."""
     api = APIRouter()
+    desk = Desk(services, secure=False)
+    signin = desk.signin
 
-    def technician(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        challenge = {"WWW-Authenticate": 'Basic realm="booking-station admin"'}
-        if not header.startswith("Basic "):
-            raise HTTPException(401, "login required", headers=challenge)
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPException(401, "bad credentials", headers=challenge) from exc
-        try:
-            users = parse_users(read_secret(services.web.admin_users_credential).decode())
-        except ConfigError as exc:
-            raise HTTPException(503, "no technician accounts are configured") from exc
-        if not verify_password(password, users.get(user)):
-            raise HTTPException(401, "bad credentials", headers=challenge)
-        return user
+    def session_view(session: Session) -> SessionView:
+        return SessionView(user=session.user, role=session.role, csrf=session.csrf,
+                           idle_timeout_s=int(signin.sessions.idle_s),
+                           expires_in_s=int(signin.sessions.remaining_s(session)))
 
-    @api.get("/admin", include_in_schema=False)
-    async def admin_page(_user: str = Depends(technician)) -> FileResponse:
+    @api.get("/admin", include_in_schema=False, response_model=None)
+    async def admin_page(request: Request) -> Response:
+        if signin.sessions.find(request, touch=False) is None:
+            return RedirectResponse("/admin/login", status_code=303)
         return FileResponse(STATIC / "admin.html")
 
-    @api.get("/api/admin/health")
-    async def admin_health(_user: str = Depends(technician)) -> dict[str, Any]:
+    @api.get("/admin/login", include_in_schema=False)
+    async def login_page() -> FileResponse:
+        return FileResponse(STATIC / "admin-login.html")
+
+    @api.post("/api/admin/login", responses={
+        401: {"model": Problem, "description": "Wrong name or password."},
+        429: {"model": Problem, "description": "Locked after too many failures."},
+        503: {"model": Problem, "description": "No technician accounts are configured."},
+    })
+    async def login(body: Credentials, request: Request, response: Response) -> SessionView:
+        """Sign in; the answer sets the session cookie and carries the CSRF token."""
+        old = signin.sessions.find(request, touch=False)
+        if old is not None:
+            signin.sessions.end(old)
+        try:
+            session = await signin.sign_in(body.user, body.password, client_address(request))
+        except SignInLocked as exc:
+            raise HTTPException(429, "too many failed sign-ins: try again later",
+                                headers={"Retry-After": str(exc.retry_after_s)}) from exc
+        except SignInFailed as exc:
+            raise HTTPException(401, "wrong name or password") from exc
+        except NoAccounts as exc:
+            raise HTTPException(503, "no technician accounts are configured") from exc
+        signin.sessions.set_cookie(response, session)
+        return session_view(session)
+
+    @api.post("/api/admin/logout", responses=SIGNED_IN, status_code=204)
+    async def logout(request: Request, session: Session = desk.reader) -> Response:
+        """Sign out: the session ends on the station and the cookie is cleared."""
+        await signin.sign_out(session, client_address(request))
+        response = Response(status_code=204)
+        signin.sessions.clear_cookie(response)
+        return response
+
+    @api.get("/api/admin/session", responses=SIGNED_IN)
+    async def current_session(session: Session = desk.reader) -> SessionView:
+        """The signed-in person, their role and the CSRF token."""
+        return session_view(session)
+
+    @api.get("/openapi.json", include_in_schema=False, responses=SIGNED_IN)
+    async def openapi(request: Request, _s: Session = desk.technician) -> JSONResponse:
+        app: FastAPI = request.app
+        return JSONResponse(app.openapi())
+
+    @api.get("/api/admin/health", responses=SIGNED_IN)
+    async def admin_health(_s: Session = desk.technician) -> dict[str, Any]:
         """Health at a glance, scanner and link counters. No subject data."""
+        return await overview()
+
+    async def overview() -> dict[str, Any]:
         health = await asyncio.to_thread(services.health.read)
-        store = services.store
-        chain = await asyncio.to_thread(store.verify_audit) if store else None
         sync = services.sync
+        facts = Facts(link_connected=bool(sync and sync.link.connected),
+                      link_configured=sync is not None,
+                      models=dict(services.diagnostics().get("models", {})),
+                      software_version=software_version(),
+                      min_free_mb=services.health.min_free_mb)
+        items = grade(health, facts)
         return {
+            "overall": worst(items).value,
+            "items": [item.as_dict() for item in items],
             "health": health.as_dict(),
             "scanner": services.scanner(),
             "link": {
@@ -69,36 +148,25 @@ def router(services: Services) -> APIRouter:
                 "paused": bool(sync and sync.uploader.paused),
                 "inflight": sync.uploader.inflight if sync else 0,
             },
-            "audit": {"ok": chain.ok, "entries": chain.entries, "head": chain.head,
-                      "first_bad": chain.first_bad_seq} if chain else None,
             "store_problem": services.problem(),
         }
 
-    @api.get("/api/admin/audit")
-    async def admin_audit(limit: int = 100, _user: str = Depends(technician)
-                          ) -> list[dict[str, Any]]:
-        """The newest audit entries (ids, actions, actors; never personal data)."""
-        if services.store is None:
-            return []
-        return await asyncio.to_thread(services.store.audit_entries, min(limit, AUDIT_PAGE_MAX))
-
-    @api.post("/api/admin/sync/{action}")
-    async def admin_sync(action: str, user: str = Depends(technician)) -> dict[str, Any]:
+    @api.post("/api/admin/sync/{action}", responses={
+        **SIGNED_IN, 503: {"model": Problem, "description": "Sync is not running."}})
+    async def admin_sync(action: Literal["now", "pause", "resume"],
+                         session: Session = desk.technician) -> SyncState:
         """Manual sync controls: now, pause, resume."""
         if services.sync is None:
             raise HTTPException(503, "sync is not running")
         up = services.sync.uploader
-        if action == "now":
-            up.wake()
-        elif action == "pause":
-            up.pause()
-        elif action == "resume":
-            up.resume()
-        else:
-            raise HTTPException(404, "unknown sync action")
+        {"now": up.wake, "pause": up.pause, "resume": up.resume}[action]()
         if services.store is not None:
-            await services.store.audit(f"technician:{user}", "remote_command",
+            await services.store.audit(f"technician:{session.user}", "remote_command",
                                        {"command": f"sync-{action}", "via": "admin page"})
-        return {"paused": up.paused}
+        return SyncState(paused=up.paused)
 
+    api.include_router(admin_audit.router(services, desk))
+    api.include_router(admin_charts.router(services, desk))
+    api.include_router(admin_config.router(services, desk))
+    api.include_router(admin_diagnostics.router(services, desk, overview))
     return api

@@ -32,8 +32,9 @@ def site_policy(web: WebSection) -> SitePolicy:
 
 def create_app(services: Services) -> FastAPI:
     """Build the web app around the station's running services."""
-    app = FastAPI(title="booking-station", version="0.1.0", docs_url="/api/docs",
-                  redoc_url=None)
+    # the API description is served by the technician router, to a signed-in technician only
+    app = FastAPI(title="booking-station", version="0.1.0", docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.add_middleware(SecurityMiddleware, policy=site_policy(services.web))
 
     @app.exception_handler(ScannerUnavailable)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from appliance.capture.booking import BookingService
 from appliance.capture.preview import PreviewLoop
@@ -19,6 +19,22 @@ from appliance.system.config import StationSection
 from appliance.system.events import Events
 from appliance.system.health import HealthService
 from appliance.web.config import WebSection
+
+
+class Configuration(Protocol):
+    """The running configuration as the technician page sees and changes it (plain data)."""
+
+    def running(self) -> dict[str, Any]:
+        """The running configuration, secrets redacted."""
+        ...
+
+    def propose(self, change: str) -> Any:
+        """A checked change (``.as_dict()``: problems, diff, restarts)."""
+        ...
+
+    async def apply(self, change: str, actor: str) -> dict[str, Any]:
+        """Apply a change, rolling back by itself if the station is not healthy again."""
+        ...
 
 
 @dataclass(slots=True)
@@ -36,3 +52,5 @@ class Services:
     problem: Callable[[], str | None] = lambda: None
     diagnostics: Callable[[], dict[str, Any]] = field(default=dict)
     scanner: Callable[[], dict[str, Any]] = field(default=dict)
+    configuration: Configuration | None = None
+    recent_logs: Callable[[], list[str]] = field(default=list)

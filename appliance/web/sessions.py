@@ -96,6 +96,12 @@ class SessionStore:
         for sid in [s.sid for s in self._sessions.values() if s.user == user]:
             self._sessions.pop(sid, None)
 
+    def remaining_s(self, session: Session) -> float:
+        """Seconds until ``session`` ends unless it is used again (idle or absolute)."""
+        now = self._clock()
+        return max(0.0, min(session.created + self.absolute_s - now,
+                            session.last_seen + self.idle_s - now))
+
     def live(self) -> list[Session]:
         """Sessions that have not timed out."""
         now = self._clock()

@@ -161,9 +161,11 @@ def test_drivers_import_only_the_shared_core() -> None:
 
 
 def test_packages_own_their_config_sections() -> None:
-    """Only the composition root, the CLI and the reference generator read the whole config."""
+    """Only the composition root (and its runtime reconfiguration), the CLI and the reference
+    generator read the whole config."""
     readers = {e.split(" -> ")[0] for e in edges("appliance", ("appliance.config",))}
-    assert readers <= {"appliance.app", "appliance.config_reference", "appliance.preflight"} | {
+    assert readers <= {"appliance.app", "appliance.reconfigure", "appliance.config_reference",
+                       "appliance.preflight"} | {
         m for m in MODULES if _under(m, "appliance.cli")}
 
 

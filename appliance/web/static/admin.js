@@ -1,28 +1,219 @@
-// The technician page: health, counters and the audit log (no subject data).
+// The technician page: health, outbox and audit (metadata only; never a subject).
 "use strict";
 const $ = (id) => document.getElementById(id);
-function fill(id, obj) {
-  const tb = $(id).querySelector("tbody"); tb.innerHTML = "";
+const ACTIONS = ["login", "login_failed", "login_locked", "logout", "capture", "quality_override",
+  "annotation", "booking_committed", "submission", "acknowledged", "rejected", "purge",
+  "config_loaded", "config_changed", "config_rolled_back", "remote_command",
+  "diagnostics_exported", "scanner_test", "store_key_rotated", "station_started",
+  "station_stopped", "store_restored", "store_created"];
+let session = null;
+let span = "day";
+
+function showError(text) { $("page-error").textContent = text || ""; }
+
+async function call(path, options = {}) {
+  const opts = { credentials: "same-origin", ...options, headers: { ...(options.headers || {}) } };
+  if (opts.method && opts.method !== "GET") {
+    opts.headers["X-CSRF-Token"] = session ? session.csrf : "";
+    if (opts.body !== undefined) opts.headers["Content-Type"] = "application/json";
+  }
+  const answer = await fetch(path, opts);
+  if (answer.status === 401) { window.location.assign("/admin/login"); throw new Error("signed out"); }
+  if (!answer.ok) {
+    let why = answer.status + "";
+    try { why = (await answer.json()).detail || why; } catch (_e) { /* not JSON */ }
+    throw new Error(path + ": " + why);
+  }
+  return answer;
+}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls;
+  tr.appendChild(td); return td;
+}
+
+function fillPairs(id, obj) {
+  const tb = $(id).querySelector("tbody"); tb.replaceChildren();
   for (const [k, v] of Object.entries(obj)) {
-    const tr = document.createElement("tr"); tr.innerHTML = "<th></th><td></td>";
-    tr.children[0].textContent = k.replaceAll("_", " ");
-    tr.children[1].textContent = typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+    const tr = document.createElement("tr");
+    const th = document.createElement("th"); th.scope = "row"; th.textContent = k.replaceAll("_", " ");
+    tr.appendChild(th);
+    cell(tr, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
     tb.appendChild(tr);
   }
 }
-async function load() {
-  const h = await (await fetch("/api/admin/health")).json();
-  fill("health", h.health); fill("scanner", h.scanner); fill("link", h.link);
-  $("chain").textContent = h.audit ? (h.audit.ok ? "Chain verifies: " : "CHAIN BROKEN at entry " + h.audit.first_bad + ": ") + h.audit.entries + " entries" : "";
-  const rows = await (await fetch("/api/admin/audit?limit=50")).json();
-  const tb = $("audit").querySelector("tbody"); tb.innerHTML = "";
+
+function fillHealth(items) {
+  const tb = $("health").querySelector("tbody"); tb.replaceChildren();
+  for (const item of items) {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th"); th.scope = "row"; th.textContent = item.label; tr.appendChild(th);
+    const td = document.createElement("td");
+    const badge = document.createElement("span"); badge.className = "status " + item.status;
+    badge.textContent = item.status; td.appendChild(badge); tr.appendChild(td);
+    cell(tr, item.value); cell(tr, item.reason);
+    tb.appendChild(tr);
+  }
+}
+
+function auditQuery() {
+  const q = new URLSearchParams();
+  const since = $("f-since").value, until = $("f-until").value;
+  if (since) q.set("since", since + "Z");
+  if (until) q.set("until", until + "Z");
+  if ($("f-actor").value.trim()) q.set("actor", $("f-actor").value.trim());
+  if ($("f-action").value) q.set("action", $("f-action").value);
+  return q;
+}
+
+async function loadAudit() {
+  const q = auditQuery(); q.set("limit", "100");
+  const rows = await (await call("/api/admin/audit?" + q)).json();
+  const tb = $("audit").querySelector("tbody"); tb.replaceChildren();
   for (const r of rows) {
-    const tr = document.createElement("tr"); tr.innerHTML = "<td></td><td></td><td></td><td></td><td></td>";
-    [r.seq, r.at, r.actor, r.action, r.detail].forEach((v, i) => { tr.children[i].textContent = v; });
+    const tr = document.createElement("tr");
+    [r.seq, r.at, r.actor, r.action, r.detail].forEach((v) => cell(tr, String(v)));
     tb.appendChild(tr);
   }
 }
-for (const [id, action] of [["sync-now", "now"], ["pause", "pause"], ["resume", "resume"]]) {
-  $(id).onclick = async () => { await fetch("/api/admin/sync/" + action, { method: "POST" }); load(); };
+
+async function verify(whole) {
+  const v = await (await call("/api/admin/audit/verify" + (whole ? "?whole=true" : ""))).json();
+  $("chain").textContent = v.ok
+    ? "Chain verifies up to entry " + v.verified_to + " (" + v.checked + " checked this time)."
+    : "CHAIN BROKEN at entry " + v.first_bad + ": " + v.problem;
+  $("chain").className = v.ok ? "" : "error";
 }
-load(); setInterval(load, 5000);
+
+async function loadTechnician() {
+  const h = await (await call("/api/admin/health")).json();
+  fillHealth(h.items || []);
+  fillPairs("link", h.link);
+  const o = await (await call("/api/admin/outbox?limit=50")).json();
+  const tb = $("outbox").querySelector("tbody"); tb.replaceChildren();
+  for (const r of o.rows) {
+    const tr = document.createElement("tr");
+    [r.booking, r.size + " B", r.state, r.attempts, Math.round(r.age_s) + " s",
+      r.state === "queued" ? Math.round(r.next_attempt_in_s) + " s" : "—"].forEach((v) => cell(tr, String(v)));
+    tb.appendChild(tr);
+  }
+}
+
+function showChange(result) {
+  const box = $("config-result"); box.replaceChildren();
+  const head = document.createElement("p");
+  if (result.applied) { head.textContent = "Applied; restarted: " + result.restarts.join(", ") + "."; head.className = "ok"; }
+  else if (result.rolled_back) { head.textContent = "Rolled back by itself: " + result.reason; head.className = "error"; }
+  else if (result.ok && result.applied === undefined) { head.textContent = result.diff.length ? "The change checks; applying restarts: " + result.restarts.join(", ") + "." : "No difference from the running configuration."; head.className = "ok"; }
+  else if (result.ok) { head.textContent = "Nothing applied: no difference."; }
+  else { head.textContent = "Not applied:"; head.className = "error"; }
+  box.appendChild(head);
+  if (result.problems && result.problems.length) {
+    const ul = document.createElement("ul");
+    for (const p of result.problems) { const li = document.createElement("li"); li.textContent = p.path + ": " + p.message; ul.appendChild(li); }
+    box.appendChild(ul);
+  }
+  if (result.diff && result.diff.length) {
+    const table = document.createElement("table"); table.id = "config-diff";
+    const cap = document.createElement("caption"); cap.textContent = "Difference"; table.appendChild(cap);
+    const tb = document.createElement("tbody");
+    for (const d of result.diff) {
+      const tr = document.createElement("tr");
+      [d.key, JSON.stringify(d.from), "→", JSON.stringify(d.to)].forEach((v) => cell(tr, v));
+      tb.appendChild(tr);
+    }
+    table.appendChild(tb); box.appendChild(table);
+  }
+}
+
+async function loadConfig() {
+  const c = await (await call("/api/admin/config")).json();
+  $("config-running").textContent = JSON.stringify(c.config, null, 2);
+  $("config-editable").textContent = c.editable.join(", ");
+  $("config-summary").textContent = "Config hash " + c.hash + (c.file ? " from " + c.file : "") +
+    "; a change that leaves the station unhealthy is rolled back after " + c.rollback_after_s + " s.";
+}
+
+async function load() {
+  try {
+    if (session.role === "technician") {
+      await loadTechnician();
+      await window.loadHistory(call, span);
+    }
+    await verify(false);
+    await loadAudit();
+    showError("");
+  } catch (err) {
+    if (err.message !== "signed out") showError("Could not refresh: " + err.message);
+  }
+}
+
+async function post(path, body) {
+  try {
+    await call(path, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body) });
+    await load();
+  } catch (err) { showError(err.message); }
+}
+
+async function start() {
+  try {
+    session = await (await call("/api/admin/session")).json();
+  } catch (err) { return; }
+  $("who").textContent = session.user + " (" + session.role + ")";
+  if (session.role !== "technician") {
+    for (const s of document.querySelectorAll("[data-role=technician]")) s.hidden = true;
+  }
+  for (const a of ACTIONS) {
+    const o = document.createElement("option"); o.value = a; o.textContent = a.replaceAll("_", " ");
+    $("f-action").appendChild(o);
+  }
+  for (const [id, action] of [["sync-now", "now"], ["pause", "pause"], ["resume", "resume"]]) {
+    $(id).onclick = () => post("/api/admin/sync/" + action);
+  }
+  for (const [id, value] of [["span-day", "day"], ["span-month", "month"]]) {
+    $(id).onclick = async () => {
+      span = value;
+      $("span-day").setAttribute("aria-pressed", String(value === "day"));
+      $("span-month").setAttribute("aria-pressed", String(value === "month"));
+      try { await window.loadHistory(call, span); } catch (err) { showError(err.message); }
+    };
+  }
+  for (const [id, what] of [["config-check", "check"], ["config-apply", "apply"]]) {
+    $(id).onclick = async () => {
+      $("config-result").textContent = what === "apply" ? "Applying; waiting for the station to be healthy…" : "Checking…";
+      try {
+        const answer = await call("/api/admin/config/" + what, { method: "POST", body: JSON.stringify({ change: $("config-change").value }) });
+        showChange(await answer.json());
+        await loadConfig();
+      } catch (err) { showError(err.message); }
+    };
+  }
+  $("retry").onclick = () => post("/api/admin/outbox/retry");
+  $("set-throttle").onclick = () => post("/api/admin/outbox/throttle", { per_s: Number($("throttle").value) });
+  $("verify-whole").onclick = () => verify(true).catch((err) => showError(err.message));
+  $("audit-filter").addEventListener("submit", (ev) => { ev.preventDefault(); loadAudit().catch((err) => showError(err.message)); });
+  $("export").onclick = async () => {
+    try {
+      const blob = await (await call("/api/admin/audit/export?" + auditQuery())).blob();
+      const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = "audit.jsonl";
+      document.body.appendChild(a); a.click(); a.remove();
+    } catch (err) { showError(err.message); }
+  };
+  $("bundle").onclick = async () => {
+    try {
+      const answer = await call("/api/admin/diagnostics");
+      const name = (answer.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+      const a = document.createElement("a"); a.href = URL.createObjectURL(await answer.blob());
+      a.download = name ? name[1] : "diagnostics.zip";
+      document.body.appendChild(a); a.click(); a.remove();
+    } catch (err) { showError(err.message); }
+  };
+  $("logout").onclick = async () => {
+    try { await call("/api/admin/logout", { method: "POST" }); } catch (_e) { /* signed out anyway */ }
+    window.location.assign("/admin/login");
+  };
+  await load();
+  if (session.role === "technician") await loadConfig().catch((err) => showError(err.message));
+  setInterval(load, 5000);
+}
+start();
