@@ -46,6 +46,27 @@ def prepare_state(state_dir: Path) -> tuple[Path, str | None]:
     return creds, password
 
 
+#: The demo's kiosk officer.
+DEMO_OFFICER = "officer1"
+
+
+def prepare_officer(creds: Path, officer: str = DEMO_OFFICER, pin: str | None = None
+                    ) -> str | None:
+    """The kiosk officers' credential (argon2id PIN hashes), written once.
+
+    Returns the PIN when the file was written now (shown once, like the technician password);
+    None when it was already there. ``pin`` fixes the PIN (tests); else a random six digits.
+    """
+    officers = creds / "booking-station-officers"
+    if officers.exists():
+        return None
+    pin = pin or f"{secrets.randbelow(10**6):06d}"
+    fd = os.open(officers, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{officer}:{hash_password(pin)}\n")
+    return pin
+
+
 def demo_config(state_dir: Path, broker: Broker, web_port: int, seed: int) -> StationConfig:
     """The embedded default: emulated scanner, local broker, kiosk on ``web_port``."""
     return StationConfig.model_validate({
@@ -66,6 +87,7 @@ async def run_demo(state_dir: Path, *, bookings: int | None, timeout_s: float, w
 
     state_dir.mkdir(parents=True, exist_ok=True)
     creds, password = prepare_state(state_dir)
+    pin = prepare_officer(creds)
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
     async with demo_broker(prefer=broker_pref) as broker:
         print(f"broker: {broker.kind} on {broker.host}:{broker.port}", flush=True)
@@ -76,7 +98,7 @@ async def run_demo(state_dir: Path, *, bookings: int | None, timeout_s: float, w
         station = Station(config)
         try:
             if bookings is None:
-                await _interactive(station, password)
+                await _interactive(station, password, pin)
                 return 0
             await station.start()
             return await _unattended(station, receiver, bookings, timeout_s)
@@ -85,7 +107,7 @@ async def run_demo(state_dir: Path, *, bookings: int | None, timeout_s: float, w
             await asyncio.to_thread(receiver.stop)
 
 
-async def _interactive(station: Station, password: str | None) -> None:
+async def _interactive(station: Station, password: str | None, pin: str | None) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -93,7 +115,9 @@ async def _interactive(station: Station, password: str | None) -> None:
         while station.web_port is None or station.booking is None:
             await asyncio.sleep(0.1)
         url = f"http://{station.config.web.host}:{station.web_port}/"
-        print(f"\nKiosk page:      {url}\nTechnician page: {url}admin  (user 'tech'"
+        print(f"\nKiosk page:      {url}  (officer '{DEMO_OFFICER}'"
+              + (f", PIN '{pin}')" if pin else ", PIN printed on first run)")
+              + f"\nTechnician page: {url}admin  (user 'tech'"
               + (f", password '{password}')" if password else ", password printed on first run)")
               + "\nPress Ctrl-C to stop.", flush=True)
         ready.set_result(None)
@@ -112,7 +136,8 @@ async def _unattended(station: Station, receiver: object, count: int, timeout_s:
     deadline = time.monotonic() + timeout_s
     try:
         assert station.booking is not None
-        txids = await asyncio.wait_for(autopilot(station.booking, count), timeout_s)
+        txids = await asyncio.wait_for(autopilot(station.booking, count, DEMO_OFFICER),
+                                       timeout_s)
     except TimeoutError:
         print(f"demo: FAILED: the {count} bookings were not captured within {timeout_s:.0f} s")
         return 1

@@ -93,6 +93,8 @@ class BookingService:
     clock: ClockTrust = ClockTrust.UNKNOWN
     #: Called with the transaction id of every committed booking (the sync service wakes up).
     committed: list[Callable[[str], None]] = field(default_factory=list)
+    #: The officer signed in at the kiosk: named by every audit entry of the booking's steps.
+    operator: str = ""
     booking: Booking | None = None
     pending: Impression | None = None
     inspection: Inspection | None = None  # what the officer is shown about the pending print
@@ -182,6 +184,7 @@ class BookingService:
             self.booking = booking
             self._retakes = {}
             self.state = SessionState.CAPTURING
+            await self._audit("booking_started", {"booking_id": booking.booking_id})
             await self._guide()
             return booking
 
@@ -306,6 +309,7 @@ class BookingService:
             if self.booking is not None:
                 await self.drafts.discard(self.booking.booking_id)
                 self._drop([*self.booking.impressions, self.pending])
+                await self._audit("booking_cancelled", {"booking_id": self.booking.booking_id})
             self.booking = None
             self.pending = None
             self.inspection = None
@@ -348,7 +352,7 @@ class BookingService:
         processed = await self.imaging.run(self.processor.build, booking)
         txid = await self.store.commit_booking(
             booking, processed.transaction, content_type=processed.content_type,
-            templates=processed.templates,
+            templates=processed.templates, actor=self.actor,
         )
         self.imaging.submit(self.processor.forget, booking)
         self.events.publish({"type": "delivery", "transaction_id": txid, "state": "queued"})
@@ -382,5 +386,10 @@ class BookingService:
         except OSError as exc:  # a missing guide light never blocks a booking
             log.warning("capture: could not light the finger guide: %s", exc)
 
+    @property
+    def actor(self) -> str:
+        """Who the audit names: the signed-in officer, or the bare role when none is known."""
+        return f"{OFFICER}:{self.operator}" if self.operator else OFFICER
+
     async def _audit(self, action: str, detail: dict[str, Any]) -> None:
-        await self.store.audit(OFFICER, action, detail)
+        await self.store.audit(self.actor, action, detail)

@@ -32,6 +32,9 @@ ACTIONS = frozenset(
     {
         "login",
         "login_failed",
+        "logout",
+        "booking_started",
+        "booking_cancelled",
         "capture",
         "quality_override",
         "annotation",
