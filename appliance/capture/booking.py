@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from appliance.capture.inspection import Inspection
+from appliance.capture.numbers import NumberCheck, check_booking_number
 from appliance.capture.processing import BookingProcessor
 from appliance.capture.sequence import SEQUENCES, Step
 from appliance.domain import Annotation, Booking, Impression, Position, Subject
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.records.profile import Profile, booking_number_problems, get_profile
 from appliance.store.drafts import DraftStore
 from appliance.store.store import BookingSummary, Store
 from appliance.system.clock import ClockTrust
@@ -151,6 +153,15 @@ class BookingService:
             })
         return out
 
+    @property
+    def profile(self) -> Profile:
+        """The agency profile the booking's transaction is built for."""
+        return get_profile(self.processor.originator.profile)
+
+    async def check_number(self, booking_number: str) -> NumberCheck:
+        """Whether a booking can start with this number, and what the officer should know."""
+        return await check_booking_number(self.store, self.profile, booking_number, self.booking)
+
     async def recent(self, limit: int = 20) -> list[BookingSummary]:
         """The newest committed bookings with their delivery state."""
         return await asyncio.to_thread(self.store.bookings, limit)
@@ -176,8 +187,9 @@ class BookingService:
             if self.booking is not None:
                 raise CaptureError("a booking is already in progress; submit or cancel it first")
             number = booking_number.strip()
-            if not number or len(number) > 32 or not number.isprintable():
-                raise CaptureError("booking number must be 1 to 32 printable characters")
+            problems = booking_number_problems(self.profile, number)
+            if problems:
+                raise CaptureError(" ".join(problems))
             booking = Booking(booking_number=number, subject=subject or Subject(),
                               clock_trusted=self.clock_trusted)
             await self.drafts.begin(booking)

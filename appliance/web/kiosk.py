@@ -40,7 +40,13 @@ class SignIn(BaseModel):
 class StartBooking(BaseModel):
     """Start a booking from its booking number."""
 
-    booking_number: str = Field(min_length=1, max_length=32)
+    booking_number: str = Field(min_length=1, max_length=64)
+
+
+class CheckNumber(BaseModel):
+    """A booking number as the officer is typing it."""
+
+    booking_number: str = Field(max_length=64)
 
 
 class Accept(BaseModel):
@@ -173,6 +179,12 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
         """Begin a booking."""
         started = await booking().start(body.booking_number)
         return {"booking_id": started.booking_id}
+
+    @api.post("/api/booking/check")
+    async def check_number(body: CheckNumber, _s: Session = officer) -> dict[str, Any]:
+        """Whether a booking can start with this number; warnings about repeats."""
+        check = await booking().check_number(body.booking_number.strip())
+        return {"ok": check.ok, "problems": check.problems, "warnings": check.warnings}
 
     @api.post("/api/capture")
     async def capture(_s: Session = officer) -> dict[str, Any]:

@@ -176,3 +176,33 @@ async def test_a_websocket_without_the_officers_session_gets_nothing(booking_fac
             async with websockets.connect(f"ws://127.0.0.1:{port}{path}",
                                           origin=f"http://127.0.0.1:{port}") as ws:
                 await ws.recv()
+
+
+async def test_the_booking_number_is_checked_as_typed(booking_factory, client_for) -> None:
+    booking = await booking_factory()
+    client = client_for(services_for(booking))
+    await sign_in(client)
+
+    async def check(number: str) -> dict:
+        answer = await client.post("/api/booking/check", json={"booking_number": number})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert await check("BK-2026-0042") == {"ok": True, "problems": [], "warnings": []}
+    accented = await check("BK-Ñ42")
+    assert not accented["ok"] and "'Ñ'" in accented["problems"][0]
+    assert not (await check("B" * 21))["ok"]
+    assert not (await check("BK\x1e42"))["ok"]  # a record separator would break the record
+    refused = await client.post("/api/booking", json={"booking_number": "BK-Ñ42"})
+    assert refused.status_code == 409 and "'Ñ'" in refused.json()["error"]
+    assert booking.booking is None  # refused at the start, not after thirteen prints
+    await client.post("/api/booking", json={"booking_number": "BK-306"})
+    while booking.current_step is not None:
+        await client.post("/api/capture")
+        if (await client.post("/api/accept", json={})).status_code != 200:
+            await client.post("/api/accept", json={"override_reason": "test"})
+    submitted = await client.post("/api/submit", json={"confirm_sequence": True})
+    assert submitted.status_code == 200, submitted.text
+    repeat = await check("BK-306")
+    assert repeat["ok"] and "BK-306 was already booked today" in repeat["warnings"][0]
+    assert (await check("BK-307"))["warnings"] == []

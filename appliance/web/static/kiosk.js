@@ -202,9 +202,43 @@ async function act(path, body, okText) {
   await refresh();
 }
 
-$("start-form").addEventListener("submit", (ev) => { ev.preventDefault();
-  act("/api/booking", { booking_number: $("booking-number").value }, "Booking started")
-    .then(() => { $("booking-number").value = ""; }); });
+// The booking number is checked as it is typed: what the profile cannot carry stops the start,
+// a number already booked today or held by central asks the officer to look again.
+let numberTimer = null;
+let numberChecked = "";
+function showNumberCheck(check) {
+  $("number-problems").textContent = check.problems.join(" ");
+  $("number-warnings").textContent = check.warnings.join(" ");
+  $("start").disabled = !check.ok;
+  $("start").textContent = check.warnings.length ? "Start anyway" : "Start booking";
+}
+async function checkNumber() {
+  const number = $("booking-number").value.trim();
+  if (!number) { showNumberCheck({ ok: false, problems: [], warnings: [] }); return null; }
+  try {
+    const check = await api("/api/booking/check", { booking_number: number });
+    if ($("booking-number").value.trim() === number) { showNumberCheck(check); numberChecked = number; }
+    return check;
+  } catch (e) { if (!(e instanceof SignedOut)) $("number-problems").textContent = e.message; return null; }
+}
+$("booking-number").addEventListener("input", () => {
+  clearTimeout(numberTimer); numberChecked = "";
+  numberTimer = setTimeout(checkNumber, 250);
+});
+$("start-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const number = $("booking-number").value.trim();
+  if (numberChecked !== number) {
+    const check = await checkNumber();
+    if (!check || !check.ok || check.warnings.length) return;  // shown: the officer decides
+  }
+  try {
+    await api("/api/booking", { booking_number: number });
+    $("booking-number").value = ""; showNumberCheck({ ok: false, problems: [], warnings: [] });
+    say("");
+  } catch (e) { if (!(e instanceof SignedOut)) $("number-problems").textContent = e.message; }
+  await refresh();
+});
 $("capture").onclick = () => act("/api/capture", {}, "Check the print, then accept or retake");
 $("accept").onclick = () => act("/api/accept", {}, "Print accepted and saved");
 $("retake").onclick = () => act("/api/retake", {}, "Place the finger again");
