@@ -106,6 +106,30 @@ def prepare_state(state_dir: Path) -> tuple[Path, str]:
     return creds, password
 
 
+#: The demo's kiosk officer.
+DEMO_OFFICER = "officer1"
+
+
+def prepare_officer(creds: Path, officer: str = DEMO_OFFICER, pin: str | None = None, *,
+                    renew: bool = False) -> str | None:
+    """The kiosk officers' credential (argon2id PIN hashes), written once (or anew: ``renew``).
+
+    Returns the PIN when the file was written now; None when it was already there. ``pin``
+    fixes the PIN (tests); else a random six digits. The demo renews it at every start and
+    prints it, as it does the technician password: it is a demo.
+    """
+    officers = creds / "booking-station-officers"
+    if renew:
+        officers.unlink(missing_ok=True)
+    if officers.exists():
+        return None
+    pin = pin or f"{secrets.randbelow(10**6):06d}"
+    fd = os.open(officers, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{officer}:{hash_password(pin)}\n")
+    return pin
+
+
 def demo_config(state_dir: Path, broker: Broker, web_port: int, seed: int,
                 central: CentralIdentity) -> StationConfig:
     """The embedded default: emulated scanner, local broker, kiosk on ``web_port``."""
@@ -137,6 +161,7 @@ async def run_demo(state_dir: Path, *, bookings: int | None, timeout_s: float, w
     state_dir.mkdir(parents=True, exist_ok=True)
     creds, password = prepare_state(state_dir)
     central = prepare_central(state_dir)
+    pin = prepare_officer(creds, renew=True)
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
     async with demo_broker(prefer=broker_pref, folder=state_dir / "broker",
                            users=broker_users(state_dir, creds, central)) as broker:
@@ -152,7 +177,7 @@ async def run_demo(state_dir: Path, *, bookings: int | None, timeout_s: float, w
         station = Station(config)
         try:
             if bookings is None:
-                await _interactive(station, password)
+                await _interactive(station, password, pin)
                 return 0
             await station.start()
             return await _unattended(station, receiver, bookings, timeout_s)
@@ -167,7 +192,7 @@ def _key_id(public: Path) -> str:
     return key_id(load_public_key(public))
 
 
-async def _interactive(station: Station, password: str) -> None:
+async def _interactive(station: Station, password: str, pin: str | None) -> None:
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -175,8 +200,9 @@ async def _interactive(station: Station, password: str) -> None:
         while station.web_port is None or station.booking is None:
             await asyncio.sleep(0.1)
         url = f"http://{station.config.web.host}:{station.web_port}/"
-        print(f"\nKiosk page:      {url}\nTechnician page: {url}admin  (user 'tech', "
-              f"password '{password}', new at every start)\nPress Ctrl-C to stop.", flush=True)
+        print(f"\nKiosk page:      {url}  (officer '{DEMO_OFFICER}', PIN '{pin}')"
+              f"\nTechnician page: {url}admin  (user 'tech', password '{password}')"
+              "\n(both new at every start: it is a demo)\nPress Ctrl-C to stop.", flush=True)
         ready.set_result(None)
 
     task = asyncio.create_task(announce())
@@ -193,7 +219,8 @@ async def _unattended(station: Station, receiver: object, count: int, timeout_s:
     deadline = time.monotonic() + timeout_s
     try:
         assert station.booking is not None
-        txids = await asyncio.wait_for(autopilot(station.booking, count), timeout_s)
+        txids = await asyncio.wait_for(autopilot(station.booking, count, DEMO_OFFICER),
+                                       timeout_s)
     except TimeoutError:
         print(f"demo: FAILED: the {count} bookings were not captured within {timeout_s:.0f} s")
         return 1

@@ -38,6 +38,8 @@ ACTIONS = frozenset(
         "config_rolled_back",
         "diagnostics_exported",
         "scanner_test",
+        "booking_started",
+        "booking_cancelled",
         "capture",
         "quality_override",
         "annotation",

@@ -23,3 +23,13 @@ class WebSection(Strict):
         "booking-station-admin-users",
         description="Credential holding 'user:pbkdf2-hash' lines for the admin page.",
     )
+    officers_credential: str = Field(
+        "booking-station-officers",
+        description="Credential holding the kiosk officers' 'officer_id:argon2id-hash' lines "
+        "(their PINs).",
+    )
+    kiosk_idle_lock_s: float = Field(
+        300.0, ge=15, le=3600,
+        description="Seconds without a touch before the kiosk locks (the booking in progress is "
+        "kept; the officer signs in again).",
+    )

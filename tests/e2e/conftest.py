@@ -11,7 +11,8 @@ from appliance.app import Station
 from appliance.config import StationConfig
 from central.commands import load_private_key, write_keypair
 from central.receiver import CentralReceiver
-from demo.run import prepare_state
+from demo.run import prepare_officer, prepare_state
+from tests.kiosk_client import OFFICER, PIN
 
 
 @dataclass
@@ -66,6 +67,7 @@ async def station_rig(tmp_path: Path, mosquitto, monkeypatch):
 
     async def make(**overrides) -> Rig:
         creds, password = prepare_state(tmp_path)
+        prepare_officer(creds, OFFICER, PIN)
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
         receiver = CentralReceiver(tmp_path / "central", host=mosquitto.host,
                                    port=mosquitto.port,
