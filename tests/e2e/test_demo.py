@@ -145,7 +145,7 @@ async def test_the_demo_broker_keeps_each_station_to_its_own_topics(tmp_path: Pa
                 assert await asyncio.to_thread(victim.publish, topic, b"forged") == 0x87
                 assert await asyncio.to_thread(central.publish, topic, b"central") in ALLOWED
             assert await asyncio.to_thread(other.publish, f"bst/{station}/tx/x/meta", b"x") == 0x87
-            assert await asyncio.to_thread(victim.publish, f"bst/{station}/status",
+            assert await asyncio.to_thread(victim.publish, f"bst-telemetry/{station}/status",
                                            b"{}") in ALLOWED
             await until(lambda: len(victim.received) == 2, what="central's two messages")
             assert {p for _t, p in victim.received} == {b"central"}
