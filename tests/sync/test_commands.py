@@ -160,8 +160,8 @@ async def test_signed_commands(mosquitto, service_rig, ops, central_signing,
     body["args"]["rate_per_s"] = 50  # tampered after signing
     answer = await send(signed, json.dumps(body).encode())
     assert answer["error"] == "bad signature" and rig.service.uploader.rate_per_s == 0
-    # telemetry counts them for central operations: unsigned, impostor, tampered
-    assert (await rig.service.publish_health()).command_signature_failures == 3
+    # telemetry counts them for central operations: unsigned, impostor, forged, tampered
+    assert (await rig.service.publish_health()).command_signature_failures == 4
 
     outcomes = [(e["detail"]["command"], e["detail"]["outcome"], e["detail"].get("signed"))
                 for e in remote_audit(rig.store)]
