@@ -144,6 +144,7 @@ min_free_mb = 64
 [mqtt]
 port = {broker_port}
 ack_timeout_s = 10.0
+central_keys = ["{work / 'central-signing.pub'}"]
 [web]
 port = {web_port}
 [capture]
@@ -308,9 +309,13 @@ def main() -> int:
         children.append(subprocess.Popen([mosquitto, "-c", str(work / "mosquitto.conf")],
                                          stderr=subprocess.DEVNULL))
         time.sleep(0.5)
+        from central.commands import write_keypair
+
+        write_keypair(work / "central-signing.key", work / "central-signing.pub")
         receiver = subprocess.Popen(
             [str(BIN / "booking-central"), "run", "--host", "127.0.0.1", "--port",
-             str(broker_port), "--dir", str(work / "central")], stdout=subprocess.PIPE, text=True)
+             str(broker_port), "--dir", str(work / "central"), "--key",
+             str(work / "central-signing.key")], stdout=subprocess.PIPE, text=True)
         children.append(receiver)
         assert receiver.stdout is not None
         receiver.stdout.readline()

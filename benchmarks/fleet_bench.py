@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sync_bench import (  # noqa: E402
+    central_key,
     cpu_seconds,
     fill_store,
     free_port,
@@ -57,7 +58,8 @@ async def worker(args: argparse.Namespace) -> None:
         store = Store(folder / "station.db", BlobCipher(new_key()))
         store.open()
         await fill_store(store, args.bookings, args.size, np.random.default_rng(n))
-        service = SyncService(station_id, link_config(args.port, args.window, args.chunk_size),
+        service = SyncService(station_id, link_config(args.port, args.window, args.chunk_size,
+                                                      central_key(args.workdir)),
                               store, plain_hooks(store, station_id))
         service.uploader.pause()
         service.start(loop)

@@ -52,7 +52,15 @@ from appliance.app import Station
 from appliance.config import StationConfig
 from demo.autopilot import take_print
 from demo.broker import Broker, demo_broker
-from demo.run import prepare_state
+from demo.run import (
+    CENTRAL_USER,
+    MQTT_PASSWORD_CREDENTIAL,
+    CentralIdentity,
+    prepare_central,
+    prepare_state,
+)
+
+STATION_ID = "bench"
 
 
 def peak_rss_mb() -> float:
@@ -70,11 +78,14 @@ def masters_held() -> tuple[int, float]:
 
 
 @contextlib.asynccontextmanager
-async def receiver_process(directory: Path, broker: Broker) -> AsyncIterator[int]:
+async def receiver_process(directory: Path, broker: Broker, central: CentralIdentity
+                           ) -> AsyncIterator[int]:
     """The reference receiver in a child process; yields its pid once it is subscribed."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "central.cli", "run", "--host", broker.host,
-        "--port", str(broker.port), "--dir", str(directory), stdout=asyncio.subprocess.PIPE)
+        "--port", str(broker.port), "--dir", str(directory), "--key", str(central.signing_key),
+        "--username", CENTRAL_USER, "--password-file",
+        str(central.signing_key.parent / "mqtt-password"), stdout=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -88,22 +99,30 @@ async def receiver_process(directory: Path, broker: Broker) -> AsyncIterator[int
 
 
 @contextlib.asynccontextmanager
-async def broker_and_receiver(state: Path, together: bool) -> AsyncIterator[Broker]:
-    """The broker and the reference receiver, in this process or apart from it."""
+async def broker_and_receiver(state: Path, together: bool, central: CentralIdentity
+                              ) -> AsyncIterator[Broker]:
+    """The broker (the demo's: passwords and the ACL) and the reference receiver, signing its
+    acks, in this process or apart from it."""
+    users = {STATION_ID: (state / "credentials" / MQTT_PASSWORD_CREDENTIAL).read_text().strip(),
+             CENTRAL_USER: central.password}
     if together:
+        from central.commands import load_private_key
         from central.receiver import CentralReceiver
 
-        async with demo_broker(prefer="mosquitto") as broker:
-            receiver = CentralReceiver(state / "central", host=broker.host, port=broker.port)
+        async with demo_broker(prefer="mosquitto", folder=state / "broker",
+                               users=users) as broker:
+            receiver = CentralReceiver(state / "central", host=broker.host, port=broker.port,
+                                       username=CENTRAL_USER, password=central.password,
+                                       signing_key=load_private_key(central.signing_key))
             await asyncio.to_thread(receiver.start)
             try:
                 yield broker
             finally:
                 await asyncio.to_thread(receiver.stop)
         return
-    async with demo_broker(prefer="mosquitto") as broker, \
-            receiver_process(state / "central", broker) as pid:
-        assert broker.kind == "mosquitto process", broker.kind
+    async with demo_broker(prefer="mosquitto", folder=state / "broker", users=users) as broker, \
+            receiver_process(state / "central", broker, central) as pid:
+        assert broker.authenticated, broker.kind
         yield broker
         print(f"(apart: reference receiver process peak RSS {status_mb('VmHWM', pid):.0f} MB, "
               "not counted above)")
@@ -113,18 +132,21 @@ async def main(count: int, mmap_threshold_kb: int = 128, together: bool = False,
                scanner_process: bool = False, release_memory: bool = True) -> None:
     state = Path(tempfile.mkdtemp(prefix="bst-bench-"))
     creds, _ = prepare_state(state)
+    central = prepare_central(state)
     os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
     print("mode: " + ("together (receiver in this process, mosquitto apart)" if together
                       else "apart (mosquitto and receiver in child processes)")
           + ("; emulated scanner in a child process" if scanner_process else "")
           + ("; minutiae.release_memory off" if not release_memory else ""))
-    async with broker_and_receiver(state, together) as broker:
+    async with broker_and_receiver(state, together, central) as broker:
         config = StationConfig.model_validate({
-            "station": {"station_id": "bench", "data_dir": str(state / "station")},
+            "station": {"station_id": STATION_ID, "data_dir": str(state / "station")},
             "store": {"min_free_mb": 16},
             "scanner": {"type": "emulated", "process": scanner_process},
             "minutiae": {"release_memory": release_memory},
-            "mqtt": {"host": broker.host, "port": broker.port},
+            "mqtt": {"host": broker.host, "port": broker.port, "username": STATION_ID,
+                     "password_credential": MQTT_PASSWORD_CREDENTIAL,
+                     "central_keys": [str(central.public_key)]},
             "web": {"port": 0},
             "records": {"profile": "local-tenprint"},
             "system": {"malloc_mmap_threshold_kb": mmap_threshold_kb},

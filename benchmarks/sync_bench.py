@@ -92,12 +92,27 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
             time.sleep(0.05)
 
 
+def central_key(workdir: Path) -> Path:
+    """Central's signing key pair in ``workdir`` (made once); returns the public key file.
+
+    The receiver signs every ack and the stations verify each one, as in production.
+    """
+    from central.commands import write_keypair
+
+    private, public = workdir / "central-signing.key", workdir / "central-signing.pub"
+    if not private.exists():
+        write_keypair(private, public)
+    return public
+
+
 def start_receiver(workdir: Path, port: int, client_id: str = "central-bench"
                    ) -> subprocess.Popen[str]:
-    """The reference receiver as its own process (booking-central run)."""
+    """The reference receiver as its own process (booking-central run), signing its acks."""
+    central_key(workdir)
     proc = subprocess.Popen(
         [sys.executable, "-m", "central.cli", "run", "--host", "127.0.0.1", "--port", str(port),
-         "--dir", str(workdir / "central"), "--client-id", client_id],
+         "--dir", str(workdir / "central"), "--client-id", client_id,
+         "--key", str(workdir / "central-signing.key")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if "listening" not in line:
@@ -132,9 +147,10 @@ async def fill_store(store: Store, count: int, size: int, rng: np.random.Generat
     return payloads
 
 
-def link_config(port: int, window: int, chunk_size: int) -> MqttSection:
+def link_config(port: int, window: int, chunk_size: int, central_public: Path) -> MqttSection:
     return MqttSection(host="127.0.0.1", port=port, window=window, chunk_size=chunk_size,
-                       reconnect_min_s=0.2, reconnect_max_s=2.0, ack_timeout_s=30.0)
+                       reconnect_min_s=0.2, reconnect_max_s=2.0, ack_timeout_s=30.0,
+                       central_keys=(central_public,))
 
 
 def plain_hooks(store: Store, station_id: str) -> StationHooks:
@@ -155,7 +171,8 @@ async def drain(workdir: Path, port: int, count: int, size: int, window: int, ch
         t0 = time.perf_counter()
         payloads = await fill_store(store, count, size, np.random.default_rng(seed))
         prepare_s = time.perf_counter() - t0
-        service = SyncService("bench-1", link_config(port, window, chunk_size),
+        service = SyncService("bench-1", link_config(port, window, chunk_size,
+                                                     central_key(workdir)),
                               store, plain_hooks(store, "bench-1"))
         service.uploader.pause()
         service.start(asyncio.get_running_loop())

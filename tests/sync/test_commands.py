@@ -15,6 +15,7 @@ from appliance.sync.config import CommandSettings
 from appliance.sync.service import SyncService
 from appliance.sync.signing import CentralKeys
 from central.commands import CommandClient, command_body
+from tests.conftest import until
 from tests.store.conftest import SUBJECT
 from tests.sync.conftest import commit_many
 from tests.sync.test_tls import audit_entries
@@ -263,3 +264,27 @@ def test_gate_is_pure_and_canonical() -> None:
     for payload in (b"[" * 5000, b"\xff", b"x" * 9000, b"7", b'{"command": "PING"}'):
         with pytest.raises(CommandRefused):
             gate.admit(payload)
+
+
+async def test_no_central_key_means_no_command_and_no_delivery(mosquitto, service_rig, ops,
+                                                               loop_errors) -> None:
+    """A station not given central's key obeys nothing and marks nothing delivered."""
+    rig = await service_rig(mosquitto.host, mosquitto.port, central_keys=())
+    for client in (await ops(None), await ops()):  # unsigned, and signed by a key it lacks
+        answer = await request(client, "pause")
+        assert not answer["ok"] and "no central key is configured" in answer["error"]
+    assert not rig.service.uploader.paused
+    txids, _ = await commit_many(rig.store, 1)
+    rig.service.wake()
+    await until(lambda: rig.service.acks_refused >= 1, what="central's answer being refused")
+    assert rig.store.outbox_state(txids[0]) in ("queued", "sending")
+    assert any("no central key configured" in p for p in rig.service.problems())
+
+
+async def test_a_test_bench_may_obey_unsigned_commands(mosquitto, service_rig, ops,
+                                                       loop_errors) -> None:
+    rig = await service_rig(mosquitto.host, mosquitto.port, signed=False)
+    answer = await request(await ops(None), "pause")
+    assert answer["ok"] and rig.service.uploader.paused
+    [entry] = remote_audit(rig.store)
+    assert entry["detail"]["signed"] is False
