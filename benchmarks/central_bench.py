@@ -278,6 +278,7 @@ def publisher(args: argparse.Namespace) -> None:
                Health(f"fleet-{n:04d}", n % 7, 12.0, 9000, "ready", "0" * 64, 10,
                       "synchronised", 1, disk_total_mb=20000, bookings_today=n % 30).encode())
               for n in range(args.first, args.first + args.stations)]
+    print("ready", flush=True)
     sys.stdin.readline()
     for i in range(args.count):
         topic, body = bodies[i % len(bodies)]
@@ -323,16 +324,20 @@ def telemetry_intake(args: argparse.Namespace) -> int:
             pubs.append(subprocess.Popen(
                 [sys.executable, __file__, "publisher", "--port", str(port), "--first",
                  str(first), "--stations", str(min(share, args.stations - first)), "--count",
-                 str(per)], stdin=subprocess.PIPE, text=True, cwd=REPO))
-        time.sleep(1.0)
+                 str(per)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO))
+        for p in pubs:
+            if (p.stdout.readline() if p.stdout else "").strip() != "ready":
+                raise RuntimeError("a publisher did not get ready")
         total = per * len(pubs)
         t0 = time.perf_counter()
         for p in pubs:
             assert p.stdin is not None
             p.stdin.write("go\n")
             p.stdin.flush()
+        for p in pubs:
+            p.wait(600)
         last, last_change, exporter_done = 0.0, time.perf_counter(), 0.0
-        while time.perf_counter() - last_change < 3.0:
+        while time.perf_counter() - max(last_change, seen[1]) < 3.0:  # both settled
             time.sleep(0.2)
             now = exporter_count(http)
             if now != last:

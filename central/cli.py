@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,7 +41,6 @@ from central.fleet_web import create_fleet_app
 from central.metrics import FleetCollector, ReceiverMetrics
 from central.passing import FolderCourier, export_lines
 from central.receiver import CentralReceiver, Destination, ReceiverStore
-from central.shared import SharedReceiver
 
 log = logging.getLogger("central")
 SUBCOMMANDS = ("run", "metrics", "export", "query", "command", "keygen")
@@ -187,6 +187,11 @@ def run(args: argparse.Namespace) -> int:
     if (args.dir is None) == (args.postgres is None):
         raise SystemExit("booking-central run: give --dir (one receiver) or --postgres (shared)")
     if args.postgres:
+        try:  # psycopg is the optional `postgres` extra: one receiver never needs it
+            from central.shared import SharedReceiver
+        except ImportError as exc:
+            raise SystemExit("booking-central run --postgres needs psycopg: pip install "
+                             "'booking-station[postgres]'") from exc
         if args.pass_on:
             raise SystemExit("booking-central run: --pass-on needs --dir for now")
         return _serve(SharedReceiver(
@@ -204,7 +209,22 @@ def run(args: argparse.Namespace) -> int:
     return _serve(receiver, args, metrics, str(args.dir))
 
 
-def _serve(receiver: CentralReceiver | SharedReceiver, args: argparse.Namespace,
+class _Held(Protocol):
+    def count(self) -> int: ...
+
+
+class _Receiver(Protocol):
+    """What `run` needs of a receiver, single (SQLite) or shared (PostgreSQL)."""
+
+    @property
+    def store(self) -> _Held: ...
+
+    def start(self, timeout: float = 10.0) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _serve(receiver: _Receiver, args: argparse.Namespace,
            metrics: ReceiverMetrics | None, where: str) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

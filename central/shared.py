@@ -151,6 +151,14 @@ class SharedStore:
                 (txid, count)).fetchall()
         return {n: bytes(data) for n, data in rows}
 
+    def age_s(self, txid: str) -> float:
+        """Seconds since any receiver first saw the transaction's metadata (0 if unknown)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp() - started_at) FROM partial_meta"
+                " WHERE transaction_id = %s", (txid,)).fetchone()
+        return float(row[0]) if row else 0.0
+
     def checksum_failed(self, txid: str) -> int:
         """Drop the chunks after a checksum mismatch; returns the failures so far."""
         with self._lock, self._db.transaction():
@@ -327,7 +335,7 @@ class SharedReceiver:
             return
         self.store.put_meta(station, meta)
         if kind == "end":
-            self._complete(station, meta, time.monotonic())
+            self._complete(station, meta, time.monotonic() - self.store.age_s(txid))
 
     def _answer_passed_on(self, station: str, txid: str) -> None:
         """What the receipt listed; shared receivers pass nothing on themselves yet."""
