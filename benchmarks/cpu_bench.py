@@ -83,7 +83,8 @@ def child(booking_path: Path, prints: int) -> dict[str, float]:
     from appliance.config import StationConfig
     from appliance.domain import Booking, Impression, ImpressionType, Position, Subject
 
-    config = StationConfig.model_validate({"quality": {"min_nfiq2_plain": 0,
+    config = StationConfig.model_validate({"records": {"profile": "local-tenprint"},
+                                           "quality": {"min_nfiq2_plain": 0,
                                                        "min_nfiq2_rolled": 0}})
     start = time.process_time()
     processor = build_processor(config)
