@@ -233,6 +233,7 @@ class NbisEngine:
             self._file.empty()
         if same:
             self._verified = True
+            log.info("NBIS: images reach %s through an in-memory file", self.name)
         else:
             log.warning("NBIS: %s reads an image by path differently; using its copy", self.name)
             self._file.close()
