@@ -15,11 +15,12 @@ Bookings:
 
 For every booking the check runs on the genuine booking (a flagged position is a false alarm)
 and on the booking with every pair of rolled prints swapped in turn (both swapped positions
-must be flagged). Each runs under three strategies side by side: ``station`` (a rolled print
-is compared with its own slap finger and crossed with the others only when that fails; only a
-better match with another finger is flagged, a print matching nothing is left unconfirmed),
-``own-first strict`` (the same order, unconfirmed prints flagged too) and ``before`` (every
-rolled print against every slap finger, unconfirmed prints flagged: the check before #26).
+must be flagged; "booking stopped" counts swaps where at least one was). Each runs under
+three strategies side by side: ``station`` (a rolled print is compared with its own slap
+finger and crossed with the others only when that is not a clear match; only a better match
+with another finger is flagged, a print matching nothing is left unconfirmed), ``own-first
+strict`` (the same, unconfirmed prints flagged too) and ``before`` (every rolled print
+against every slap finger, unconfirmed prints flagged: the check before #26).
 
 Minutiae come from the station's MINDTCT (through the shared NBIS engine), extracted once per
 print and kept in a cache folder (``--cache``), since the emulator takes seconds per booking.
@@ -166,6 +167,7 @@ class Tally:
     bookings_flagged: int = 0
     swaps: int = 0
     swaps_caught: int = 0
+    swaps_noticed: int = 0
     swaps_named: int = 0
     swap_other_flags: int = 0
     swap_other_positions: int = 0
@@ -205,6 +207,7 @@ def judge_booking(label: str, slaps: Mapping[Position, Fingerprint],
         tally.swaps += 1
         caught = {a, b} <= flagged
         tally.swaps_caught += caught
+        tally.swaps_noticed += bool({a, b} & flagged)
         if not caught:
             tally.missed.append(f"{label} {int(a)}<->{int(b)}")
         tally.swaps_named += (result.results[a].matched_position == b
@@ -259,7 +262,8 @@ def report(name: str, tallies: dict[str, Tally]) -> None:
             f"{t.positions} rolled positions ({fa:.2f} %), bookings with any alarm "
             f"{t.bookings_flagged}/{t.bookings}, left unconfirmed {t.unconfirmed}; "
             f"swaps caught {t.swaps_caught}/{t.swaps} "
-            f"({caught:.2f} %), named as each other {t.swaps_named}/{t.swaps}, other positions "
+            f"({caught:.2f} %), booking stopped {t.swaps_noticed}/{t.swaps}, named as each "
+            f"other {t.swaps_named}/{t.swaps}, other positions "
             f"flagged in swapped bookings {t.swap_other_flags}/{t.swap_other_positions}; "
             "BOZORTH3 comparisons per genuine booking "
             f"{t.comparisons_genuine / max(1, t.bookings):.1f}"

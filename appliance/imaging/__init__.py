@@ -9,10 +9,11 @@ Modules, in the order a booking meets them:
 - :mod:`.gate` and :mod:`.config`: per-position thresholds, retakes and overrides;
 - :mod:`.report`: the booking's quality report for kiosk, transaction and central.
 
-Imports here are light: the NBIS binding loads when a :class:`QualityAssessor`,
-:class:`NbisMinutiae` or :class:`Bozorth3` is built (once, at start-up).
+Imports here are light: the NBIS binding loads when an :class:`NbisEngine` is built (once, at
+start-up); :class:`QualityAssessor`, :class:`NbisMinutiae` and :class:`Bozorth3` share it.
 """
 
+from appliance.imaging.binding import NbisEngine
 from appliance.imaging.config import QualityConfig
 from appliance.imaging.errors import MatcherUnavailable, QualityBackendUnavailable, TemplateError
 from appliance.imaging.feedback import Advice
@@ -48,6 +49,7 @@ __all__ = [
     "LiveChecker",
     "LiveVerdict",
     "MatcherUnavailable",
+    "NbisEngine",
     "NbisMinutiae",
     "QualityAssessor",
     "QualityBackendUnavailable",

@@ -11,7 +11,7 @@ So the station builds one :class:`NbisEngine` at start-up and every stage uses i
 
 Handing an image over: the binding's ``extract_minutiae(bytes)`` copies its argument into native
 memory one byte at a time in Python (its generated buffer writer loops over the bytes), which
-costs about as much as MINDTCT itself on a 500 ppi print and holds the GIL throughout. Its
+costs milliseconds per print and holds the GIL throughout. Its
 ``extract_minutiae_from_image_file(path)`` reads the image natively instead. The engine writes
 each image, as an uncompressed PGM, into an anonymous in-memory file (``memfd``: never on disk,
 visible to no other process, emptied after each call) and passes that path. NFIQ 2 refuses
@@ -233,6 +233,7 @@ class NbisEngine:
             self._file.empty()
         if same:
             self._verified = True
+            log.info("NBIS: images reach %s through an in-memory file", self.name)
         else:
             log.warning("NBIS: %s reads an image by path differently; using its copy", self.name)
             self._file.close()

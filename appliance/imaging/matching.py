@@ -44,6 +44,10 @@ MATCH_THRESHOLD = 40
 #: different rolled fingers reach the 30s and 40s, while the same finger rolled twice scores
 #: 200 and more (synthetic hands; docs/quality.md).
 DUPLICATE_THRESHOLD = 60
+#: BOZORTH3 score from which a rolled print's match with its own slap finger is taken without
+#: crossing it with the other fingers: above the chance scores between different fingers
+#: (emulated bookings reach 40 now and then; benchmarks/sequence_check.py).
+CONFIDENT_MATCH = DUPLICATE_THRESHOLD
 #: BOZORTH3 scores templates with fewer minutiae than this as 0 against everything.
 MIN_MINUTIAE = 15
 #: BOZORTH3 compares at most this many minutiae per print (the best by quality).
@@ -274,18 +278,20 @@ def judge_sequence(
     """The sequence check of prepared rolled prints against prepared slap fingers.
 
     With ``own_first`` (the station's way) a rolled print that matches its own slap finger
-    is taken as matched, and only a print that does not is compared with every other slap
-    finger: a genuine booking costs ten comparisons instead of a hundred, and a chance score
-    against another finger above a genuine one no longer raises a false alarm. Without it,
-    every rolled print is compared with every slap finger and flagged when another scores
-    higher than its own.
+    clearly (:data:`CONFIDENT_MATCH`) is taken as matched, and only a print that does not is
+    compared with every other slap finger: a genuine booking costs about ten comparisons
+    instead of a hundred. Without it, every rolled print is compared with every slap finger.
+    Either way a print is flagged when another finger scores at least the threshold and more
+    than its own.
 
     Only positive evidence is flagged: a rolled print that matches another slap finger better
     than its own. A print that matches no slap finger, or has too few minutiae to compare, is
     left unconfirmed (:attr:`SequenceReport.unconfirmed`): genuine prints do that often (on
     FVC2002, 8 to 43 % of genuine pairs score below the threshold, as
     ``benchmarks/sequence_check.py`` shows), so flagging them would teach officers to override
-    the check. ``strict`` flags them too,
+    the check. When a rolled print is found to be another position's finger, that position's
+    own rolled print is flagged too unless it matched its slap finger: in a swap, one of the two
+    prints may be too poor to match anything. ``strict`` flags them too,
     as the check did before.
     """
     scores: dict[tuple[Position, Position], int] = {}
@@ -296,12 +302,25 @@ def judge_sequence(
             own = gallery.get(position)
             if own is not None and own.comparable:
                 row[position] = matcher.score(probe.handle, own.handle)
-            if not own_first or row.get(position, 0) < threshold:
+            if not own_first or row.get(position, 0) < max(threshold, CONFIDENT_MATCH):
                 for other, finger in gallery.items():
                     if other != position and finger.comparable:
                         row[other] = matcher.score(probe.handle, finger.handle)
         scores.update({(position, s): v for s, v in row.items()})
         results[position] = _judge(position, probe, gallery, row, threshold, strict)
+    for position, result in list(results.items()):
+        found = result.matched_position
+        if (result.status is SequenceStatus.OUT_OF_SEQUENCE and found in results
+                and results[found].status is not SequenceStatus.MATCHED and results[found].ok):
+            # the finger filed under `found` was rolled under `position`: whatever was rolled
+            # under `found` (matching nothing, say) is then in doubt too
+            other = results[found]
+            results[found] = SequenceResult(
+                found, None, other.score, False,
+                f"The {found.label} of the slaps was found rolled under the "
+                f"{position.label}: check which finger was rolled as the {found.label}.",
+                SequenceStatus.OUT_OF_SEQUENCE, other.own_score,
+            )
     return SequenceReport(results=results, threshold=threshold, scores=scores)
 
 

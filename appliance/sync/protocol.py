@@ -244,11 +244,16 @@ def split(data: bytes, chunk_size: int) -> list[bytes]:
                                                                                 chunk_size))]
 
 
-def meta_for(transaction_id: str, data: bytes, chunk_size: int, **fields: Any) -> TransactionMeta:
-    """Build the metadata message of a transaction."""
+def meta_for(transaction_id: str, data: bytes, chunk_size: int, *, sha256: str | None = None,
+             **fields: Any) -> TransactionMeta:
+    """Build the metadata message of a transaction.
+
+    ``sha256`` is the digest the store recorded when it committed ``data`` (the outbox row
+    holds it); without it the data is hashed here.
+    """
     return TransactionMeta(
         transaction_id=transaction_id,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
         size=len(data),
         chunks=chunk_count(len(data), chunk_size),
         chunk_size=chunk_size,

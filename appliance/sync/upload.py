@@ -182,6 +182,7 @@ class Uploader:
                 txid,
                 data,
                 self.config.chunk_size,
+                sha256=item.sha256,
                 content_type=item.content_type,
                 priority=item.priority,
                 clock_trusted=self.clock_trusted(),
