@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from appliance.capture.booking import BookingService, ImagingThread
+from appliance.capture.diagnostics import ScannerTools
 from appliance.capture.preview import PreviewLoop
 from appliance.capture.processing import BookingProcessor, Originator
 from appliance.config import StationConfig
@@ -115,6 +116,9 @@ class Station:
         self._server: uvicorn.Server | None = None
         self._services: Services | None = None
         self.recent_logs = RecentLogs()
+        self.scanner_tools = ScannerTools(
+            worker=lambda: self.worker, busy=self._busy,
+            reconnect=lambda: self.restart_sections(self.config, {"scanner"}))
         self.reconfigurer = Reconfigurer(
             running=lambda: self.config, path=config_path, restart=self.restart_sections,
             healthy=self.sections_healthy, audit=self._audit, busy=self._busy,
@@ -328,6 +332,7 @@ class Station:
             store=self.store, sync=self.sync, problem=lambda: self.store_problem,
             diagnostics=self.diagnostics, scanner=self.scanner_report,
             configuration=self.reconfigurer, recent_logs=self.recent_logs.lines,
+            scanner_tools=self.scanner_tools,
         )
         self._services = made
         return made

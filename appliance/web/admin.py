@@ -17,7 +17,13 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.system.grades import Facts, grade, worst
-from appliance.web import admin_audit, admin_charts, admin_config, admin_diagnostics
+from appliance.web import (
+    admin_audit,
+    admin_charts,
+    admin_config,
+    admin_diagnostics,
+    admin_scanner,
+)
 from appliance.web.desk import SIGNED_IN, Desk, Problem, client_address
 from appliance.web.services import Services
 from appliance.web.sessions import Role, Session
@@ -166,5 +172,6 @@ def router(services: Services) -> APIRouter:
     api.include_router(admin_audit.router(services, desk))
     api.include_router(admin_charts.router(services, desk))
     api.include_router(admin_config.router(services, desk))
+    api.include_router(admin_scanner.router(services, desk))
     api.include_router(admin_diagnostics.router(services, desk, overview))
     return api
