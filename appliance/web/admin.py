@@ -67,7 +67,7 @@ class SyncState(BaseModel):
 def router(services: Services) -> APIRouter:
     """The technician's routes."""
     api = APIRouter()
-    desk = Desk(services, secure=False)
+    desk = Desk(services, secure=services.web.technician_tls is not None)
     signin = desk.signin
 
     def session_view(session: Session) -> SessionView:
