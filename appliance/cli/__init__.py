@@ -129,8 +129,7 @@ def _cmd_tls(args: argparse.Namespace) -> int:
                           "is served on loopback only")
     if args.generate and not tls.certificate.exists():
         names = tls.names or config.web.server_names
-        key = tls.key_file if tls.key_file is not None else key_path(tls)
-        generate(tls.certificate, key, names)
+        generate(tls.certificate, key_path(tls), names)
         print(f"{tls.certificate}: new self-signed certificate for {', '.join(names)}")
     print(f"{tls.certificate}: {fingerprint(tls.certificate)}")
     return 0

@@ -15,13 +15,13 @@ class TechnicianTls(Strict):
     host: str = Field("0.0.0.0", description="Address the technician page listens on over TLS.")
     port: int = Field(8443, ge=0, le=65535, description="Port of the technician page (HTTPS).")
     certificate: Path = Field(
-        Path("/etc/booking-station/tls/technician.crt"),
+        Path("/etc/booking-station/tls/admin.crt"),
         description="PEM certificate (made by the installer, or the agency's own).")
-    key_credential: str = Field(
-        "booking-station-web-key",
-        description="Credential holding the certificate's private key (PEM).")
-    key_file: Path | None = Field(
-        None, description="Root-only key file used when no systemd credential is present.")
+    key_file: Path = Field(
+        Path("/etc/booking-station/tls/admin.key"),
+        description="Its private key (PEM; the installer makes it 0640 root:booking-station).")
+    key_credential: str | None = Field(
+        None, description="Credential holding the private key instead of key_file, if set.")
     names: tuple[str, ...] = Field(
         (), description="Names and addresses a generated certificate is made for "
         "(default: web.server_names).")

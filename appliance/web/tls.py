@@ -30,14 +30,9 @@ VALID_DAYS = 5 * 365
 
 
 def key_path(tls: TechnicianTls) -> Path:
-    """The private key's file: the systemd credential, else the configured root-only file."""
-    found = credential_path(tls.key_credential)
-    if found is not None:
-        return found
-    if tls.key_file is None:
-        raise ConfigError(f"web.technician_tls: no credential {tls.key_credential!r} and no "
-                          "key_file")
-    return tls.key_file
+    """The private key's file: the systemd credential when one is named and present."""
+    found = credential_path(tls.key_credential) if tls.key_credential else None
+    return found if found is not None else tls.key_file
 
 
 def fingerprint(certificate: Path) -> str:
