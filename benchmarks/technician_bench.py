@@ -29,11 +29,14 @@ from pathlib import Path
 
 import httpx
 
-from appliance.app import Station
-from appliance.config import StationConfig
-from appliance.web.auth import hash_password
-from demo.broker import demo_broker
-from demo.run import prepare_state
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the demo's broker and credentials, from the checkout
+
+from appliance.app import Station  # noqa: E402
+from appliance.config import StationConfig  # noqa: E402
+from appliance.web.auth import hash_password  # noqa: E402
+from demo.broker import demo_broker  # noqa: E402
+from demo.run import prepare_state  # noqa: E402
 
 
 def loadavg() -> str:
@@ -111,8 +114,8 @@ async def run(args: argparse.Namespace) -> int:
                       f"{statistics.median(known):.3f} s over {len(known)}")
                 print(f"sign-in, unknown name:                   median "
                       f"{statistics.median(unknown):.3f} s over {len(unknown)}")
-                print(f"unknown / known: {statistics.median(unknown) / statistics.median(known):.2f}"
-                      " (1.00 = indistinguishable)")
+                ratio = statistics.median(unknown) / statistics.median(known)
+                print(f"unknown / known: {ratio:.2f} (1.00 = indistinguishable)")
                 alone = [await one_booking(station, f"BK-ALONE-{n}") for n in range(args.bookings)]
                 done, counts = asyncio.Event(), [0]
                 crowd = [asyncio.create_task(guess_until(base, w, done, counts))

@@ -27,7 +27,7 @@ from appliance.web import (
 from appliance.web.desk import SIGNED_IN, Desk, Problem, client_address
 from appliance.web.services import Services
 from appliance.web.sessions import Role, Session
-from appliance.web.signin import NoAccounts, SignInFailed, SignInLocked
+from appliance.web.signin import NoAccounts, SignInBusy, SignInFailed, SignInLocked
 
 STATIC = Path(__file__).parent / "static"
 
@@ -87,7 +87,8 @@ def router(services: Services) -> APIRouter:
 
     @api.post("/api/admin/login", responses={
         401: {"model": Problem, "description": "Wrong name or password."},
-        429: {"model": Problem, "description": "Locked after too many failures."},
+        429: {"model": Problem, "description": "Locked after too many failures, or too many "
+              "sign-ins waiting for their check."},
         503: {"model": Problem, "description": "No technician accounts are configured."},
     })
     async def login(body: Credentials, request: Request, response: Response) -> SessionView:
@@ -97,6 +98,9 @@ def router(services: Services) -> APIRouter:
             signin.sessions.end(old)
         try:
             session = await signin.sign_in(body.user, body.password, client_address(request))
+        except SignInBusy as exc:
+            raise HTTPException(429, "the station is busy checking sign-ins: try again shortly",
+                                headers={"Retry-After": "5"}) from exc
         except SignInLocked as exc:
             raise HTTPException(429, "too many failed sign-ins: try again later",
                                 headers={"Retry-After": str(exc.retry_after_s)}) from exc
