@@ -136,6 +136,9 @@ class Station:
         logging.getLogger().addHandler(self.recent_logs)
         fix_mmap_threshold(self.config.system.malloc_mmap_threshold_kb)
         check_port_free(self.config.web.host, self.config.web.port)
+        technician_tls = self.config.web.technician_tls
+        if technician_tls is not None:
+            check_port_free(technician_tls.host, technician_tls.port)
         self.clock = kernel_clock_state()
         self._start_store()
         self._start_scanner()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -55,6 +56,20 @@ def preflight(config: StationConfig) -> Preflight:
     key = mqtt.commands.central_public_key
     if key is not None:
         errors += _secret("mqtt.commands.central_public_key", lambda: load_public_key(key))
+    technician_tls = config.web.technician_tls
+    if technician_tls is not None:
+        from appliance.web.tls import key_path
+
+        tls_section = technician_tls
+
+        def certificate_and_key() -> None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls_section.certificate), str(key_path(tls_section)))
+
+        errors += _secret("web.technician_tls", certificate_and_key)
+        if not _resolves(technician_tls.host):
+            errors.append(ConfigProblem(path="web.technician_tls.host", message=(
+                f"{technician_tls.host!r} does not resolve to an address")))
     if not _resolves(config.web.host):
         errors.append(ConfigProblem(path="web.host",
                                     message=f"{config.web.host!r} does not resolve to an address"))
