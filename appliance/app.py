@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from appliance.config import StationConfig
 from appliance.errors import StationError
 from appliance.reconfigure import Reconfigurer
 from appliance.store.crypto import BlobCipher
-from appliance.store.errors import StoreError
+from appliance.store.errors import DiskFull, StoreError, StoreUnavailable
 from appliance.store.keys import load_cipher
 from appliance.store.samples import Sample, delivered_total, keep_history
 from appliance.store.store import Store
@@ -93,6 +94,7 @@ class Station:
         self.notifier = Notifier()
         self.heartbeats = Heartbeats(config.system.heartbeat_stale_s)
         self.store_problem: str | None = None
+        self._services: Services | None = None
         self.clock = ClockTrust.UNKNOWN
         self._store_key = store_key
         self._tasks: list[asyncio.Task[Any]] = []
@@ -110,8 +112,7 @@ class Station:
                                         clock=lambda: self.clock.value,
                                         link_connects=lambda: (self.sync.link.counters.connects
                                                                if self.sync else 0),
-                                        problems=lambda: ([self.store_problem]
-                                                          if self.store_problem else []),
+                                        problems=self._problems,
                                     ))
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
@@ -140,17 +141,13 @@ class Station:
         if technician_tls is not None:
             check_port_free(technician_tls.host, technician_tls.port)
         self.clock = kernel_clock_state()
-        self._start_store()
+        retry_store = self._start_store()
         self._start_scanner()
         await self.imaging.run(self.processor.warm_up)
-        self._start_sync(loop)
-        self._start_booking()
-        if self.store is not None and self.booking is not None:
-            await self.booking.resume_draft()
-            await self.store.audit("station", "station_started",
-                                   {"config_hash": self.config.digest()})
+        await self._start_store_users(loop)
         await self._start_web()
-        self._start_history()
+        if retry_store:
+            self._tasks.append(asyncio.create_task(self._reopen_store(loop), name="store-reopen"))
         if self.worker is not None:
             await self.worker.wait_ready(timeout=30)
         interval = watchdog_interval_s()
@@ -163,20 +160,11 @@ class Station:
         log.info("station %s ready; kiosk on http://%s:%s/", self.config.station.station_id,
                  self.config.web.host, self.web_port)
 
-    def _start_store(self) -> None:
-        key = self._store_key
-        cipher = BlobCipher(key) if key is not None else load_cipher(self.config.store)
-        store = Store(self.config.database_path, cipher,
-                      min_free_mb=self.config.store.min_free_mb)
-        try:
-            store.open()
-        except StoreError as exc:
-            self.store_problem = str(exc)
-            log.critical("store: %s", exc)
-            self.events.publish({"type": "alert", "message": f"store unavailable: {exc}"})
+    async def _start_store_users(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The services that need the open store: upkeep, sync, then the booking workflow."""
+        if self.store is None:
             return
-        self.store = store
-        self.heartbeats.register("store-writer", lambda: store.writer_heartbeat)
+        store = self.store
         cfg = self.config.store
         self._tasks.append(asyncio.create_task(store.maintain(
             grace=timedelta(hours=cfg.biometric_grace_hours),
@@ -184,6 +172,69 @@ class Station:
             backup_every=timedelta(hours=cfg.backup_interval_hours),
             backup_keep=cfg.backup_keep,
         ), name="store-maintenance"))
+        self._start_sync(loop)
+        self._start_booking()
+        if self.booking is not None:
+            await self.booking.resume_draft()
+            await store.audit("station", "station_started",
+                              {"config_hash": self.config.digest()})
+        self._start_history()
+
+    async def _reopen_store(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Try the store again until the disk has room; then start what needs it, no restart."""
+        while self.store is None:
+            await asyncio.sleep(self.config.system.store_retry_s)
+            if self._store_outcome(await asyncio.to_thread(self._open_store)):
+                continue
+            if self.store is None:
+                return  # a problem that waits for a technician (a corrupt store)
+        self.store_problem = None
+        await self._start_store_users(loop)
+        if self._services is not None:
+            self._refresh_services(self._services)
+        log.info("store: opened after the disk problem cleared; bookings are taken again")
+        self.events.publish({"type": "alert", "message": "store available again"})
+        self.notifier.status("ready")
+
+    def _store_problems(self) -> list[str]:
+        found = [self.store_problem] if self.store_problem else []
+        if self.store is not None:
+            if self.store.damage:
+                found.append(self.store.damage)
+            short = self.store.space_problem()
+            if short:
+                found.append(short + "; new bookings refused, sending to central goes on")
+        return found
+
+    def _start_store(self) -> bool:
+        """Open the store; on failure say why. True when a later try may succeed."""
+        return self._store_outcome(self._open_store())
+
+    def _open_store(self) -> Store | StoreError:
+        """Open the store (blocking: integrity check, migrations); the store or why not."""
+        key = self._store_key
+        cipher = BlobCipher(key) if key is not None else load_cipher(self.config.store)
+        store = Store(self.config.database_path, cipher,
+                      min_free_mb=self.config.store.min_free_mb,
+                      reserve_bytes=self.config.store.reserve_mb * 2**20)
+        try:
+            store.open()
+        except StoreError as exc:
+            return exc
+        return store
+
+    def _store_outcome(self, outcome: Store | StoreError) -> bool:
+        """Keep an opened store, or say once why there is none; True when a retry may help."""
+        if isinstance(outcome, Store):
+            store = self.store = outcome
+            self.heartbeats.register("store-writer", lambda: store.writer_heartbeat)
+            return False
+        retry = isinstance(outcome, DiskFull | StoreUnavailable)
+        if str(outcome) != self.store_problem:
+            log.critical("store: %s%s", outcome, "; trying again" if retry else "")
+            self.events.publish({"type": "alert", "message": f"store unavailable: {outcome}"})
+        self.store_problem = str(outcome)
+        return retry
 
     def _start_booking(self) -> None:
         if self.store is None or self.worker is None:
@@ -292,6 +343,9 @@ class Station:
         self.heartbeats.register("mqtt-link", lambda: link.heartbeat)
         self.sync.start(loop)
 
+    def _problems(self) -> list[str]:
+        return self._store_problems() + (self.sync.problems() if self.sync else [])
+
     def _scanner_state(self) -> str:
         return self.worker.state.value if self.worker else "absent"
 
@@ -321,34 +375,36 @@ class Station:
             "models": self.processor.model_versions(),
         }
 
-    def services(self) -> Services:
-        """What the web pages serve."""
-        booking = self.booking
+    def _preview_factory(self, booking: BookingService | None
+                         ) -> Callable[[], PreviewLoop] | None:
+        if booking is None:
+            return None
         quality, capture = self.config.quality, self.config.capture
 
         def preview() -> PreviewLoop:
-            assert booking is not None
             return PreviewLoop(booking, fps=self.config.web.preview_fps,
                                auto_capture=capture.auto_capture,
                                auto_frames=quality.auto_capture_frames)
 
-        made = Services(
-            station=self.config.station, web=self.config.web, health=self.health,
-            events=self.events, booking=booking, preview=preview if booking else None,
-            store=self.store, sync=self.sync, problem=lambda: self.store_problem,
-            diagnostics=self.diagnostics, scanner=self.scanner_report,
-            configuration=self.reconfigurer, recent_logs=self.recent_logs.lines,
-            scanner_tools=self.scanner_tools,
-        )
-        self._services = made
-        return made
+        return preview
+
+    def services(self) -> Services:
+        """What the web pages serve (kept, so services started later reach them)."""
+        if self._services is None:
+            self._services = Services(
+                station=self.config.station, web=self.config.web, health=self.health,
+                events=self.events, booking=self.booking,
+                preview=self._preview_factory(self.booking), store=self.store, sync=self.sync,
+                problem=lambda: self.store_problem, diagnostics=self.diagnostics,
+                scanner=self.scanner_report, configuration=self.reconfigurer,
+                recent_logs=self.recent_logs.lines, scanner_tools=self.scanner_tools,
+            )
+        return self._services
 
     def _refresh_services(self, services: Services) -> None:
-        """After a restart of some services, the pages serve the new ones."""
-        fresh = self.services()
-        for name in ("booking", "preview", "sync"):
-            setattr(services, name, getattr(fresh, name))
-        self._services = services
+        """After a restart of some services (or a store opened late), the pages serve them."""
+        services.booking, services.sync, services.store = self.booking, self.sync, self.store
+        services.preview = self._preview_factory(self.booking)
 
     async def _start_web(self) -> None:
         from appliance.web.app import create_app

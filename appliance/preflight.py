@@ -2,10 +2,11 @@
 
 The config models say whether a file is well formed; these checks look at the machine: the
 data folder is a folder the service can write and others cannot read, every secret and file
-the config names can be read, the kiosk's host name resolves. Whatever ``run`` would crash on
-is an error here, with its key path and one line of reason. What ``run`` survives (a broker
-host that does not resolve yet: bookings work offline and the link keeps retrying) is a
-warning, so that a station still starts while the network is down.
+the config names can be read (central's public keys included), the kiosk's host name resolves.
+Whatever ``run`` would crash on is an error here, with its key path and one line of reason.
+What ``run`` survives (a broker host that does not resolve yet: bookings work offline and the
+link keeps retrying) is a warning, so that a station still starts while the network is down;
+so is trusting unsigned acks or commands, or holding no key of central's to check them with.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from appliance.config import ConfigProblem, StationConfig
 from appliance.errors import StationError
 from appliance.store.keys import read_current_key
-from appliance.sync.commands import load_public_key
+from appliance.sync.config import MqttSection
+from appliance.sync.signing import load_public_key
 from appliance.sync.tls import client_context
 from appliance.system.secrets import read_secret
 
@@ -53,9 +55,9 @@ def preflight(config: StationConfig) -> Preflight:
     if mqtt.username and mqtt.password_credential:
         name = mqtt.password_credential
         errors += _secret("mqtt.password_credential", lambda: read_secret(name))
-    key = mqtt.commands.central_public_key
-    if key is not None:
-        errors += _secret("mqtt.commands.central_public_key", lambda: load_public_key(key))
+    for n, key in enumerate(mqtt.central_keys):
+        errors += _secret(f"mqtt.central_keys[{n}]", lambda key=key: load_public_key(key))
+    warnings += _trust(mqtt)
     technician_tls = config.web.technician_tls
     if technician_tls is not None:
         from appliance.web.tls import key_path
@@ -78,6 +80,26 @@ def preflight(config: StationConfig) -> Preflight:
             path="mqtt.host", message=f"{mqtt.host!r} does not resolve now; the station starts "
             "and keeps retrying (bookings work offline)"))
     return Preflight(errors, warnings)
+
+
+def _trust(mqtt: MqttSection) -> list[ConfigProblem]:
+    """What the station would believe unsigned: said out loud, every time the config is read."""
+    if mqtt.central_keys:
+        return []
+    found = []
+    if mqtt.allow_unsigned_acks:
+        found.append(ConfigProblem(path="mqtt.allow_unsigned_acks", message=(
+            "unsigned acks are applied: anyone who can publish on the broker can mark a "
+            "booking delivered (its biometrics are then purged); test benches only")))
+    else:
+        found.append(ConfigProblem(path="mqtt.central_keys", message=(
+            "no central public key: bookings are kept but none is marked delivered until "
+            "central's key is installed and listed here")))
+    if mqtt.allow_unsigned_commands:
+        found.append(ConfigProblem(path="mqtt.allow_unsigned_commands", message=(
+            "unsigned commands are obeyed: anyone who can publish on the broker can pause or "
+            "throttle this station; test benches only")))
+    return found
 
 
 def _data_dir(path: Path) -> list[ConfigProblem]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import http.cookiejar
 import json
 import os
 import re
@@ -48,6 +49,7 @@ from procmem import status_mb
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 UNIT = REPO / "systemd" / "booking-station.service"
+BENCH_OFFICER, BENCH_PIN = "bench", "135790"
 
 FLOOR = """
 import time, sys
@@ -82,6 +84,11 @@ def credentials(work: Path) -> Path:
         if line.startswith("LoadCredential="):
             name, _, source = line.removeprefix("LoadCredential=").partition(":")
             shutil.copy(etc / source.removeprefix("/etc/booking-station/"), creds / name)
+    # the benchmark's own kiosk officer, in place of first boot's (whose PIN was printed)
+    from argon2 import PasswordHasher
+
+    (creds / "booking-station-officers").write_text(
+        f"{BENCH_OFFICER}:{PasswordHasher().hash(BENCH_PIN)}\n")
     return creds
 
 
@@ -170,12 +177,25 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+_sessions: dict[int, tuple[urllib.request.OpenerDirector, str]] = {}
+
+
 def call(port: int, method: str, path: str, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
+    """The kiosk API as the signed-in officer (the session and its CSRF token kept per port)."""
+    if port not in _sessions:
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        _sessions[port] = (opener, "")
+        signed_in = call(port, "POST", "/api/kiosk/signin",
+                         {"officer": BENCH_OFFICER, "pin": BENCH_PIN})
+        _sessions[port] = (opener, signed_in["csrf"])
+    opener, csrf = _sessions[port]
+    data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
                                  headers={"Content-Type": "application/json",
-                                          "Origin": f"http://127.0.0.1:{port}"})
-    with urllib.request.urlopen(req, timeout=300) as res:
+                                          "Origin": f"http://127.0.0.1:{port}",
+                                          "X-CSRF-Token": csrf})
+    with opener.open(req, timeout=300) as res:
         return json.loads(res.read())
 
 

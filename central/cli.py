@@ -1,9 +1,15 @@
-r"""``booking-central``: run the reference receiver, send a command, make a signing key.
+r"""``booking-central``: run the reference receiver, watch the fleet, send a command, make a key.
 
     booking-central run --host broker --port 8883 --dir /var/lib/central \\
-        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key
+        --tls-ca ca.pem --tls-cert central.crt --tls-key central.key --key central-signing.key \\
+        --metrics-port 9465
+    booking-central metrics --host broker --port 8883 --listen-port 9464 \\
+        --tls-ca ca.pem --tls-cert monitoring.crt --tls-key monitoring.key
     booking-central command st-1 ping --host broker --port 8883 --key central-signing.key ...
     booking-central keygen --out central-signing.key --public central-signing.pub
+
+Every ack ``run`` sends and every command ``command`` sends is signed with ``--key``; stations
+refuse unsigned ones unless configured for a test bench, so leaving it out needs ``--unsigned``.
 
 ``run`` is the default subcommand. It stops cleanly on SIGTERM or SIGINT and exits 0.
 """
@@ -17,16 +23,27 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
+
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry, start_http_server
 
 from appliance.errors import SyncError
 from appliance.sync.config import TlsSection
+from appliance.sync.protocol import TXID_RE
 from appliance.sync.tls import client_context
 from central.commands import CommandClient, CommandTimeout, load_private_key, write_keypair
-from central.receiver import CentralReceiver, Destination
+from central.fleet import FleetWatch
+from central.fleet_web import create_fleet_app
+from central.metrics import FleetCollector, ReceiverMetrics
+from central.passing import FolderCourier, export_lines
+from central.receiver import CentralReceiver, Destination, ReceiverStore
+from central.shared import SharedReceiver
 
 log = logging.getLogger("central")
-SUBCOMMANDS = ("run", "command", "keygen")
+SUBCOMMANDS = ("run", "metrics", "export", "query", "command", "keygen")
 
 
 def _connection_options(parser: argparse.ArgumentParser) -> None:
@@ -40,24 +57,81 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-file", type=Path, help="File holding the MQTT password.")
 
 
+def _signing_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--key", type=Path, help=f"Central's Ed25519 signing key (PEM): signs "
+                        f"{what}.")
+    parser.add_argument("--unsigned", action="store_true",
+                        help=f"Send {what} unsigned (only test benches with "
+                        "allow_unsigned_acks / allow_unsigned_commands accept that).")
+
+
+def _signing_key(args: argparse.Namespace) -> Ed25519PrivateKey | None:
+    if args.key is None:
+        if not args.unsigned:
+            raise SystemExit("booking-central: --key central's signing key is needed "
+                             "(or --unsigned for a test bench)")
+        return None
+    try:
+        return load_private_key(args.key)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"booking-central: cannot use {args.key}: {exc}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="booking-central", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="subcommand")
     run = sub.add_parser("run", help="Run the reference receiver until SIGTERM.")
     _connection_options(run)
-    run.add_argument("--dir", type=Path, required=True, help="Where transactions are stored.")
+    run.add_argument("--dir", type=Path,
+                     help="Where transactions are stored (one receiver, SQLite index).")
+    run.add_argument(
+        "--postgres", metavar="DSN",
+        help="Share the load with other receivers: MQTT 5 shared subscription, index and "
+             "partial uploads in this PostgreSQL database (instead of --dir).")
+    run.add_argument("--share-group", default="central",
+                     help="Shared subscription group of the receivers (default central).")
     run.add_argument("--client-id", default="central-receiver", help="MQTT client id.")
     run.add_argument(
         "--destination", action="append", default=[], metavar="NAME|PURPOSE[|optional]",
         help="Where central passes bookings on, listed in every receipt (repeatable).")
+    _signing_options(run, "every ack")
+    run.add_argument(
+        "--pass-on", action="append", default=[], metavar="NAME=FOLDER",
+        help="Pass each stored transaction on to destination NAME by writing it into FOLDER; "
+             "central records every hand-off (repeatable).")
+    run.add_argument("--metrics-port", type=int,
+                     help="Serve the receiver's own Prometheus metrics on this port.")
+    run.add_argument("--metrics-host", default="127.0.0.1",
+                     help="Address the receiver's metrics listen on (default 127.0.0.1).")
     run.add_argument("-v", "--verbose", action="store_true", help="Log every answer.")
+    metrics = sub.add_parser(
+        "metrics", help="Watch every station's telemetry; serve Prometheus metrics and the "
+                        "fleet page until SIGTERM.")
+    _connection_options(metrics)
+    metrics.add_argument("--client-id", default="central-fleet", help="MQTT client id.")
+    metrics.add_argument("--listen-host", default="127.0.0.1",
+                         help="Address the HTTP side listens on (default 127.0.0.1).")
+    metrics.add_argument("--listen-port", type=int, default=9464,
+                         help="Port of /metrics and the fleet page (default 9464).")
+    metrics.add_argument("--allowed-host", action="append", default=[],
+                         help="Host name the page answers to besides localhost (repeatable).")
+    metrics.add_argument("--stale-after", type=float, default=120.0,
+                         help="Seconds without telemetry before a station shows red.")
+    export = sub.add_parser("export", help="Write what central holds (metadata only).")
+    export.add_argument("--dir", type=Path, required=True, help="The receiver's folder.")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                        help="JSON lines (default) or CSV.")
+    export.add_argument("--out", type=Path, help="Output file (default: standard output).")
+    query = sub.add_parser("query", help="Where one transaction was passed on (for an auditor).")
+    query.add_argument("--dir", type=Path, required=True, help="The receiver's folder.")
+    query.add_argument("transaction_id", help="The transaction id (32 hex digits).")
     cmd = sub.add_parser("command", help="Send one command to a station and print its answer.")
     _connection_options(cmd)
     cmd.add_argument("station", help="Station id.")
     cmd.add_argument("name", help="ping, diagnostics, sync_now, pause, resume or throttle.")
     cmd.add_argument("--rate", type=float, help="rate_per_s for throttle.")
-    cmd.add_argument("--key", type=Path, help="Central's Ed25519 signing key (PEM).")
+    _signing_options(cmd, "the command")
     cmd.add_argument("--timeout", type=float, default=10.0, help="Seconds to wait for the answer.")
     keygen = sub.add_parser("keygen", help="Make central's Ed25519 command-signing key pair.")
     keygen.add_argument("--out", type=Path, required=True, help="Private key file (mode 600).")
@@ -94,13 +168,44 @@ def _destinations(specs: list[str]) -> list[Destination]:
     return out
 
 
+def _couriers(specs: list[str], destinations: list[Destination]) -> dict[str, FolderCourier]:
+    names = {d.name for d in destinations}
+    out = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not folder or name.strip() not in names:
+            raise SystemExit(f"booking-central: --pass-on {spec!r}: use NAME=FOLDER with a NAME "
+                             "given as --destination")
+        out[name.strip()] = FolderCourier(Path(folder))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
+    metrics = ReceiverMetrics() if args.metrics_port else None
+    destinations = _destinations(args.destination)
+    if (args.dir is None) == (args.postgres is None):
+        raise SystemExit("booking-central run: give --dir (one receiver) or --postgres (shared)")
+    if args.postgres:
+        if args.pass_on:
+            raise SystemExit("booking-central run: --pass-on needs --dir for now")
+        return _serve(SharedReceiver(
+            args.postgres, host=args.host, port=args.port, prefix=args.prefix,
+            group=args.share_group, client_id=args.client_id, tls=_tls(args),
+            username=args.username, password=_password(args), destinations=destinations,
+            metrics=metrics, signing_key=_signing_key(args)),
+            args, metrics, f"PostgreSQL (group {args.share_group})")
     receiver = CentralReceiver(
         args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
         tls=_tls(args), username=args.username, password=_password(args),
-        destinations=_destinations(args.destination),
+        destinations=destinations, signing_key=_signing_key(args), metrics=metrics,
+        couriers=_couriers(args.pass_on, destinations),
     )
+    return _serve(receiver, args, metrics, str(args.dir))
+
+
+def _serve(receiver: CentralReceiver | SharedReceiver, args: argparse.Namespace,
+           metrics: ReceiverMetrics | None, where: str) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_a: stop.set())
@@ -109,18 +214,104 @@ def run(args: argparse.Namespace) -> int:
     except ConnectionError as exc:
         print(f"booking-central: {exc}", file=sys.stderr)
         return 2
+    server = None
+    if metrics is not None:
+        server, _thread = start_http_server(args.metrics_port, args.metrics_host,
+                                            registry=metrics.registry)
     print(f"central receiver: listening on {args.host}:{args.port} for {args.prefix}/+/tx/#, "
-          f"storing in {args.dir}", flush=True)
+          f"storing in {where}", flush=True)
     stop.wait()
+    if server is not None:
+        server.shutdown()
     held = receiver.store.count()
     receiver.stop()
     print(f"central receiver: stopped; {held} transactions held", flush=True)
     return 0
 
 
+def watch_fleet(args: argparse.Namespace) -> int:
+    """Watch the telemetry tree and serve /metrics and the fleet page until SIGTERM/SIGINT."""
+    watch = FleetWatch(host=args.host, port=args.port, prefix=args.prefix,
+                       client_id=args.client_id, tls=_tls(args), username=args.username,
+                       password=_password(args))
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(watch))
+    hosts = sorted({"localhost", "127.0.0.1", args.listen_host, *args.allowed_host})
+    app = create_fleet_app(watch, registry, allowed_hosts=hosts, stale_after_s=args.stale_after)
+    try:
+        watch.start()
+    except ConnectionError as exc:
+        print(f"booking-central: {exc}", file=sys.stderr)
+        return 2
+    server = uvicorn.Server(uvicorn.Config(app, host=args.listen_host, port=args.listen_port,
+                                           log_level="warning", access_log=False))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: stop.set())
+    # off the main thread uvicorn leaves the signals to us, so SIGTERM ends in exit status 0
+    serving = threading.Thread(target=server.run, name="fleet-http", daemon=True)
+    serving.start()
+    while not server.started and serving.is_alive():
+        time.sleep(0.05)
+    if not server.started:
+        watch.stop()
+        print(f"booking-central: cannot serve on {args.listen_host}:{args.listen_port}",
+              file=sys.stderr)
+        return 2
+    print(f"central fleet: watching {args.host}:{args.port} {args.prefix}-telemetry/#, serving "
+          f"http://{args.listen_host}:{args.listen_port}/metrics and the fleet page", flush=True)
+    stop.wait()
+    server.should_exit = True
+    serving.join(30)
+    watch.stop()
+    print(f"central fleet: stopped; {watch.messages} telemetry messages absorbed", flush=True)
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Write every transaction held, metadata only."""
+    if not (args.dir / "received.db").is_file():
+        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+        return 2
+    store = ReceiverStore(args.dir)
+    try:
+        out = open(args.out, "w", newline="") if args.out else sys.stdout
+        try:
+            for line in export_lines(store.export(), args.format):
+                out.write(line)
+        finally:
+            if args.out:
+                out.close()
+    finally:
+        store.close()
+    if args.out:
+        print(f"wrote {args.out} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def query(args: argparse.Namespace) -> int:
+    """Print where one transaction was passed on, as JSON; exit 1 when central never held it."""
+    if not TXID_RE.match(args.transaction_id):
+        print("booking-central: a transaction id is 32 lowercase hex digits", file=sys.stderr)
+        return 2
+    if not (args.dir / "received.db").is_file():
+        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+        return 2
+    store = ReceiverStore(args.dir)
+    try:
+        held = store.held(args.transaction_id)
+    finally:
+        store.close()
+    if held is None:
+        print(f"booking-central: central does not hold {args.transaction_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(held, indent=2, sort_keys=True))
+    return 0
+
+
 def command(args: argparse.Namespace) -> int:
     """Send one command; print the answer as JSON; exit 0 when the station ran it."""
-    key = load_private_key(args.key) if args.key else None
+    key = _signing_key(args)
     cmd_args = {"rate_per_s": args.rate} if args.rate is not None else None
     with CommandClient(args.host, args.port, prefix=args.prefix, key=key, tls=_tls(args),
                        username=args.username, password=_password(args)) as client:
@@ -143,10 +334,17 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.subcommand == "run":
         return run(args)
+    if args.subcommand == "export":
+        return export(args)
+    if args.subcommand == "query":
+        return query(args)
+    if args.subcommand == "metrics":
+        return watch_fleet(args)
     if args.subcommand == "command":
         return command(args)
-    write_keypair(args.out, args.public)
-    print(f"wrote {args.out} (keep it secret) and {args.public} (install on stations)")
+    kid = write_keypair(args.out, args.public)
+    print(f"wrote {args.out} (keep it secret) and {args.public} (install on stations, listed "
+          f"in mqtt.central_keys); key id {kid}")
     return 0
 
 

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from appliance.sync.commands import COMMAND_VERSION, sign
+from appliance.sync.commands import COMMAND_VERSION
+from appliance.sync.signing import key_id, sign
 
 
 class CommandTimeout(TimeoutError):
@@ -47,8 +48,8 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> Ed25519Priv
     return key
 
 
-def write_keypair(private_path: Path, public_path: Path) -> None:
-    """Make a new signing key (mode 600) and its public half for the stations."""
+def write_keypair(private_path: Path, public_path: Path) -> str:
+    """Make a new signing key (mode 600) and its public half for the stations; returns its id."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -57,6 +58,7 @@ def write_keypair(private_path: Path, public_path: Path) -> None:
         fh.write(pem)
     public_path.write_bytes(key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_id(key.public_key())
 
 
 class CommandClient:

@@ -4,7 +4,9 @@ The receiver answers ``stored`` only after the transaction's bytes are on disk (
 temporary file, fsynced, renamed, directory fsynced) and indexed in SQLite. A transaction id it
 already holds is answered ``stored`` again with the same receipt: resends are idempotent. Partial
 uploads live in memory; after a receiver restart the station's ``end`` (which repeats the
-metadata) is answered ``missing`` with every chunk, and the station sends them again.
+metadata) is answered ``missing`` with every chunk, and the station sends them again. Every
+answer is signed with central's Ed25519 key (appliance/sync/receipts.py): a station believes
+no unsigned ack.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import socket
 import sqlite3
 import ssl
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -36,10 +40,13 @@ from appliance.sync.protocol import (
     TransactionMeta,
     parse_tx_topic,
 )
+from appliance.sync.receipts import sign_ack
+from central.metrics import ReceiverMetrics, RejectReason
 
 log = logging.getLogger(__name__)
 
 Validator = Callable[[bytes], list[str]]
+Courier = Callable[[str, str, bytes], None]  # (station, transaction id, bytes); raises on failure
 MAX_PARTIAL_BYTES = 512 * 1024 * 1024
 MAX_TRANSACTION_BYTES = 256 * 1024 * 1024
 SHA_RETRIES = 3
@@ -60,6 +67,7 @@ class _Assembly:
     meta: TransactionMeta | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
     sha_failures: int = 0
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def bytes_held(self) -> int:
@@ -94,6 +102,13 @@ class ReceiverStore:
             " station TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,"
             " content_type TEXT NOT NULL, receipt TEXT NOT NULL, stored_at TEXT NOT NULL,"
             " deliveries INTEGER NOT NULL DEFAULT 1)"
+        )
+        # where each transaction was actually passed on (a destination that took it)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS passed_on (transaction_id TEXT NOT NULL"
+            " REFERENCES received(transaction_id), destination TEXT NOT NULL,"
+            " purpose TEXT NOT NULL, passed_at TEXT NOT NULL,"
+            " PRIMARY KEY (transaction_id, destination))"
         )
         self._lock = threading.Lock()
 
@@ -135,6 +150,48 @@ class ReceiverStore:
                  json.dumps(receipt), receipt["stored_at"]),
             )
 
+    def record_passed_on(self, txid: str, destination: str, purpose: str, at: str) -> None:
+        """Note that ``destination`` took the transaction (once; a repeat keeps the first)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO passed_on (transaction_id, destination, purpose, passed_at)"
+                " VALUES (?, ?, ?, ?)", (txid, destination, purpose, at))
+
+    def held(self, txid: str) -> dict[str, Any] | None:
+        """What central holds about one transaction (metadata only), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT transaction_id, station, sha256, size, content_type, receipt, stored_at,"
+                " deliveries FROM received WHERE transaction_id = ?", (txid,)).fetchone()
+            if row is None:
+                return None
+            passed = self._db.execute(
+                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = ?"
+                " ORDER BY passed_at, destination", (txid,)).fetchall()
+        return _held_record(row, passed)
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every transaction held, oldest first, metadata only (read in pages of 500)."""
+        after = ("", "")
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT transaction_id, station, sha256, size, content_type, receipt,"
+                    " stored_at, deliveries FROM received"
+                    " WHERE (stored_at, transaction_id) > (?, ?)"
+                    " ORDER BY stored_at, transaction_id LIMIT 500", after).fetchall()
+                passed: dict[str, list[tuple[str, str, str]]] = {}
+                for txid, dest, purpose, at in self._db.execute(
+                        "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
+                        " WHERE transaction_id IN (SELECT value FROM json_each(?))",
+                        (json.dumps([r[0] for r in rows]),)):
+                    passed.setdefault(txid, []).append((dest, purpose, at))
+            if not rows:
+                return
+            for row in rows:
+                yield _held_record(row, sorted(passed.get(row[0], []), key=lambda p: p[2]))
+            after = (rows[-1][6], rows[-1][0])
+
     def count(self) -> int:
         """Transactions held."""
         with self._lock:
@@ -161,6 +218,18 @@ class ReceiverStore:
         self._db.close()
 
 
+def _held_record(row: tuple[Any, ...], passed: list[tuple[str, str, str]]) -> dict[str, Any]:
+    txid, station, sha, size, content_type, receipt, stored_at, deliveries = row
+    body = json.loads(receipt)
+    return {
+        "transaction_id": txid, "station": station, "sha256": sha, "size": size,
+        "content_type": content_type, "receipt": body.get("receipt", ""), "stored_at": stored_at,
+        "deliveries": deliveries, "manifest_version": body.get("manifest_version", ""),
+        "shared_with": body.get("shared_with", []),
+        "passed_on": [{"name": d, "purpose": p, "at": at} for d, p, at in passed],
+    }
+
+
 class CentralReceiver:
     """Subscribes to every station's transactions and answers each on its ack topic."""
 
@@ -178,8 +247,16 @@ class CentralReceiver:
         username: str | None = None,
         password: str | None = None,
         writers: int = 4,
+        signing_key: Ed25519PrivateKey | None = None,
+        metrics: ReceiverMetrics | None = None,
+        couriers: dict[str, Courier] | None = None,
     ) -> None:
+        self.signing_key = signing_key
         self.store = ReceiverStore(directory)
+        self.metrics = metrics
+        self.couriers = couriers or {}
+        if metrics is not None:
+            metrics.held.set_function(self.store.count)
         self.host, self.port, self.prefix = host, port, prefix
         self.validator = validator
         self.destinations = destinations or []
@@ -229,7 +306,9 @@ class CentralReceiver:
         self._connected.set()
 
     def _answer(self, station: str, ack: Ack) -> None:
-        self._client.publish(f"{self.prefix}/{station}/ack", ack.encode(), qos=1)
+        payload = (sign_ack(ack, station, self.signing_key) if self.signing_key is not None
+                   else ack.encode())  # unsigned only for benches that allow unsigned acks
+        self._client.publish(f"{self.prefix}/{station}/ack", payload, qos=1)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -237,6 +316,8 @@ class CentralReceiver:
             self._handle(station, txid, kind, index, bytes(msg.payload))
         except MalformedMessage as exc:
             self.malformed += 1
+            if self.metrics is not None:
+                self.metrics.malformed_message()
             log.warning("central: ignored malformed message: %s", exc)
         except Exception:  # the receiver keeps serving other stations whatever one sends
             self.malformed += 1
@@ -244,10 +325,15 @@ class CentralReceiver:
 
     def _handle(self, station: str, txid: str, kind: str, index: int | None, payload: bytes
                 ) -> None:
+        if kind == "query":
+            self._answer_passed_on(station, txid)
+            return
         if txid in self._storing:
             return  # being written now; its `stored` answer follows
         receipt = self.store.receipt_for(txid) if kind != "chunk" else None
         if receipt is not None:
+            if self.metrics is not None:
+                self.metrics.duplicate()
             self._answer(station, Ack(txid, AckStatus.STORED, receipt=receipt))
             return
         if kind == "chunk":
@@ -265,6 +351,7 @@ class CentralReceiver:
         if meta.transaction_id != txid:
             raise MalformedMessage("meta names another transaction than its topic")
         if meta.size > MAX_TRANSACTION_BYTES:
+            self._count_rejection(RejectReason.TOO_LARGE)
             self._answer(station, Ack(txid, AckStatus.REJECTED,
                                       reason=f"transaction too large ({meta.size} bytes)"))
             return
@@ -290,6 +377,7 @@ class CentralReceiver:
             asm.chunks.clear()
             if asm.sha_failures >= SHA_RETRIES:
                 del self._assemblies[txid]
+                self._count_rejection(RejectReason.CHECKSUM)
                 self._answer(station, Ack(txid, AckStatus.REJECTED,
                                           reason="data does not match its checksum"))
             else:
@@ -299,6 +387,7 @@ class CentralReceiver:
         problems = self.validator(data) if self.validator else []
         if problems:
             del self._assemblies[txid]
+            self._count_rejection(RejectReason.INVALID_RECORD)
             self._answer(station, Ack(txid, AckStatus.REJECTED,
                                       reason="; ".join(problems)[:480]))
             return
@@ -316,14 +405,52 @@ class CentralReceiver:
         # fsyncs take milliseconds each: several transactions are made durable at once, off the
         # network thread; until its answer is out, anything about that transaction is ignored
         self._storing.add(txid)
-        self._writers.submit(self._store_and_answer, station, asm.meta, data, receipt)
+        self._writers.submit(self._store_and_answer, station, asm.meta, data, receipt,
+                             started=asm.started)
+
+    def _answer_passed_on(self, station: str, txid: str) -> None:
+        """Where a transaction was passed on; a station learns only about its own."""
+        held = self.store.held(txid)
+        body: dict[str, Any] = {"v": 1, "transaction_id": txid, "held": False, "passed_on": []}
+        if held is not None and held["station"] == station:
+            body.update(held=True, receipt=held["receipt"], stored_at=held["stored_at"],
+                        manifest_version=held["manifest_version"],
+                        shared_with=held["shared_with"], passed_on=held["passed_on"])
+        self._client.publish(f"{self.prefix}/{station}/passed-on",
+                             json.dumps(body, separators=(",", ":"), sort_keys=True).encode(),
+                             qos=1)
+
+    def _pass_on(self, station: str, meta: TransactionMeta, data: bytes) -> None:
+        """Hand a stored transaction to each destination that has a courier; note who took it."""
+        for destination in self.destinations:
+            courier = self.couriers.get(destination.name)
+            if courier is None:
+                continue
+            try:
+                courier(station, meta.transaction_id, data)
+            except Exception:  # one destination down never stops the others or the receiver
+                log.exception("central: %s did not take transaction %s", destination.name,
+                              meta.transaction_id)
+                continue
+            self.store.record_passed_on(meta.transaction_id, destination.name,
+                                        destination.purpose,
+                                        datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def _count_rejection(self, reason: RejectReason) -> None:
+        if self.metrics is not None:
+            self.metrics.rejected(reason)
 
     def _store_and_answer(self, station: str, meta: TransactionMeta, data: bytes,
-                          receipt: dict[str, Any]) -> None:
+                          receipt: dict[str, Any], *, started: float | None = None) -> None:
         try:
             self.store.put(station, meta, data, receipt)
+            if self.metrics is not None:
+                self.metrics.stored(len(data), time.monotonic() - (started or time.monotonic()))
             self._answer(station, Ack(meta.transaction_id, AckStatus.STORED, receipt=receipt))
         except Exception:  # not stored: no answer; the station asks again and resends
             log.exception("central: could not store transaction %s", meta.transaction_id)
+            return
         finally:
             self._storing.discard(meta.transaction_id)
+        if self.couriers:
+            self._pass_on(station, meta, data)

@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, default=Path("demo-state"))
     parser.add_argument("--web-port", type=int, default=8080, help="kiosk port (0: any free port)")
     parser.add_argument("--broker", choices=["auto", "existing", "mosquitto"], default="auto",
-                        help="auto: the Mosquitto on 127.0.0.1:1883 if one answers, else a new "
-                             "Mosquitto process on a free port")
+                        help="auto or mosquitto: a new Mosquitto process on a free port with "
+                             "passwords and the production ACL; existing: the broker on "
+                             "127.0.0.1:1883 as it is (its own access rules)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the emulated subjects")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
     return parser

@@ -8,8 +8,10 @@ from appliance.capture.booking import BookingService
 from appliance.errors import CaptureError
 
 
-async def autopilot(booking: BookingService, count: int) -> list[str]:
-    """Take ``count`` bookings; returns their transaction ids."""
+async def autopilot(booking: BookingService, count: int, officer: str = "autopilot"
+                    ) -> list[str]:
+    """Take ``count`` bookings as ``officer`` (named by the audit); returns transaction ids."""
+    booking.operator = officer
     if booking.booking is not None:
         await booking.cancel()
     txids = []

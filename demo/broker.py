@@ -1,7 +1,11 @@
-"""The demo's MQTT broker: the Mosquitto already listening, else a Mosquitto process it starts.
+"""The demo's MQTT broker: a Mosquitto process in the production shape, or one already listening.
 
-The station is only ever tested against a real broker; when Debian's ``mosquitto`` is not
-installed the demo stops and names the one command that installs it.
+By default the demo starts its own Mosquitto with password authentication and the production
+ACL (docs/mosquitto-acl.conf): the station may publish only under its own prefix and read only
+its own acks and commands; central reads every station. ``--broker existing`` uses whatever
+listens on 127.0.0.1:1883 instead, which proves nothing about who may publish what. The station
+is only ever tested against a real broker; when Debian's ``mosquitto`` is not installed the
+demo stops and names the one command that installs it.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 #: What to run when Mosquitto is missing.
 INSTALL_HINT = "sudo apt-get install mosquitto"
+ACL = Path(__file__).resolve().parent.parent / "docs" / "mosquitto-acl.conf"
 
 
 class BrokerUnavailable(RuntimeError):
@@ -33,6 +37,7 @@ class Broker:
     host: str
     port: int
     kind: str
+    authenticated: bool = False
 
 
 def mqtt_listening(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -62,32 +67,70 @@ def mosquitto_binary() -> str | None:
     )
 
 
+def write_broker_config(folder: Path, port: int, users: Mapping[str, str]) -> Path:
+    """mosquitto.conf, its password file (mosquitto_passwd) and the ACL in ``folder``."""
+    passwd_tool = shutil.which("mosquitto_passwd")
+    if passwd_tool is None:
+        raise BrokerUnavailable(f"mosquitto_passwd is not installed; install it with: "
+                                f"{INSTALL_HINT}")
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    passwords = folder / "passwords"
+    passwords.unlink(missing_ok=True)
+    passwords.touch(mode=0o600)
+    for name, password in users.items():
+        # -b puts the password on mosquitto_passwd's command line: this machine's demo only
+        subprocess.run([passwd_tool, "-b", str(passwords), name, password], check=True,
+                       capture_output=True, timeout=60)
+    acl = folder / "acl"
+    shutil.copyfile(ACL, acl)
+    conf = folder / "mosquitto.conf"
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous false",
+             f"password_file {passwords}", f"acl_file {acl}", "persistence false",
+             "max_packet_size 1048576", "set_tcp_nodelay true",
+             f"log_dest file {folder / 'mosquitto.log'}"]
+    if os.geteuid() == 0:
+        lines.append("user root")  # the files above are root's, mode 600
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
 @contextlib.asynccontextmanager
-async def demo_broker(host: str = "127.0.0.1", port: int = 1883,
-                      prefer: str = "auto") -> AsyncIterator[Broker]:
-    """The first broker that works: the one listening on ``host:port``, or a new process."""
-    if prefer in ("auto", "existing") and mqtt_listening(host, port):
-        yield Broker(host, port, "existing mosquitto")
-        return
+async def demo_broker(host: str = "127.0.0.1", port: int = 1883, prefer: str = "mosquitto", *,
+                      folder: Path | None = None, users: Mapping[str, str] | None = None
+                      ) -> AsyncIterator[Broker]:
+    """The demo's broker: a new authenticated Mosquitto in ``folder``, or the one listening.
+
+    ``prefer``: ``mosquitto`` (or ``auto``) starts a process with ``users`` (name -> password)
+    and the production ACL; ``existing`` uses the broker on ``host:port`` as it is.
+    """
     if prefer == "existing":
-        raise BrokerUnavailable(f"no MQTT broker answers on {host}:{port}")
+        if not mqtt_listening(host, port):
+            raise BrokerUnavailable(f"no MQTT broker answers on {host}:{port}")
+        yield Broker(host, port, "existing broker (its own access rules)")
+        return
     mosquitto = mosquitto_binary()
     if mosquitto is None:
         raise BrokerUnavailable(f"Mosquitto is not installed; install it with: {INSTALL_HINT}")
+    if folder is None or users is None:
+        raise ValueError("a Mosquitto process needs its folder and users")
     free = free_port()
-    with tempfile.TemporaryDirectory(prefix="bst-mosquitto-") as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {free} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nmax_packet_size 1048576\n")
-        proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    conf = write_broker_config(folder, free, users)
+    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not mqtt_listening("127.0.0.1", free):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = folder / "mosquitto.log"
+                said = log.read_text(errors="replace")[-300:] if log.exists() else ""
+                raise BrokerUnavailable(f"mosquitto did not start: {said.strip()}")
+            await asyncio.sleep(0.05)
+        yield Broker("127.0.0.1", free, "mosquitto process (passwords + ACL)", True)
+    finally:
+        proc.terminate()
         try:
-            deadline = time.monotonic() + 30
-            while not mqtt_listening("127.0.0.1", free):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BrokerUnavailable("mosquitto did not start")
-                await asyncio.sleep(0.05)
-            yield Broker("127.0.0.1", free, "mosquitto process")
-        finally:
-            proc.terminate()
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
             proc.wait(5)

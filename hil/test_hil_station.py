@@ -19,6 +19,7 @@ from scanners import station_scanner_toml
 
 from drivers.base import CaptureMode
 from tests.conftest import free_port
+from tests.kiosk_client import KioskClient
 from tests.system.conftest import StationProcess, write_station_config
 
 #: What each booking sequence asks of the scanner.
@@ -33,13 +34,14 @@ def health(port: int) -> dict:
         return json.loads(res.read())
 
 
+_officers: dict[int, KioskClient] = {}
+
+
 def call(port: int, method: str, path: str, body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json",
-                                          "Origin": f"http://127.0.0.1:{port}"})
-    with urllib.request.urlopen(req, timeout=120) as res:
-        return json.loads(res.read())
+    """The kiosk API as the signed-in officer (signed in on the first call)."""
+    if port not in _officers:
+        _officers[port] = KioskClient(port)
+    return _officers[port].call(method, path, body)
 
 
 def wait_scanner(port: int, state: str, timeout: float) -> None:

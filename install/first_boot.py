@@ -10,6 +10,8 @@ hashes. Files (see docs/install.md):
   ``booking-station hash-password USER`` prints them (0600 root).
 - ``credentials/officers``: kiosk officers, ``officer_id:$argon2id$...`` lines (0600 root).
 - ``credentials/mqtt-password``: the broker password, only with ``--mqtt-user`` (0600 root).
+- ``central-ed25519.pub``: central's Ed25519 public key (PEM), only with ``--central-key FILE``
+  (0644 root); the example configs list it in ``mqtt.central_keys``.
 - ``tls/admin.crt`` and ``tls/admin.key``: a self-signed certificate for the technician page
   (0644 root, and 0640 root:<service user> so the service can read the key).
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 CERT_DAYS = 5 * 365
@@ -86,6 +88,20 @@ def admin_certificate(hostname: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+def central_key(given: Path, slot: Path) -> list[str]:
+    """Install central's public key in its slot unless one is there; refuse anything else."""
+    pem = given.read_bytes()
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise SystemExit(f"first_boot: {given} is not an Ed25519 public key")
+    if write_new(slot, pem, 0o644):
+        return [f"central's public key: {slot} (acks and commands must be signed by it)"]
+    if slot.read_bytes() != pem:
+        return [f"central's public key: {slot} kept; for a rollover add the new key's path to "
+                "mqtt.central_keys"]
+    return []
+
+
 def main() -> int:
     """Write whichever secrets are missing; print the new passwords and PINs once."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,6 +110,8 @@ def main() -> int:
     parser.add_argument("--admin-user", default="tech")
     parser.add_argument("--officer", default="officer1")
     parser.add_argument("--mqtt-user", default="")
+    parser.add_argument("--central-key", type=Path, default=None,
+                        help="central's Ed25519 public key (PEM) from the agency")
     parser.add_argument("--booking-station", default="booking-station",
                         help="the station command whose hash-password makes technician lines")
     args = parser.parse_args()
@@ -123,6 +141,8 @@ def main() -> int:
         if write_new(creds / "mqtt-password", broker_password.encode() + b"\n", 0o600):
             told.append(f"broker user {args.mqtt_user}: password in {creds / 'mqtt-password'} "
                         "(add it to the broker's password file)")
+    if args.central_key is not None:
+        told += central_key(args.central_key, args.etc / "central-ed25519.pub")
     if not (tls / "admin.key").exists():
         cert_pem, key_pem = admin_certificate(socket.gethostname())
         write_new(tls / "admin.key", key_pem, 0o640, group=args.service_user)

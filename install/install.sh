@@ -27,12 +27,13 @@ force=no
 admin_user=tech
 officer_id=officer1
 mqtt_user=""
+central_key=""
 
 usage() {
     cat <<USAGE
 usage: install.sh [--source DIR | --wheel FILE] [--config FILE | --example NAME]
                   [--kiosk yes|no|auto] [--admin-user NAME] [--officer ID]
-                  [--mqtt-user NAME] [--no-start] [--force]
+                  [--mqtt-user NAME] [--central-key FILE] [--no-start] [--force]
 
   --source DIR     the booking-station source tree to install (default: this script's checkout)
   --wheel FILE     install this built wheel instead of the source tree
@@ -44,6 +45,8 @@ usage: install.sh [--source DIR | --wheel FILE] [--config FILE | --example NAME]
   --admin-user     technician login created on first install (default: tech)
   --officer ID     kiosk officer created on first install (default: officer1)
   --mqtt-user NAME also create the mqtt-password credential for this broker user
+  --central-key FILE  central's Ed25519 public key (PEM) from the agency, installed as
+                   /etc/booking-station/central-ed25519.pub (the examples' mqtt.central_keys)
   --no-start       install and enable, but do not (re)start the services now
   --force          rebuild the application's venv even when this version is installed
 USAGE
@@ -59,6 +62,7 @@ while [ $# -gt 0 ]; do
         --admin-user) admin_user=$2; shift 2 ;;
         --officer) officer_id=$2; shift 2 ;;
         --mqtt-user) mqtt_user=$2; shift 2 ;;
+        --central-key) central_key=$(readlink -f "$2"); shift 2 ;;
         --no-start) start=no; shift ;;
         --force) force=yes; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -224,6 +228,7 @@ first_boot=("$venv/bin/python" "$HERE/first_boot.py" --etc "$ETC" --service-user
             --admin-user "$admin_user" --officer "$officer_id"
             --booking-station "$venv/bin/booking-station")
 [ -n "$mqtt_user" ] && first_boot+=(--mqtt-user "$mqtt_user")
+[ -n "$central_key" ] && first_boot+=(--central-key "$central_key")
 "${first_boot[@]}"
 
 local_broker=$("$venv/bin/python" -c 'import sys, tomllib

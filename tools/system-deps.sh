@@ -5,7 +5,9 @@
 #                               free ports), Chromium (browser tests, the kiosk screen's
 #                               launcher), openssl (test PKI), fuse3 (the power-cut file system
 #                               of the store's crash tests), cage and systemd-analyze (the kiosk
-#                               screen's unit is verified with them)
+#                               screen's unit is verified with them), prometheus (promtool
+#                               checks and tests central's alerting rules), postgresql (shared
+#                               receivers' fault test starts its own cluster)
 # Runs apt-get only when something is missing and we are root (or sudo works without a
 # password). Otherwise the demo stops with the one command to run; the tests that need a
 # missing package skip with the reason.
@@ -19,6 +21,8 @@ if [ "$what" = test ]; then
   command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
   command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
   [ -x /usr/bin/cage ] || missing="$missing cage"
+  command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
   command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 fi
 [ -z "$missing" ] && exit 0

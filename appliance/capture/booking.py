@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from appliance.capture.inspection import Inspection
+from appliance.capture.numbers import NumberCheck, check_booking_number
 from appliance.capture.processing import BookingProcessor
 from appliance.capture.sequence import SEQUENCES, Step
 from appliance.domain import Annotation, Booking, Impression, Position, Subject
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.records.profile import Profile, booking_number_problems, get_profile
 from appliance.store.drafts import DraftStore
 from appliance.store.store import BookingSummary, Store
 from appliance.system.clock import ClockTrust
@@ -93,6 +95,8 @@ class BookingService:
     clock: ClockTrust = ClockTrust.UNKNOWN
     #: Called with the transaction id of every committed booking (the sync service wakes up).
     committed: list[Callable[[str], None]] = field(default_factory=list)
+    #: The officer signed in at the kiosk: named by every audit entry of the booking's steps.
+    operator: str = ""
     booking: Booking | None = None
     pending: Impression | None = None
     inspection: Inspection | None = None  # what the officer is shown about the pending print
@@ -149,6 +153,15 @@ class BookingService:
             })
         return out
 
+    @property
+    def profile(self) -> Profile:
+        """The agency profile the booking's transaction is built for."""
+        return get_profile(self.processor.originator.profile)
+
+    async def check_number(self, booking_number: str) -> NumberCheck:
+        """Whether a booking can start with this number, and what the officer should know."""
+        return await check_booking_number(self.store, self.profile, booking_number, self.booking)
+
     async def recent(self, limit: int = 20) -> list[BookingSummary]:
         """The newest committed bookings with their delivery state."""
         return await asyncio.to_thread(self.store.bookings, limit)
@@ -174,14 +187,17 @@ class BookingService:
             if self.booking is not None:
                 raise CaptureError("a booking is already in progress; submit or cancel it first")
             number = booking_number.strip()
-            if not number or len(number) > 32 or not number.isprintable():
-                raise CaptureError("booking number must be 1 to 32 printable characters")
+            problems = booking_number_problems(self.profile, number)
+            if problems:
+                raise CaptureError(" ".join(problems))
+            self.store.check_space()  # DiskFull: refused before the officer takes a print
             booking = Booking(booking_number=number, subject=subject or Subject(),
                               clock_trusted=self.clock_trusted)
             await self.drafts.begin(booking)
             self.booking = booking
             self._retakes = {}
             self.state = SessionState.CAPTURING
+            await self._audit("booking_started", {"booking_id": booking.booking_id})
             await self._guide()
             return booking
 
@@ -306,6 +322,7 @@ class BookingService:
             if self.booking is not None:
                 await self.drafts.discard(self.booking.booking_id)
                 self._drop([*self.booking.impressions, self.pending])
+                await self._audit("booking_cancelled", {"booking_id": self.booking.booking_id})
             self.booking = None
             self.pending = None
             self.inspection = None
@@ -348,7 +365,7 @@ class BookingService:
         processed = await self.imaging.run(self.processor.build, booking)
         txid = await self.store.commit_booking(
             booking, processed.transaction, content_type=processed.content_type,
-            templates=processed.templates,
+            templates=processed.templates, actor=self.actor,
         )
         self.imaging.submit(self.processor.forget, booking)
         self.events.publish({"type": "delivery", "transaction_id": txid, "state": "queued"})
@@ -382,5 +399,10 @@ class BookingService:
         except OSError as exc:  # a missing guide light never blocks a booking
             log.warning("capture: could not light the finger guide: %s", exc)
 
+    @property
+    def actor(self) -> str:
+        """Who the audit names: the signed-in officer, or the bare role when none is known."""
+        return f"{OFFICER}:{self.operator}" if self.operator else OFFICER
+
     async def _audit(self, action: str, detail: dict[str, Any]) -> None:
-        await self.store.audit(OFFICER, action, detail)
+        await self.store.audit(self.actor, action, detail)

@@ -1,9 +1,11 @@
 """Each captured print checked on the spot, and each booking's sequence check before submit.
 
 Segmentation, NFIQ 2 and the gate run for every capture, on the imaging thread. The NBIS
-binding's extractors take about a second to build, so the inspector builds them once, at
-start-up (warm-up happens before READY). Results are kept per impression id, so the transaction
-reuses what the officer was shown instead of recomputing it.
+binding's extractor takes about a second to build, so the inspector builds one
+:class:`NbisEngine` at start-up (before READY) and NFIQ 2, MINDTCT and BOZORTH3 all run on it.
+NFIQ 2's call also yields MINDTCT's minutiae, which the sequence check reuses instead of running
+MINDTCT again. Results are kept per impression id, so the transaction reuses what the officer
+was shown instead of recomputing it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from appliance.domain import (
     Booking,
     Impression,
     ImpressionType,
+    Minutia,
     Position,
     QualityReport,
 )
@@ -35,6 +38,7 @@ from appliance.imaging import (
     check_sequence,
     segment_slap,
 )
+from appliance.imaging.binding import NbisEngine
 from appliance.imaging.matching import Bozorth3, Duplicate, NbisMinutiae, SequenceStatus
 from appliance.records.builder import FingerSegment
 
@@ -67,11 +71,12 @@ class Inspection:
 class PrintInspector:
     """Quality, segmentation and the gate for every capture; the sequence check per booking."""
 
-    def __init__(self, config: QualityConfig) -> None:
+    def __init__(self, config: QualityConfig, engine: NbisEngine | None = None) -> None:
         self.config = config
         self.gate = QualityGate(config)
-        self.assessor = QualityAssessor()
-        self._minutiae: NbisMinutiae | None = None
+        self.engine = engine or NbisEngine()
+        self.assessor = QualityAssessor(engine=self.engine)
+        self._minutiae: _RememberingExtractor | None = None
         self._matcher: Bozorth3 | None = None
         self._seen: dict[str, Inspection] = {}
 
@@ -81,10 +86,15 @@ class PrintInspector:
         return str(getattr(self.assessor.backend, "name", ""))
 
     def warm_up(self) -> None:
-        """Build the sequence-check extractor and matcher before the station is ready."""
+        """Set up the sequence check's extractor and matcher on the one engine."""
         if self.config.sequence_check:
-            self._minutiae = _RememberingExtractor(NbisMinutiae())
-            self._matcher = Bozorth3()
+            self._minutiae = _RememberingExtractor(NbisMinutiae(engine=self.engine))
+            self._matcher = Bozorth3(engine=self.engine)
+
+    @property
+    def mindtct_runs(self) -> int:
+        """Prints MINDTCT ran for on its own, beyond the minutiae of the quality step."""
+        return self._minutiae.extracted if self._minutiae is not None else 0
 
     def prepare(self, imp: Impression, annotations: dict[Position, Annotation]) -> None:
         """Extract an accepted print's minutiae now, while the officer takes the next one.
@@ -107,7 +117,7 @@ class PrintInspector:
         if imp.position.is_slap:
             absent = [p for p in annotations if p in SLAP_FINGERS[imp.position]]
             seg = segment_slap(imp.image, imp.position, imp.ppi, absent=absent)
-            fingers = {f.position: self.assessor.assess(f.image, 500) for f in seg.fingers}
+            fingers = {f.position: self._assess(f.image, 500) for f in seg.fingers}
             verdict = self.gate.evaluate_slap(imp.position, fingers, seg.missing,
                                               retakes=retakes, annotations=annotations)
             scores = [r.nfiq2 for r in fingers.values() if r.nfiq2 is not None]
@@ -120,7 +130,7 @@ class PrintInspector:
             )
             result = Inspection(verdict, summary, fingers, seg)
         else:
-            report = self.assessor.assess(imp.image, imp.ppi)
+            report = self._assess(imp.image, imp.ppi)
             verdict = self.gate.evaluate(imp.position, report, impression=imp.impression_type,
                                          retakes=retakes,
                                          annotation=annotations.get(imp.position))
@@ -128,6 +138,13 @@ class PrintInspector:
         imp.quality = result.report
         self._seen[imp.impression_id] = result
         return result
+
+    def _assess(self, image: np.ndarray, ppi: float) -> QualityReport:
+        """NFIQ 2 of one finger; MINDTCT's minutiae from the same call kept for the check."""
+        assessment = self.assessor.assess_print(image, ppi)
+        if self._minutiae is not None and assessment.minutiae is not None:
+            self._minutiae.remember(image, ppi, assessment.minutiae)
+        return assessment.report
 
     def inspection_for(self, imp: Impression, annotations: dict[Position, Annotation]
                        ) -> Inspection:
@@ -212,20 +229,34 @@ class PrintInspector:
 
 
 class _RememberingExtractor:
-    """MINDTCT results kept per image content, so a print is extracted once per booking."""
+    """MINDTCT results kept per image content, so a print is extracted once per booking.
+
+    The quality step hands in what MINDTCT found during NFIQ 2 (:meth:`remember`); the
+    extractor runs only for prints NFIQ 2 did not score.
+    """
 
     def __init__(self, extractor: NbisMinutiae) -> None:
         self._extractor = extractor
         self._known: dict[bytes, Any] = {}
+        self.extracted = 0  # prints MINDTCT had to run for, beyond the quality step
 
     def __call__(self, image: np.ndarray, ppi: float = 500) -> Any:
-        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-        digest.update(f"{image.shape}@{ppi}".encode())
-        key = digest.digest()
+        key = self._key(image, ppi)
         found = self._known.get(key)
         if found is None:
             found = self._known[key] = self._extractor(image, ppi)
+            self.extracted += 1
         return found
+
+    def remember(self, image: np.ndarray, ppi: float, minutiae: list[Minutia]) -> None:
+        """What MINDTCT found in ``image`` (its own pixels) as part of another call."""
+        self._known[self._key(image, ppi)] = minutiae
+
+    @staticmethod
+    def _key(image: np.ndarray, ppi: float) -> bytes:
+        digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16)
+        digest.update(f"{image.shape}@{float(ppi)}".encode())
+        return digest.digest()
 
     def clear(self) -> None:
         self._known.clear()

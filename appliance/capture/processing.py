@@ -57,6 +57,7 @@ class BookingProcessor:
         self.inspector: PrintInspector | None = None
         self.extractor: MinutiaeExtractor | None = None
         self._templates: dict[str, list[Minutia]] = {}
+        self._wsq: dict[str, bytes] = {}  # each accepted print's WSQ, by impression id
 
     def warm_up(self) -> None:
         """Load codecs, NFIQ 2 and the matcher before the station says it is ready.
@@ -79,12 +80,17 @@ class BookingProcessor:
         return self.inspector.inspect(imp, annotations, retakes)
 
     def prepare(self, imp: Impression, annotations: dict[Position, Annotation]) -> None:
-        """Work on an accepted print ahead of submit (imaging thread; nobody awaits it)."""
+        """Work on an accepted print ahead of submit (imaging thread; nobody awaits it).
+
+        Its WSQ, its minutiae and what the sequence check needs are made now, while the officer
+        takes the next print, so submit only matches, assembles and commits.
+        """
         if self.inspector is None:
             return
         try:
             self.inspector.prepare(imp, annotations)
             self._minutiae_of(imp)
+            self._wsq_of(imp)
         except Exception:  # thread boundary: submit redoes the work if this failed
             log.exception("quality: preparing an accepted print failed")
 
@@ -94,6 +100,7 @@ class BookingProcessor:
             self.inspector.forget(booking)
         for imp in booking.impressions:
             self._templates.pop(imp.impression_id, None)
+            self._wsq.pop(imp.impression_id, None)
 
     def discard(self, prints: list[Impression]) -> None:
         """Prints that will not be submitted (retaken, cancelled): drop what was kept for them."""
@@ -101,10 +108,11 @@ class BookingProcessor:
             self.inspector.discard(prints)
         for imp in prints:
             self._templates.pop(imp.impression_id, None)
+            self._wsq.pop(imp.impression_id, None)
 
     def kept(self) -> set[str]:
         """Impression ids of the prints this processor keeps an inspection or minutiae for."""
-        held = set(self._templates)
+        held = set(self._templates) | set(self._wsq)
         if self.inspector is not None:
             held |= self.inspector.kept()
         return held
@@ -117,6 +125,19 @@ class BookingProcessor:
         if found is None:
             found = self._templates[imp.impression_id] = self.extractor.extract(imp.image,
                                                                                 imp.ppi)
+        return found
+
+    def prepared_wsq(self, impression_id: str) -> bytes | None:
+        """The WSQ made for an accepted print ahead of submit, if it is ready."""
+        return self._wsq.get(impression_id)
+
+    def _wsq_of(self, imp: Impression) -> bytes:
+        """The print's WSQ codestream, as the transaction carries it (kept per print)."""
+        from appliance.records.wsq import encode_wsq
+
+        found = self._wsq.get(imp.impression_id)
+        if found is None:
+            found = self._wsq[imp.impression_id] = encode_wsq(imp.image, ppi=imp.ppi)
         return found
 
     def sequence(self, booking: Booking) -> tuple[SequenceReport | None, list[Duplicate]]:
@@ -145,7 +166,8 @@ class BookingProcessor:
                      if (found := self._minutiae_of(imp)) is not None}
         data = build_transaction(booking, profile=profile, ori=self.originator.ori, tcn=tcn,
                                  type2=dict(booking.subject.descriptors) or None,
-                                 segments=segments, templates=templates or None)
+                                 segments=segments, templates=templates or None,
+                                 encoded=dict(self._wsq))
         # WSQ encoded just now by build_transaction: walked, not decoded again (see the docstring)
         problems = validate_transaction(data, profile, decode_images=False)
         if problems:

@@ -1,10 +1,10 @@
 """NFIQ 2 (ISO/IEC 29794-4 reference implementation) on every plain finger, through NBIS.
 
-NIST's NFIQ 2 runs through a maintained Python binding of NBIS: ``nbis-python`` (glibc 2.38 and
-newer) or ``nbis-py`` (older systems). Both install the module ``nbis``; this module finds out
-which distribution is present, loads it once and names it in every report (``backend_name()``).
-Creating an extractor loads NFIQ 2's random-forest model (about half a second to a second), so a
-:class:`QualityAssessor` is built once at start-up and reused.
+NIST's NFIQ 2 runs through a maintained Python binding of NBIS, found and loaded once by
+:mod:`appliance.imaging.binding` and named in every report (``backend_name()``). A
+:class:`QualityAssessor` runs on an :class:`~appliance.imaging.binding.NbisEngine` (slow to
+build: the station builds one at start-up and shares it with MINDTCT and BOZORTH3); each call
+also yields MINDTCT's minutiae, which the sequence check reuses.
 
 What NFIQ 2 cannot judge is caught before it is called, with a verdict the officer can act on:
 unreadable arrays, resolutions far from 500 ppi (others are resampled first, and the report says
@@ -15,28 +15,39 @@ a score.
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import io
 import logging
-import threading
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from appliance.domain import QualityReport
+from appliance.domain import Minutia, QualityReport
 from appliance.imaging import measures
+from appliance.imaging.binding import (
+    BACKEND_DISTRIBUTIONS,
+    Backend,
+    NbisEngine,
+    backend_name,
+    domain_minutiae,
+    encode_png,
+    load_backend,
+)
 from appliance.imaging.errors import QualityBackendUnavailable
 from appliance.imaging.feedback import Advice, centring_advice, darkness_advice
 from appliance.imaging.resample import NATIVE_PPI, as_gray_u8, resample
 
 log = logging.getLogger(__name__)
 
-#: Distributions that provide the ``nbis`` module, in order of preference.
-BACKEND_DISTRIBUTIONS: tuple[str, ...] = ("nbis-python", "nbis-py")
+__all__ = [
+    "BACKEND_DISTRIBUTIONS",
+    "Assessment",
+    "Backend",
+    "QualityAssessor",
+    "QualityBackendUnavailable",
+    "backend_name",
+    "encode_png",
+    "final_advice",
+    "load_backend",
+]
 
 #: Resolutions resampled to 500 ppi before NFIQ 2; anything outside is refused (a 125 ppi
 #: preview, say, holds no ridge detail to judge).
@@ -90,98 +101,20 @@ GOOD_SCORE = 75  # a print scoring at least this gets no advice at all
 
 
 @dataclass(frozen=True, slots=True)
-class Backend:
-    """The NBIS binding in use: its distribution, version and module."""
+class Assessment:
+    """A quality report and, when NFIQ 2 ran, MINDTCT's minutiae from the same call."""
 
-    distribution: str
-    version: str
-    module: ModuleType
-
-    @property
-    def name(self) -> str:
-        """e.g. ``nbis-py 0.1.3``: what the reports name as their NFIQ 2 backend."""
-        return f"{self.distribution} {self.version}"
-
-    def new_extractor(self, *, nfiq2: bool, ppi: float = NATIVE_PPI) -> Any:
-        """An NBIS extractor (MINDTCT, and NFIQ 2 when ``nfiq2``): slow, build it once."""
-        nb = self.module
-        settings = nb.NbisExtractorSettings(
-            min_quality=0.0,
-            get_center=False,
-            check_fingerprint=False,
-            compute_nfiq2=nfiq2,
-            ppi=float(ppi),
-        )
-        try:
-            return nb.new_nbis_extractor(settings)
-        except Exception as exc:  # the binding's own error types vary between releases
-            raise QualityBackendUnavailable(
-                f"{self.name} could not create an NBIS extractor: {exc!r}"
-            ) from exc
-
-    def errors(self) -> tuple[type[BaseException], ...]:
-        """The exception classes the binding raises for a bad image or a failed NFIQ 2."""
-        found = [getattr(self.module, n, None) for n in ("NbisError", "InternalError")]
-        return tuple(e for e in found if isinstance(e, type))
-
-
-_backend: Backend | None = None
-_backend_lock = threading.Lock()
-
-
-def load_backend() -> Backend:
-    """The first NBIS binding that imports (nbis-python, then nbis-py), loaded once.
-
-    Raises :class:`QualityBackendUnavailable`, naming what was tried, when none does.
-    """
-    global _backend
-    with _backend_lock:
-        if _backend is not None:
-            return _backend
-        tried: list[str] = []
-        for dist in BACKEND_DISTRIBUTIONS:
-            try:
-                version = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                tried.append(f"{dist}: not installed")
-                continue
-            try:
-                module = importlib.import_module("nbis")
-            except (ImportError, OSError) as exc:  # OSError: shared library needs newer glibc
-                tried.append(f"{dist} {version}: {exc}")
-                continue
-            if not hasattr(module, "new_nbis_extractor"):
-                tried.append(f"{dist} {version}: module nbis lacks new_nbis_extractor")
-                continue
-            _backend = Backend(dist, version, module)
-            log.info("NFIQ 2 backend: %s", _backend.name)
-            return _backend
-        raise QualityBackendUnavailable(
-            "no NFIQ 2 binding imports; install nbis-python (glibc >= 2.38) or nbis-py: "
-            + "; ".join(tried)
-        )
-
-
-def backend_name() -> str:
-    """Name and version of the NFIQ 2 binding in use; raises if there is none."""
-    return load_backend().name
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a uint8 grayscale image: what the binding reads."""
-    out = io.BytesIO()
-    Image.fromarray(image).save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+    report: QualityReport
+    minutiae: list[Minutia] | None  # in the assessed image's own pixels
 
 
 class QualityAssessor:
     """NFIQ 2 for plain and rolled finger images; build once, call from the imaging thread."""
 
-    def __init__(self, backend: Backend | None = None) -> None:
-        self.backend = backend or load_backend()
-        self._extractor = self.backend.new_extractor(nfiq2=True)
-        self._errors = self.backend.errors()
-        self._lock = threading.Lock()  # the binding does not promise thread safety
+    def __init__(self, backend: Backend | None = None, *, engine: NbisEngine | None = None
+                 ) -> None:
+        self.engine = engine or NbisEngine(backend)
+        self.backend = self.engine.backend
 
     @property
     def backend_name(self) -> str:
@@ -192,6 +125,14 @@ class QualityAssessor:
         """The quality report of one finger image; never raises for a bad image.
 
         ``image`` is uint8 with dark ridges on a light background, scanned at ``ppi``.
+        """
+        return self.assess_print(image, ppi).report
+
+    def assess_print(self, image: np.ndarray, ppi: float = NATIVE_PPI) -> Assessment:
+        """The quality report and, when NFIQ 2 ran, the minutiae MINDTCT found in that call.
+
+        The minutiae are what :class:`appliance.imaging.matching.NbisMinutiae` would return
+        for the same image: the sequence check reuses them instead of running MINDTCT again.
         """
         gray = as_gray_u8(image)
         if gray is None:
@@ -206,26 +147,26 @@ class QualityAssessor:
         verdict = self._precheck(gray, found)
         if verdict is not None:
             return self._failed(verdict, found)
-        with self._lock:
-            try:
-                result = self._extractor.extract_minutiae(encode_png(gray))
-                quality = result.quality()
-            except self._errors as exc:
-                log.warning("NFIQ 2 failed on a %dx%d image: %r", *gray.shape[::-1], exc)
-                return self._failed(Advice.NOT_MEASURED, found)
+        try:
+            result = self.engine.extract(gray)
+            quality = result.quality()
+        except self.engine.errors as exc:
+            log.warning("NFIQ 2 failed on a %dx%d image: %r", *gray.shape[::-1], exc)
+            return self._failed(Advice.NOT_MEASURED, found)
         if not quality.features:  # the binding's other way of saying NFIQ 2 failed
             return self._failed(Advice.NOT_MEASURED, found)
         for value in list(quality.actionable) + list(quality.features):
             if value.name in ACTIONABLE_THRESHOLDS or value.name in KEPT_FEATURES:
                 found[value.name] = float(value.value)
         score = int(quality.score)
-        return QualityReport(
+        report = QualityReport(
             nfiq2=score,
             measures=found,
             feedback=[a.value for a in final_advice(score, found)],
             failed=False,
             backend=self.backend.name,
         )
+        return Assessment(report, domain_minutiae(result, float(ppi) / NATIVE_PPI))
 
     def _precheck(self, gray: np.ndarray, found: dict[str, float]) -> Advice | None:
         """A verdict for images NFIQ 2 must not be asked about, else None."""
@@ -259,14 +200,15 @@ class QualityAssessor:
             found["centre_offset_y"] = centre[1] - 0.5
         return None
 
-    def _failed(self, advice: Advice, found: dict[str, float]) -> QualityReport:
-        return QualityReport(
+    def _failed(self, advice: Advice, found: dict[str, float]) -> Assessment:
+        report = QualityReport(
             nfiq2=None,
             measures=found,
             feedback=[advice.value],
             failed=True,
             backend=self.backend.name,
         )
+        return Assessment(report, None)
 
 
 def final_advice(score: int, found: dict[str, float]) -> list[Advice]:

@@ -79,6 +79,7 @@ def build_transaction(
     segments: Mapping[Position, Sequence[FingerSegment]] | None = None,
     type2: Mapping[int, str | list[list[str]]] | None = None,
     now: datetime | None = None,
+    encoded: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """The booking's transaction in the traditional encoding.
 
@@ -86,11 +87,13 @@ def build_transaction(
     pixel coordinates of that position's impression; ``segments`` maps a slap position to its
     finger boxes; ``type2`` supplies Type-2 fields by number (e.g. ``{20: "NY", 25: "W"}``),
     overriding what the profile derives from the booking; ``now`` stamps 1.005 DAT and 1.014
-    GMT (default: the current UTC time). Raises ``TransactionError`` naming the field at fault.
+    GMT (default: the current UTC time); ``encoded`` holds WSQ codestreams already made from
+    impressions' images, by impression id (the station encodes each print when it is accepted),
+    the others are encoded here. Raises ``TransactionError`` naming the field at fault.
     """
     return write_transaction(
         assemble_transaction(booking, profile=profile, ori=ori, tcn=tcn, templates=templates,
-                             segments=segments, type2=type2, now=now)
+                             segments=segments, type2=type2, now=now, encoded=encoded)
     )
 
 
@@ -104,6 +107,7 @@ def assemble_transaction(
     segments: Mapping[Position, Sequence[FingerSegment]] | None = None,
     type2: Mapping[int, str | list[list[str]]] | None = None,
     now: datetime | None = None,
+    encoded: Mapping[str, bytes] | None = None,
 ) -> Transaction:
     """The same transaction as records, before serialisation (see ``build_transaction``)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -123,7 +127,8 @@ def assemble_transaction(
         index = len(records)
         idc_of[impression.position] = index - 1
         records.append(_type14(impression, booking, profile, ori, index, index - 1,
-                               (segments or {}).get(impression.position)))
+                               (segments or {}).get(impression.position),
+                               (encoded or {}).get(impression.impression_id)))
     by_position = {imp.position: imp for imp in impressions}
     for position, template in sorted((templates or {}).items()):
         position = Position(position)
@@ -194,6 +199,7 @@ def _type14(
     index: int,
     idc: int,
     segments: Sequence[FingerSegment] | None,
+    encoded: bytes | None = None,
 ) -> TaggedRecord:
     here = {"record_index": index, "record_type": 14}
     image = impression.image
@@ -205,7 +211,7 @@ def _type14(
                                f"{profile.min_ppi} ppi the {profile.name} profile accepts",
                                field="14.009", **here)
     try:
-        data = encode_wsq(image, ppi=impression.ppi)
+        data = encoded if encoded is not None else encode_wsq(image, ppi=impression.ppi)
     except RecordError as exc:
         raise TransactionError(f"{impression.position.label}: {exc}", field="14.999",
                                **here) from exc

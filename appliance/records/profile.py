@@ -64,6 +64,10 @@ class Profile:
     #: 14.024 FQM algorithm: CBEFF vendor (ISO/IEC JTC 1 SC 37 = 0x0101) and NFIQ 2 product code.
     nfiq2_vendor: int = 0x0101
     nfiq2_product: int = 0x0038
+    #: 2.009 OCA, where the booking number goes: its longest length and the characters allowed
+    #: (printable ASCII: the station's 1.015 declares no other character set).
+    booking_number_max: int = 20
+    booking_number_chars: frozenset[str] = frozenset(chr(c) for c in range(0x20, 0x7F))
 
     def type2_field(self, number: int) -> Type2Field | None:
         """The profile's rule for a Type-2 field, if it has one."""
@@ -179,6 +183,25 @@ def get_profile(name: str | None) -> Profile:
     except KeyError:
         known = ", ".join(sorted(PROFILES))
         raise ProfileError(f"unknown profile {name!r}; known profiles: {known}") from None
+
+
+def booking_number_problems(profile: Profile, number: str) -> list[str]:
+    """Why ``number`` cannot go into 2.009 OCA under ``profile``, in plain words (empty: it can).
+
+    Checked when the officer types it, so that submit never refuses a booking for its number.
+    """
+    if not number.strip():
+        return ["Type the booking number."]
+    problems = []
+    if len(number) > profile.booking_number_max:
+        problems.append(f"A booking number has at most {profile.booking_number_max} characters; "
+                        f"this one has {len(number)}.")
+    refused = sorted({ch for ch in number if ch not in profile.booking_number_chars})
+    if refused:
+        shown = " ".join(repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}" for ch in refused)
+        problems.append(f"Only letters A-Z, digits, spaces and ASCII signs can be sent; "
+                        f"not {shown}.")
+    return problems
 
 
 def missing_prints(

@@ -12,7 +12,10 @@ from appliance.strict import Strict
 class StoreSection(Strict):
     """The encrypted SQLite store."""
 
-    database: str = Field("station.db", description="Database file name, relative to data_dir.")
+    database: str = Field(
+        "station.db", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+        description="Database file name in data_dir (a plain name, no folders).",
+    )
     key_credential: str = Field(
         "booking-station-db-key",
         description="Name of the 32-byte store key in $CREDENTIALS_DIRECTORY (systemd credential).",
@@ -24,6 +27,11 @@ class StoreSection(Strict):
     min_free_mb: int = Field(
         512, ge=0, le=1_000_000,
         description="Refuse new bookings when the data disk has less free space (MiB)."
+    )
+    reserve_mb: int = Field(
+        4, ge=0, le=10_000,
+        description="Space held back in a file beside the database and given back when a full "
+        "disk would stop the store from opening, so the station can still drain its outbox."
     )
     biometric_grace_hours: float = Field(
         24.0, ge=0, le=24 * 3650,

@@ -9,19 +9,34 @@ before any migration runs on an existing store.
 A database that fails its integrity check is moved aside and a marker file left beside it: until
 a technician restores a backup or starts a new store, every start refuses, rather than quietly
 creating an empty store and forgetting the bookings that were waiting to be sent.
+
+Only damage is corruption. SQLite answers "disk I/O error" or "database or disk is full" when it
+cannot create its WAL and shared-memory files on a full disk; those are reported as a full disk
+(or an unreadable store) and never quarantine a sound file. The whole-file check runs at start
+only when the last stop was not clean (no stamp matching the file, see :func:`stop_stamp`), so
+start-up does not grow with the store; the station checks the whole file again when idle.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from appliance.store.errors import StoreCorrupt
+from appliance.store.errors import (
+    DiskFull,
+    StoreCorrupt,
+    StoreUnavailable,
+    is_corruption,
+    is_disk_full,
+)
 from appliance.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -89,8 +104,41 @@ def marker_path(path: Path) -> Path:
     return path.with_name(path.name + ".needs-technician")
 
 
+#: Below this many free bytes an I/O error from SQLite is taken for a full disk.
+NEAR_FULL_BYTES = 1024 * 1024
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the filesystem that holds ``path`` (its folder when it does not exist)."""
+    return shutil.disk_usage(path if path.is_dir() else path.parent).free
+
+
+def disk_full_error(path: Path, exc: BaseException | None = None) -> DiskFull:
+    """A DiskFull that says how much space the store needs to open."""
+    free = free_bytes(path)
+    need_mb = max(1, (NEAR_FULL_BYTES - free + 2**20 - 1) // 2**20)
+    err = DiskFull(f"disk full: {need_mb} MB needed on the data disk to open the store "
+                   f"({free // 1024} KiB free); nothing stored was changed")
+    err.__cause__ = exc
+    return err
+
+
+def not_corruption(path: Path, exc: BaseException) -> DiskFull | StoreUnavailable:
+    """What an error met while opening a store is, when SQLite did not say the file is damaged."""
+    no_space = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if no_space or is_disk_full(exc) or free_bytes(path) < NEAR_FULL_BYTES:
+        return disk_full_error(path, exc)
+    err = StoreUnavailable(f"the store {path} could not be opened ({exc}); it was not changed")
+    err.__cause__ = exc
+    return err
+
+
 def integrity_problems(path: Path, *, quick: bool = False) -> str:
-    """Empty when ``PRAGMA integrity_check`` (or ``quick_check``) passes, else what it found."""
+    """Empty when ``PRAGMA integrity_check`` (or ``quick_check``) passes, else what it found.
+
+    Raises DiskFull or StoreUnavailable when the check could not run for another reason (a full
+    disk, a file it may not read): that says nothing about the file's content.
+    """
     pragma = "quick_check" if quick else "integrity_check"
     try:
         # read-write open: after a crash, reading the WAL may need to rebuild its index
@@ -100,14 +148,20 @@ def integrity_problems(path: Path, *, quick: bool = False) -> str:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        return str(exc)
+        if is_corruption(exc):
+            return str(exc)
+        raise not_corruption(path, exc) from exc
     if rows == [("ok",)]:
         return ""
     return "; ".join(str(r[0]) for r in rows[:5])
 
 
 def check_integrity(path: Path) -> None:
-    """Run ``PRAGMA integrity_check``; a bad file is moved aside and StoreCorrupt raised."""
+    """Run ``PRAGMA integrity_check``; a bad file is moved aside and StoreCorrupt raised.
+
+    The marker goes first: when it cannot be written (a full disk), the file stays where it is,
+    StoreCorrupt says so, and the next start checks it again; nothing is raised but StoreError.
+    """
     if not path.exists():
         return
     detail = integrity_problems(path)
@@ -119,13 +173,63 @@ def check_integrity(path: Path) -> None:
         "Bookings are refused until a technician restores the backup or starts a new store."
     )
     # the marker first: a crash between the two steps must still leave the store refused
-    write_durably(marker_path(path), (message + "\n").encode())
+    try:
+        write_durably(marker_path(path), (message + "\n").encode())
+    except OSError as exc:
+        raise StoreCorrupt(
+            f"database {path} failed its integrity check ({detail}); it was left in place "
+            f"because the marker could not be written ({exc}). Bookings are refused; free space "
+            "on the data disk, then restore the backup or start a new store."
+        ) from exc
     for suffix in ("", "-wal", "-shm"):
         src = Path(f"{path}{suffix}")
         if src.exists():
             src.rename(Path(f"{aside}{suffix}"))
     fsync_dir(path.parent)
     raise StoreCorrupt(message)
+
+
+# ---- the clean-stop stamp --------------------------------------------------------------------
+
+
+def stamp_path(path: Path) -> Path:
+    """The file that says: the store was closed cleanly, and this is how it looked then."""
+    return path.with_name(path.name + ".clean-stop")
+
+
+def _fingerprint(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def stop_stamp(path: Path) -> None:
+    """After a clean close: record the file as it is, so the next start may skip the full check.
+
+    Best effort: without the stamp the next start checks the whole file, which is only slower.
+    """
+    if not path.exists() or Path(f"{path}-wal").exists():
+        return
+    try:
+        write_durably(stamp_path(path), json.dumps(_fingerprint(path)).encode())
+    except OSError as exc:
+        log.warning("store: no clean-stop stamp (%s); the next start checks the whole file", exc)
+
+
+def stopped_cleanly(path: Path) -> bool:
+    """True when the stamp matches the file: closed cleanly, and not written since.
+
+    The stamp is removed (which needs no space), so a crash of this run leaves none behind.
+    """
+    stamp = stamp_path(path)
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    stamp.unlink(missing_ok=True)
+    wal = Path(f"{path}-wal")
+    if recorded is None or not path.exists() or (wal.exists() and wal.stat().st_size > 0):
+        return False
+    return bool(recorded == _fingerprint(path))
 
 
 def refuse_if_unresolved(path: Path, backups_dir: Path) -> None:
@@ -227,13 +331,19 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_durably(path: Path, data: bytes) -> None:
-    """Write a small file through a temporary name, fsynced, then renamed into place."""
+    """Write a small file (mode 0600) through a temporary name, fsynced, then renamed."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # the mode is cut by the umask; this file is the store's, private
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

@@ -21,6 +21,14 @@ class StoreCorrupt(StoreError):
     """
 
 
+class StoreUnavailable(StoreError):
+    """The database could not be opened or read, for a reason that is not corruption.
+
+    Nothing is moved aside or marked: the store is sound as far as anyone knows, and the next
+    start (or the next try) opens it as it is.
+    """
+
+
 class StoreBusy(StoreError):
     """Another process (a running station, a technician's tool) holds the store."""
 
@@ -45,6 +53,21 @@ def is_disk_full(exc: BaseException) -> bool:
     if code is not None:
         return (code & 0xFF) == sqlite3.SQLITE_FULL
     return "database or disk is full" in str(exc)
+
+
+#: SQLite's primary result codes that mean the file's content is damaged.
+_CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """True when SQLite says the file itself is damaged (not that it could not read or write)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _CORRUPTION_CODES
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
 
 
 def translate(exc: BaseException) -> BaseException:

@@ -9,6 +9,7 @@ SIGKILL, so a crash never leaves the store locked.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from appliance.store.errors import StoreBusy
 def lock_path(db_path: Path) -> Path:
     """The lock file that belongs to a database file."""
     return db_path.with_name(db_path.name + ".lock")
+
+log = logging.getLogger(__name__)
 
 
 class StoreLock:
@@ -48,8 +51,11 @@ class StoreLock:
                 f"the store {self.path.with_suffix('')} is in use by another process "
                 f"(pid {holder}); stop the station (systemctl stop booking-station) first"
             ) from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError as exc:  # a full disk: the lock holds without the pid written in it
+            log.warning("store: could not write the pid into %s: %s", self.path, exc)
         self._fd = fd
 
     def release(self) -> None:

@@ -14,7 +14,9 @@ import json
 import logging
 import shutil
 import sqlite3
+import statistics
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,15 +32,25 @@ from appliance.domain import Booking, Impression, Subject
 from appliance.store import audit, backup, outbox, rotation
 from appliance.store.crypto import BlobCipher, associated_data
 from appliance.store.database import (
+    NEAR_FULL_BYTES,
     check_integrity,
     connect_readonly,
+    disk_full_error,
+    free_bytes,
+    fsync_dir,
+    integrity_problems,
+    marker_path,
     migrate,
+    not_corruption,
     private_file,
     private_folder,
     refuse_if_unresolved,
+    stop_stamp,
+    stopped_cleanly,
     utcnow,
+    write_durably,
 )
-from appliance.store.errors import DiskFull
+from appliance.store.errors import DiskFull, StoreCorrupt, is_corruption
 from appliance.store.lock import StoreLock
 from appliance.store.outbox import OutboxItem, OutboxState
 from appliance.store.retention import MetadataPurge, RetentionReport, purge_expired, reclaim_space
@@ -76,6 +88,9 @@ class StoreHealth:
     audit_head: str
     disk_free_mb: int
     bookings: int
+    disk_total_mb: int = 0
+    bookings_today: int = 0
+    nfiq2_median_today: float | None = None
 
 
 def subject_json(subject: Subject) -> str:
@@ -104,10 +119,15 @@ def encode_png(image: np.ndarray) -> bytes:
 class Store:
     """Encrypted SQLite store with one writer thread."""
 
-    def __init__(self, path: Path, cipher: BlobCipher, *, min_free_mb: int = 0) -> None:
+    def __init__(self, path: Path, cipher: BlobCipher, *, min_free_mb: int = 0,
+                 reserve_bytes: int = 0) -> None:
         self.path = path
         self.cipher = cipher
         self.min_free_mb = min_free_mb
+        self.reserve_bytes = reserve_bytes
+        #: what the idle integrity check found wrong with the open file, if anything
+        self.damage: str | None = None
+        self._last_full_check: float | None = None
         self._writer = WriterThread(path, self._prepare)
         self._lock = StoreLock(path)
         # PNG bytes of accepted prints, encoded once for the draft and reused by the commit
@@ -133,25 +153,96 @@ class Store:
                         underway.rows_done)
 
     def open(self) -> None:
-        """Lock, check integrity, start the writer, migrate.
+        """Lock, check integrity when the last stop was not clean, start the writer, migrate.
 
         Raises StoreBusy when another process holds the store, StoreCorrupt on a bad file and
-        on every start after one until a technician restores a backup or starts a new store.
+        on every start after one until a technician restores a backup or starts a new store,
+        DiskFull when the disk is too full to open it (the reserve, if any, given back first:
+        then the store opens and can drain), StoreUnavailable for other errors that are not
+        damage. Only StoreCorrupt moves anything aside.
         """
         private_folder(self.path.parent)
         self._lock.acquire()
         try:
             refuse_if_unresolved(self.path, backup.backups_dir(self.path))
-            check_integrity(self.path)
-            private_file(self.path)  # a first start: 0600 whatever the umask, before SQLite
-            self._writer.start()
+            clean = stopped_cleanly(self.path)
+            try:
+                self._check_and_start(clean)
+            except DiskFull as full:
+                if not self.release_reserve():
+                    raise
+                log.warning("store: %s; the reserve was given back so the store can open and "
+                            "drain", full)
+                self._writer = WriterThread(self.path, self._prepare)
+                self._check_and_start(clean)
         except BaseException:
             self._lock.release()
             raise
+        self.keep_reserve()
+
+    def _check_and_start(self, clean: bool) -> None:
+        """The full check unless the last stop was clean, then the writer; errors sorted."""
+        if not clean:
+            check_integrity(self.path)
+        try:
+            private_file(self.path)  # a first start: 0600 whatever the umask, before SQLite
+            self._writer.start()
+        except DiskFull as exc:
+            raise disk_full_error(self.path, exc) from exc
+        except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and is_corruption(exc):
+                raise StoreCorrupt(f"database {self.path} is damaged ({exc})") from exc
+            raise not_corruption(self.path, exc) from exc
+
+    # ---- the reserve ------------------------------------------------------------------------
+
+    @property
+    def reserve_path(self) -> Path:
+        """Space held back so a store on a full disk can still open and drain its outbox."""
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def keep_reserve(self) -> bool:
+        """Hold ``reserve_bytes`` back (once there is room for it above the floor); True if held."""
+        if self.reserve_bytes <= 0:
+            return False
+        if self.reserve_path.exists() and self.reserve_path.stat().st_size >= self.reserve_bytes:
+            return True
+        floor = self.min_free_mb * 2**20
+        if free_bytes(self.path) < self.reserve_bytes + floor + NEAR_FULL_BYTES:
+            return False
+        try:
+            write_durably(self.reserve_path, b"\0" * self.reserve_bytes)
+        except OSError as exc:
+            self.reserve_path.unlink(missing_ok=True)
+            log.warning("store: no reserve held (%s)", exc)
+            return False
+        return True
+
+    def space_problem(self) -> str | None:
+        """Why the store is short of space beyond the floor: its reserve was given back.
+
+        Bookings stay refused until the reserve can be held again (taken back here when room
+        has come back), so the space it freed serves only the drain.
+        """
+        if self.reserve_bytes <= 0 or self.keep_reserve():
+            return None
+        need = (self.reserve_bytes + self.min_free_mb * 2**20 + NEAR_FULL_BYTES
+                - free_bytes(self.path) + 2**20 - 1) // 2**20
+        return f"disk full: {max(1, need)} MB needed to hold the store's reserve again"
+
+    def release_reserve(self) -> bool:
+        """Give the reserve back to the disk; True if there was one."""
+        if not self.reserve_path.exists():
+            return False
+        self.reserve_path.unlink()
+        fsync_dir(self.path.parent)
+        return True
 
     def close(self) -> None:
-        """Stop the writer after the queued writes; let go of the store."""
+        """Stop the writer after the queued writes; stamp a clean stop; let go of the store."""
         self._writer.stop()
+        if not self._writer.alive:
+            stop_stamp(self.path)
         self._lock.release()
 
     @property
@@ -200,12 +291,22 @@ class Store:
         return shutil.disk_usage(self.path.parent).free // (1024 * 1024)
 
     def check_space(self) -> None:
-        """Raise DiskFull when free space is under the floor; nothing stored is touched."""
+        """Raise DiskFull when free space is under the floor; nothing stored is touched.
+
+        StoreCorrupt once the idle integrity check found damage.
+        """
+        if self.damage is not None:
+            raise StoreCorrupt(self.damage)
+        problem = self.space_problem()
+        if problem is not None:
+            raise DiskFull(problem + ": new bookings are refused until space is freed; nothing "
+                           "stored was dropped")
         free = self.disk_free_mb()
         if free < self.min_free_mb:
             raise DiskFull(
-                f"only {free} MiB free on the data disk (floor {self.min_free_mb} MiB): "
-                "new bookings are refused until space is freed; nothing stored was dropped"
+                f"disk full: {self.min_free_mb - free} MB needed (only {free} MiB free on the "
+                f"data disk, floor {self.min_free_mb} MiB): new bookings are refused until "
+                "space is freed; nothing stored was dropped"
             )
 
     # ---- bookings -------------------------------------------------------------------------
@@ -536,6 +637,7 @@ class Store:
         backup_every: timedelta = timedelta(hours=24),
         backup_keep: int = 7,
         interval: timedelta = timedelta(hours=1),
+        check_every: timedelta = timedelta(hours=24),
     ) -> None:
         """Run forever: a backup when due (so one at start), then retention, every ``interval``.
 
@@ -552,7 +654,39 @@ class Store:
                 await self.run_retention(grace=grace, retention=retention)
             except Exception:  # a task boundary: log with the traceback and carry on
                 log.exception("store: retention failed")
+            try:
+                await self.check_whole_file_if_due(check_every)
+            except Exception:  # a task boundary: log with the traceback and carry on
+                log.exception("store: the integrity check could not run")
             await asyncio.sleep(interval.total_seconds())
+
+    async def check_whole_file_if_due(self, every: timedelta) -> str | None:
+        """The full integrity check, off the start path: at most once per ``every``.
+
+        Damage found here is kept in :attr:`damage` (bookings are refused from then on) and a
+        marker is left so the next start waits for a technician; nothing is moved while open.
+        Returns what was found, or None when the check was not due or passed.
+        """
+        now = time.monotonic()
+        last = self._last_full_check
+        if last is not None and now - last < every.total_seconds():
+            return None
+        self._last_full_check = now
+        try:
+            detail = await asyncio.to_thread(integrity_problems, self.path)
+        except DiskFull as exc:
+            log.warning("store: integrity check skipped: %s", exc)
+            return None
+        if not detail:
+            return None
+        self.damage = (f"the store failed its integrity check ({detail}); bookings are refused "
+                       "until a technician restores the backup or starts a new store")
+        log.critical("store: %s", self.damage)
+        try:
+            write_durably(marker_path(self.path), (self.damage + "\n").encode())
+        except OSError as exc:
+            log.critical("store: the marker could not be written (%s)", exc)
+        return detail
 
     # ---- keys -----------------------------------------------------------------------------
 
@@ -629,15 +763,25 @@ class Store:
 
     def health(self) -> StoreHealth:
         """Queue depth, oldest unsent, audit head, disk free."""
+        midnight = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00")
 
         def run(conn: sqlite3.Connection) -> tuple[Any, ...]:
             depth, oldest = outbox.depth(conn)
             seq, head = audit.head(conn)
             count = conn.execute("SELECT COUNT(*) FROM bookings").fetchone()[0]
-            return depth, oldest, seq, head, count
+            today = conn.execute("SELECT COUNT(*) FROM bookings WHERE committed_at >= ?",
+                                 (midnight,)).fetchone()[0]
+            scores = [r[0] for r in conn.execute(
+                "SELECT q.nfiq2 FROM quality_reports q JOIN impressions i USING (impression_id)"
+                " JOIN bookings b USING (booking_id)"
+                " WHERE b.committed_at >= ? AND q.nfiq2 IS NOT NULL", (midnight,))]
+            return depth, oldest, seq, head, count, today, scores
 
-        depth, oldest, seq, head, count = self.read(run)
-        return StoreHealth(depth, oldest, seq, head, self.disk_free_mb(), count)
+        depth, oldest, seq, head, count, today, scores = self.read(run)
+        usage = shutil.disk_usage(self.path.parent)
+        return StoreHealth(depth, oldest, seq, head, usage.free // (1024 * 1024), count,
+                           disk_total_mb=usage.total // (1024 * 1024), bookings_today=today,
+                           nfiq2_median_today=statistics.median(scores) if scores else None)
 
     def verify_audit(self) -> audit.ChainReport:
         """Walk the audit chain."""

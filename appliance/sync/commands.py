@@ -1,19 +1,19 @@
 """Remote commands from central operations: what is admitted, and how a signature is checked.
 
 Commands arrive on ``<prefix>/<station>/cmd`` as MQTT 5 requests: the payload is a JSON object
-``{"v": 1, "command": name, "args": {...}, "issued_at": unix seconds, "nonce": hex, "sig": b64}``
-and the PUBLISH carries a ResponseTopic (under ``<prefix>/<station>/reply/``) and CorrelationData
-that the answer repeats. Two locks stand in front of every command: the broker's ACL lets only
-the central identity publish to ``+/cmd`` (docs/mosquitto-acl.conf), and, where the station has
-central's Ed25519 public key, the payload must be signed over its canonical JSON, be fresh
-(``issued_at`` within ``max_age_s``) and carry a nonce not seen before. Then the allow-list
-decides. This module is pure: it admits or refuses bytes; the service runs what it admits.
+``{"v": 1, "command": name, "args": {...}, "issued_at": unix seconds, "nonce": hex, "kid": key id,
+"sig": b64}`` and the PUBLISH carries a ResponseTopic (under ``<prefix>/<station>/reply/``) and
+CorrelationData that the answer repeats. Two locks stand in front of every command: the broker's
+ACL lets only the central identity publish to ``+/cmd`` (docs/mosquitto-acl.conf), and the
+payload must be signed by one of central's keys over its canonical JSON (appliance.sync.signing).
+Only a station configured with no central key and ``mqtt.allow_unsigned_commands = true`` obeys
+an unsigned command. Every command, signed or not, must be fresh (``issued_at`` within
+``max_age_s``) and carry a nonce not seen before. Then the allow-list decides. This module is
+pure: it admits or refuses bytes; the service runs what it admits.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -21,15 +21,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.errors import SyncError
 from appliance.sync.config import COMMAND_NAMES, CommandSettings
+from appliance.sync.signing import BadSignature, CentralKeys, canonical, sign
+
+__all__ = ["COMMAND_VERSION", "Command", "CommandGate", "CommandRefused", "canonical",
+           "reply_topic_allowed", "sign"]
 
 COMMAND_VERSION = 1
 MAX_COMMAND_BYTES = 8 * 1024
@@ -47,10 +46,6 @@ class CommandRefused(SyncError):
         self.name = name
 
 
-class CentralKeyError(SyncError):
-    """The configured central public key cannot be used."""
-
-
 @dataclass(frozen=True, slots=True)
 class Command:
     """An admitted command."""
@@ -60,29 +55,6 @@ class Command:
     issued_at: float | None = None
     nonce: str = ""
     signed: bool = False
-
-
-def canonical(body: dict[str, Any]) -> bytes:
-    """The signed bytes: the body without ``sig``, keys sorted, compact, UTF-8."""
-    unsigned = {k: v for k, v in body.items() if k != "sig"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode()
-
-
-def sign(body: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
-    """Central's side: the body with its ``sig`` added."""
-    return {**body, "sig": base64.b64encode(key.sign(canonical(body))).decode()}
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """Central's Ed25519 public key from a PEM file."""
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise CentralKeyError(f"cannot read central's public key {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise CentralKeyError(f"{path} is not an Ed25519 public key")
-    return key
 
 
 def reply_topic_allowed(topic: str | None, station_base: str) -> bool:
@@ -97,21 +69,24 @@ def reply_topic_allowed(topic: str | None, station_base: str) -> bool:
 class CommandGate:
     """Admits a command payload or raises :class:`CommandRefused`."""
 
-    def __init__(self, settings: CommandSettings, public_key: Ed25519PublicKey | None = None,
-                 *, now: Callable[[], float] = time.time, nonce_memory: int = 4096) -> None:
+    def __init__(self, settings: CommandSettings, keys: CentralKeys | None = None,
+                 *, allow_unsigned: bool = False, now: Callable[[], float] = time.time,
+                 nonce_memory: int = 4096) -> None:
         self.settings = settings
-        self.public_key = public_key
+        self.keys = keys or CentralKeys()
+        self.allow_unsigned = allow_unsigned and not self.keys
         self._now = now
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._nonce_memory = nonce_memory
+        self.signature_failures = 0  # unsigned or badly signed while central's key is set
 
     @property
     def signatures_required(self) -> bool:
-        """True when central's key is configured."""
-        return self.public_key is not None
+        """True unless the station was told, with no central key, to obey unsigned commands."""
+        return not self.allow_unsigned
 
     def admit(self, payload: bytes) -> Command:
-        """Parse, authenticate, check freshness and the allow-list."""
+        """Parse, authenticate, check freshness, the nonce and the allow-list."""
         body = _parse(payload)
         raw_name = body.get("command")
         name = raw_name if isinstance(raw_name, str) and NAME_RE.match(raw_name) else ""
@@ -123,46 +98,44 @@ class CommandGate:
         if not isinstance(args, dict):
             raise CommandRefused("args must be an object", name=name)
         issued_at = body.get("issued_at")
-        nonce = body.get("nonce", "")
-        if issued_at is not None and not _is_number(issued_at):
-            raise CommandRefused("issued_at must be a number of seconds", name=name)
-        if nonce and not (isinstance(nonce, str) and NONCE_RE.match(nonce)):
-            raise CommandRefused("nonce must be 16-64 lowercase hex digits", name=name)
-        if self.public_key is not None:
+        nonce = body.get("nonce")
+        if self.signatures_required:
             self._verify(body, name)
-            if issued_at is None or not nonce:
-                raise CommandRefused("a signed command needs issued_at and nonce", name=name)
-        if issued_at is not None:
-            # the broker queues commands for an offline station (persistent session): an old
-            # one is refused even unsigned, so yesterday's "pause" does not run today
-            skew = abs(self._now() - float(issued_at))
-            if skew > self.settings.max_age_s:
-                raise CommandRefused(
-                    f"issued_at is {skew:.0f} s away from this station's clock "
-                    f"(limit {self.settings.max_age_s:.0f} s)", name=name)
-        if self.public_key is not None:
-            if nonce in self._seen:
-                raise CommandRefused("replayed command (nonce already used)", name=name)
-            self._remember(nonce)
+        if not _is_number(issued_at):
+            raise CommandRefused("a command needs issued_at (unix seconds)", name=name)
+        if not (isinstance(nonce, str) and NONCE_RE.match(nonce)):
+            raise CommandRefused("a command needs a nonce of 16-64 lowercase hex digits",
+                                 name=name)
+        # the broker queues commands for an offline station (persistent session): an old one
+        # is refused, so yesterday's "pause" does not run today
+        skew = abs(self._now() - float(issued_at))
+        if skew > self.settings.max_age_s:
+            raise CommandRefused(
+                f"issued_at is {skew:.0f} s away from this station's clock "
+                f"(limit {self.settings.max_age_s:.0f} s)", name=name)
+        if nonce in self._seen:
+            raise CommandRefused("replayed command (nonce already used)", name=name)
+        self._remember(nonce)
         if not self.settings.enabled:
             raise CommandRefused("commands are disabled on this station", name=name)
         if name not in COMMAND_NAMES:
             raise CommandRefused(f"unknown command {name!r}", name=name)
         if name not in self.settings.allowed:
             raise CommandRefused(f"command {name!r} is not allowed on this station", name=name)
-        return Command(name, _check_args(name, args, self.settings),
-                       float(issued_at) if issued_at is not None else None,
-                       nonce, self.public_key is not None)
+        return Command(name, _check_args(name, args, self.settings), float(issued_at),
+                       nonce, self.signatures_required)
 
     def _verify(self, body: dict[str, Any], name: str) -> None:
-        assert self.public_key is not None
-        sig = body.get("sig")
-        if not isinstance(sig, str):
-            raise CommandRefused("unsigned command (central's key is configured)", name=name)
+        if not self.keys:
+            self.signature_failures += 1
+            raise CommandRefused("no central key is configured: unsigned commands are refused "
+                                 "(mqtt.central_keys)", name=name)
         try:
-            self.public_key.verify(base64.b64decode(sig, validate=True), canonical(body))
-        except (InvalidSignature, binascii.Error, ValueError) as exc:
-            raise CommandRefused("bad signature", name=name) from exc
+            self.keys.verify(body)
+        except BadSignature as exc:
+            self.signature_failures += 1
+            reason = "unsigned command" if str(exc) == "unsigned" else str(exc)
+            raise CommandRefused(reason, name=name) from exc
 
     @property
     def nonce_horizon_s(self) -> float:

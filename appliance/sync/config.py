@@ -23,14 +23,10 @@ class CommandSettings(Strict):
         COMMAND_NAMES,
         description="Commands this station obeys; any other name is refused (and audited).",
     )
-    central_public_key: Path | None = Field(
-        None,
-        description="PEM Ed25519 public key of central operations; when set, every command must "
-        "carry a valid signature over its canonical JSON.",
-    )
     max_age_s: float = Field(
         300.0, gt=0, le=86400,
-        description="A signed command older (or newer) than this many seconds is refused.",
+        description="A command whose issued_at is further than this many seconds from the "
+        "station's clock is refused.",
     )
     max_throttle_per_s: float = Field(
         100.0, gt=0, le=100_000,
@@ -118,6 +114,24 @@ class MqttSection(Strict):
     drain_rate_per_s: float = Field(
         0.0, ge=0, le=100_000,
         description="Largest transactions sent per second (0: as fast as acknowledged)."
+    )
+    central_keys: tuple[Path, ...] = Field(
+        (), max_length=8,
+        description="PEM Ed25519 public keys of central: every ack and command must be signed "
+        "by one of them (list two during a key rollover).",
+    )
+    allow_unsigned_acks: bool = Field(
+        False, description="Test benches only: with no central_keys, apply unsigned acks "
+        "(anyone on the broker could then mark a booking delivered).",
+    )
+    allow_unsigned_commands: bool = Field(
+        False, description="Test benches only: with no central_keys, obey unsigned commands "
+        "(anyone on the broker could then pause or throttle the station).",
+    )
+    takeover_backoff_s: float = Field(
+        60.0, gt=0, le=3600,
+        description="Wait before reconnecting after another client took this station's "
+        "session (same client id); doubles while it keeps happening.",
     )
     commands: CommandSettings = Field(
         default_factory=CommandSettings, description="Remote commands from central operations."

@@ -35,6 +35,9 @@ from appliance.sync.tls import TlsFailure, TlsFailureKind, classify
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5  # longest sleep of the network thread; publishes and stop() wake it at once
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with our id
+TAKEOVER_MAX_S = 3600.0
+RECENT_LOSS_S = 60.0  # a twin's birth seen this soon after the broker dropped us means takeover
 MessageHandler = Callable[[str, bytes, Any], None]
 FailureHandler = Callable[[TlsFailure], None]
 
@@ -68,6 +71,9 @@ class LinkCounters:
     tls_failures: int = 0
     retained_ignored: int = 0
     clock_problem: str = ""  # set while TLS failures point at this station's clock
+    taken_over: int = 0  # times another client connected with this station's client id
+    taken_over_by: str = ""  # the sentence for health and log while it matters
+    taken_over_until: float = 0.0  # monotonic time the sentence stops mattering
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -92,6 +98,7 @@ class MqttLink:
         password: str | None = None,
         on_failure: FailureHandler | None = None,
         ignore_retained: bool = False,
+        retained_wanted: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.counters = LinkCounters()
@@ -100,6 +107,7 @@ class MqttLink:
         self._on_connection = on_connection
         self._on_failure = on_failure
         self._ignore_retained = ignore_retained
+        self._retained_wanted = retained_wanted
         self._tls = tls_context is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests: queue.Queue[_Publish] = queue.Queue()
@@ -108,6 +116,12 @@ class MqttLink:
         self._connected = False
         self._rng = random.Random()
         self._attempt = 0
+        self._next_attempt = 0.0
+        self._client_id = client_id
+        self._takeovers = 0  # consecutive takeovers: the backoff doubles with each
+        self._connected_at = 0.0
+        self._lost_at = -RECENT_LOSS_S  # when the broker (not we) last ended a connection
+        self._step_aside: str = ""  # set by the loop: the network thread steps aside
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         # the network thread sleeps in select(); a byte here wakes it for a queued publish, so
         # a publish goes out now instead of after the select timeout (which capped the drain)
@@ -190,24 +204,26 @@ class MqttLink:
     # ---- network thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_attempt = 0.0
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
-            if not self._connected and time.monotonic() >= next_attempt:
+            if not self._connected and time.monotonic() >= self._next_attempt:
                 if not self._try_connect():
                     delay = backoff_delay(self._attempt, self.config.reconnect_min_s,
                                           self.config.reconnect_max_s, self._rng)
                     self._attempt += 1
-                    next_attempt = time.monotonic() + delay
+                    self._next_attempt = max(self._next_attempt, time.monotonic() + delay)
+            if self._step_aside:
+                self._stepping_aside()
             self._drain_requests()
             if self._client.socket() is not None:
                 rc = self._service_socket(IDLE_WAIT_S)
                 if rc != mqtt.MQTT_ERR_SUCCESS and self._connected:
                     self._lost(f"network loop: {mqtt.error_string(rc)}")
-                    next_attempt = time.monotonic() + backoff_delay(
+                    self._next_attempt = time.monotonic() + backoff_delay(
                         0, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
             else:
-                self._wait_for_wake(min(IDLE_WAIT_S, max(0.01, next_attempt - time.monotonic())))
+                self._wait_for_wake(min(IDLE_WAIT_S,
+                                        max(0.01, self._next_attempt - time.monotonic())))
         try:
             if self._connected:
                 self._client.disconnect()
@@ -342,7 +358,25 @@ class MqttLink:
         else:
             self.counters.disconnects += 1
             log.warning("mqtt: connection lost: %s", why)
+            now = time.monotonic()
+            if now - self._connected_at > 2 * self.config.takeover_backoff_s:
+                self._takeovers = 0  # a session that held: any takeover backoff starts over
+            if not self._step_aside:
+                self._lost_at = now
         self._notify(False)
+
+    def twin_seen(self, evidence: str) -> bool:
+        """The service saw another instance of this station online (its birth message).
+
+        Called on the event loop. Counts only when the broker dropped us moments ago, so a
+        stale retained birth left by a crash does not keep a lone station off the broker.
+        Returns True when the link steps aside.
+        """
+        if time.monotonic() - self._lost_at > RECENT_LOSS_S or self._step_aside:
+            return False
+        self._step_aside = evidence
+        self._wake()
+        return True
 
     def _notify(self, up: bool) -> None:
         if self._on_connection is not None and self._loop is not None:
@@ -360,6 +394,7 @@ class MqttLink:
             client.subscribe(topic, qos=1)
         self._connected = True
         self._attempt = 0
+        self._connected_at = time.monotonic()
         self.counters.connects += 1
         self.counters.connected_since = time.time()
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
@@ -367,11 +402,53 @@ class MqttLink:
 
     def _cb_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: ReasonCode, _props: Any) -> None:
+        if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+            self._taken_over(named_by_broker=True)
         self._lost(f"disconnected: {reason}")
+
+    def _stepping_aside(self) -> None:
+        if self._connected:
+            self._taken_over(named_by_broker=False)
+            try:
+                self._client.disconnect()  # a clean DISCONNECT: the broker keeps our will
+                self._client.loop(timeout=0.2)
+            except OSError:
+                pass
+            self._lost("stepped aside for another client with this station's id")
+        self._step_aside = ""
+
+    def _taken_over(self, *, named_by_broker: bool) -> None:
+        """Another client connected with our client id: step aside instead of fighting.
+
+        Reconnecting at once would knock the other client off, which would do the same to us,
+        about once a second, with neither side saying why.
+        """
+        now = time.monotonic()
+        base = self.config.takeover_backoff_s
+        self._takeovers += 1
+        ceiling = min(TAKEOVER_MAX_S, base * 2 ** min(self._takeovers - 1, 16))
+        delay = ceiling + self._rng.uniform(0, ceiling / 2)
+        self._next_attempt = now + delay
+        c = self.counters
+        c.taken_over += 1
+        how = ("the broker says another client connected" if named_by_broker else
+               f"another station is online ({self._step_aside}) and connected")
+        c.taken_over_by = (
+            f"session taken over: {how} with this station's client id {self._client_id!r} "
+            f"(a second station with the same station id?); reconnecting in {delay:.0f} s "
+            "instead of fighting for the connection")
+        c.taken_over_until = now + delay + 2 * base
+        log.error("mqtt: %s", c.taken_over_by)
+
+    @property
+    def takeover_problem(self) -> str:
+        """The takeover sentence while it matters (until a later connection has held)."""
+        c = self.counters
+        return c.taken_over_by if time.monotonic() < c.taken_over_until else ""
 
     def _cb_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.counters.received += 1
-        if msg.retain and self._ignore_retained:
+        if msg.retain and self._ignore_retained and msg.topic not in self._retained_wanted:
             # a retained ack or command is old news replayed by the broker at subscription
             self.counters.retained_ignored += 1
             log.warning("mqtt: ignored a retained message on %s", msg.topic[:120])

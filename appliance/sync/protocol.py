@@ -1,5 +1,9 @@
 """The upload protocol's topics and messages, without any I/O (see docs/asyncapi.yaml).
 
+Bookings and telemetry live in two trees: ``<prefix>/<station>/...`` carries transactions,
+answers and commands; ``<prefix>-telemetry/<station>/{status,health,alerts}`` carries what central
+operations watch, so a monitoring client can be granted the second without ever reading the first.
+
 A transaction goes out as ``meta`` (what is coming), numbered ``chunk/<n>`` messages, and ``end``
 (are you complete?). The central service answers on the station's ack topic with ``stored``
 (with a receipt), ``missing`` (the chunk numbers to resend, or the meta) or ``rejected`` (a reason
@@ -27,6 +31,14 @@ MAX_CONTROL_BYTES = 64 * 1024  # JSON control messages are small; anything bigge
 
 class MalformedMessage(SyncError):
     """A message on one of our topics does not follow the protocol."""
+
+
+TELEMETRY_KINDS = ("status", "health", "alerts")
+
+
+def telemetry_root(prefix: str) -> str:
+    """The root of the telemetry tree: a monitoring client reads it without seeing a booking."""
+    return f"{prefix}-telemetry"
 
 
 class AckStatus(enum.StrEnum):
@@ -61,25 +73,39 @@ class Topics:
         """Where the station asks whether central has every chunk."""
         return f"{self.base}/tx/{txid}/end"
 
+    def query(self, txid: str) -> str:
+        """Where the station asks central where a stored transaction was passed on."""
+        return f"{self.base}/tx/{txid}/query"
+
+    @property
+    def passed_on(self) -> str:
+        """Central's answers to this station's ``query`` messages."""
+        return f"{self.base}/passed-on"
+
     @property
     def ack(self) -> str:
         """Central's answers to this station."""
         return f"{self.base}/ack"
 
     @property
+    def telemetry_base(self) -> str:
+        """``<prefix>-telemetry/<station>``: telemetry's own tree, apart from the bookings."""
+        return f"{telemetry_root(self.prefix)}/{self.station_id}"
+
+    @property
     def status(self) -> str:
         """Retained birth message; the will replaces it with offline."""
-        return f"{self.base}/status"
+        return f"{self.telemetry_base}/status"
 
     @property
-    def telemetry(self) -> str:
+    def health(self) -> str:
         """Periodic health."""
-        return f"{self.base}/telemetry"
+        return f"{self.telemetry_base}/health"
 
     @property
-    def events(self) -> str:
+    def alerts(self) -> str:
         """Alerts."""
-        return f"{self.base}/events"
+        return f"{self.telemetry_base}/alerts"
 
     @property
     def commands(self) -> str:
@@ -109,7 +135,7 @@ class TransactionMeta:
     @classmethod
     def decode(cls, payload: bytes) -> TransactionMeta:
         """Parse and check a metadata message."""
-        data = _loads(payload)
+        data = loads_control(payload)
         try:
             meta = cls(
                 transaction_id=str(data["transaction_id"]),
@@ -148,7 +174,11 @@ class Ack:
     reason: str = ""
 
     def encode(self) -> bytes:
-        """JSON bytes."""
+        """JSON bytes (unsigned: central signs :meth:`body` with appliance.sync.receipts)."""
+        return _dumps(self.body())
+
+    def body(self) -> dict[str, Any]:
+        """The message as a JSON object."""
         body: dict[str, Any] = {
             "v": PROTOCOL_VERSION,
             "transaction_id": self.transaction_id,
@@ -161,12 +191,16 @@ class Ack:
             body["need_meta"] = self.need_meta
         else:
             body["reason"] = self.reason
-        return _dumps(body)
+        return body
 
     @classmethod
     def decode(cls, payload: bytes) -> Ack:
         """Parse and check an ack message."""
-        data = _loads(payload)
+        return cls.from_body(loads_control(payload))
+
+    @classmethod
+    def from_body(cls, data: dict[str, Any]) -> Ack:
+        """Check an ack message already parsed."""
         try:
             txid = str(data["transaction_id"])
             status = AckStatus(data["status"])
@@ -185,6 +219,18 @@ class Ack:
         if status is AckStatus.REJECTED and not reason:
             raise MalformedMessage("rejected without a reason")
         return cls(txid, status, receipt, missing, need_meta, reason[:500])
+
+
+def parse_passed_on(payload: bytes) -> dict[str, Any]:
+    """Parse and check central's answer to a ``query``: where a transaction was passed on."""
+    data = loads_control(payload)
+    if not TXID_RE.match(str(data.get("transaction_id", ""))):
+        raise MalformedMessage("bad transaction id")
+    if not isinstance(data.get("held"), bool):
+        raise MalformedMessage("passed-on answer without `held`")
+    if not isinstance(data.get("passed_on", []), list):
+        raise MalformedMessage("passed_on must be a list")
+    return data
 
 
 def chunk_count(size: int, chunk_size: int) -> int:
@@ -220,16 +266,28 @@ def parse_tx_topic(topic: str, prefix: str) -> tuple[str, str, str, int | None]:
         raise MalformedMessage("bad station or transaction id in topic")
     if kind == "chunk" and len(parts) == 6 and parts[5].isdigit():
         return station, txid, kind, int(parts[5])
-    if kind in ("meta", "end") and len(parts) == 5:
+    if kind in ("meta", "end", "query") and len(parts) == 5:
         return station, txid, kind, None
     raise MalformedMessage(f"unknown transaction message kind in {topic[:120]}")
+
+
+def parse_telemetry_topic(topic: str, prefix: str) -> tuple[str, str]:
+    """Split ``<prefix>-telemetry/<station>/<kind>``; raises MalformedMessage."""
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != telemetry_root(prefix):
+        raise MalformedMessage(f"not a telemetry topic: {topic[:120]}")
+    station, kind = parts[1], parts[2]
+    if not STATION_RE.match(station) or kind not in TELEMETRY_KINDS:
+        raise MalformedMessage(f"bad station or telemetry kind in {topic[:120]}")
+    return station, kind
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _loads(payload: bytes) -> dict[str, Any]:
+def loads_control(payload: bytes) -> dict[str, Any]:
+    """Parse a control message: a bounded JSON object, else MalformedMessage."""
     if len(payload) > MAX_CONTROL_BYTES:
         raise MalformedMessage(f"control message too large ({len(payload)} bytes)")
     try:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import secrets
 import sqlite3
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,16 +33,12 @@ from appliance.store.database import utcnow
 from appliance.store.errors import StoreError
 from appliance.store.store import Store
 from appliance.sync import telemetry
-from appliance.sync.commands import (
-    Command,
-    CommandGate,
-    CommandRefused,
-    load_public_key,
-    reply_topic_allowed,
-)
+from appliance.sync.commands import Command, CommandGate, CommandRefused, reply_topic_allowed
 from appliance.sync.config import MqttSection, SharingManifest
 from appliance.sync.link import MqttLink, NotConnected
-from appliance.sync.protocol import PROTOCOL_VERSION, Topics
+from appliance.sync.protocol import PROTOCOL_VERSION, Topics, parse_passed_on
+from appliance.sync.receipts import AckRefused, AckVerifier
+from appliance.sync.signing import CentralKeys
 from appliance.sync.tls import TlsFailure, TlsFailureKind, client_context, clock_against_certificate
 from appliance.sync.upload import Uploader
 from appliance.system.secrets import read_secret
@@ -48,6 +47,8 @@ log = logging.getLogger(__name__)
 
 COMMAND_QUEUE = 32  # commands waiting to run; more are dropped (logged), never piled up
 EVENT_BACKLOG = 100  # alerts kept while offline, oldest dropped first
+REFUSED_ACK_AUDITS = 20  # refused acks audited one by one per window; the rest only counted
+REFUSED_ACK_WINDOW_S = 600.0
 
 
 def _nothing() -> None:
@@ -104,6 +105,7 @@ class SyncService:
         self.sharing = sharing or SharingManifest()
         self.config_hash = config_hash
         self.station_id = station_id
+        self.instance = secrets.token_hex(8)  # tells this process's birth from a twin's
         cfg = mqtt
         self.topics = Topics(cfg.topic_prefix, self.station_id)
         if tls_context is None and cfg.tls is not None:
@@ -112,13 +114,14 @@ class SyncService:
             tls_context = client_context(cfg.tls, passphrase)
         if password is None and cfg.username and cfg.password_credential:
             password = read_secret(cfg.password_credential).decode().strip()
-        key_path = self.mqtt.commands.central_public_key
-        self.gate = CommandGate(self.mqtt.commands,
-                                load_public_key(key_path) if key_path else None)
+        keys = CentralKeys.load(cfg.central_keys)
+        self.gate = CommandGate(cfg.commands, keys, allow_unsigned=cfg.allow_unsigned_commands)
+        self.acks = AckVerifier(station_id, keys, allow_unsigned=cfg.allow_unsigned_acks)
         self.link = MqttLink(
             cfg,
             client_id=f"station-{self.station_id}",
-            subscriptions=[self.topics.ack, self.topics.commands],
+            subscriptions=[self.topics.ack, self.topics.commands, self.topics.status,
+                           self.topics.passed_on],
             on_message=self._on_message,
             on_connection=self._on_connection,
             will=(self.topics.status, telemetry.will(self.station_id)),
@@ -126,6 +129,7 @@ class SyncService:
             password=password,
             on_failure=self._on_tls_failure,
             ignore_retained=True,
+            retained_wanted=frozenset({self.topics.status}),
         )
         self.uploader = Uploader(
             store, self.link, self.topics, cfg,
@@ -134,6 +138,10 @@ class SyncService:
             on_change=self._on_delivery,
         )
         self.ignored = 0  # messages on our topics that were not ours to act on
+        self.acks_refused = 0  # forged, altered, unsigned or misdirected acks (never applied)
+        self._refused_audited: deque[float] = deque()
+        self._drain_mark: tuple[float, int] | None = None  # (monotonic time, delivered)
+        self._passed_on: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._commands: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue(COMMAND_QUEUE)
         self._events: deque[bytes] = deque(maxlen=EVENT_BACKLOG)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -191,7 +199,7 @@ class SyncService:
         payload = telemetry.event(self.station_id, kind, message, severity=severity,
                                   detail=detail)
         if self.link.connected:
-            self.link.publish_nowait(self.topics.events, payload, qos=1)
+            self.link.publish_nowait(self.topics.alerts, payload, qos=1)
         else:
             self._events.append(payload)
 
@@ -204,9 +212,39 @@ class SyncService:
             uploads_paused=self.uploader.paused,
             throttle_per_s=self.uploader.rate_per_s,
             clock_problem=self.clock_problem,
+            acks_refused=self.acks_refused,
+            session_taken_over=self.link.counters.taken_over,
+            alerts=health.alerts + [p for p in self.problems() if p not in health.alerts],
+            delivered=self.uploader.delivered,
+            drain_per_s=self._drain_rate(),
+            command_signature_failures=self.gate.signature_failures,
+            receipt_signature_failures=self.acks_refused,
         )
-        self.link.publish_nowait(self.topics.telemetry, health.encode(), qos=0)
+        self.link.publish_nowait(self.topics.health, health.encode(), qos=0)
         return health
+
+    async def passed_on(self, txid: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Ask central where a stored transaction was passed on (the other half of the receipt).
+
+        Raises TimeoutError when central does not answer, NotConnected while offline.
+        """
+        waiting = asyncio.get_running_loop().create_future()
+        self._passed_on[txid] = waiting
+        try:
+            await self.link.publish(self.topics.query(txid), b"", qos=1)
+            async with asyncio.timeout(timeout):
+                return await waiting
+        finally:
+            if self._passed_on.get(txid) is waiting:
+                del self._passed_on[txid]
+
+    def _drain_rate(self) -> float:
+        """Deliveries per second since the previous health message."""
+        now, delivered = time.monotonic(), self.uploader.delivered
+        mark, self._drain_mark = self._drain_mark, (now, delivered)
+        if mark is None or now <= mark[0]:
+            return 0.0
+        return round((delivered - mark[1]) / (now - mark[0]), 3)
 
     async def _telemetry_loop(self) -> None:
         while True:
@@ -225,6 +263,7 @@ class SyncService:
             models=self.hooks.models(),
             manifest_version=self.sharing.version,
             protocol=PROTOCOL_VERSION,
+            instance=self.instance,
         )
 
     def _clock_trusted(self) -> bool:
@@ -242,7 +281,7 @@ class SyncService:
         except Exception:  # a hook failed; the link must still come up
             log.exception("sync: cannot build the birth message")
         while self._events:
-            self.link.publish_nowait(self.topics.events, self._events.popleft(), qos=1)
+            self.link.publish_nowait(self.topics.alerts, self._events.popleft(), qos=1)
         self.uploader.wake()
 
     def _on_tls_failure(self, failure: TlsFailure) -> None:
@@ -264,7 +303,14 @@ class SyncService:
     def _on_message(self, topic: str, payload: bytes, properties: Any) -> None:
         try:
             if topic == self.topics.ack:
-                self.uploader.on_ack(payload)
+                self._on_ack(payload)
+            elif topic == self.topics.status:
+                self._on_status(payload)
+            elif topic == self.topics.passed_on:
+                answer = parse_passed_on(payload)
+                waiting = self._passed_on.get(answer["transaction_id"])
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(answer)
             elif topic == self.topics.commands:
                 try:
                     self._commands.put_nowait((payload, properties))
@@ -277,6 +323,66 @@ class SyncService:
         except Exception:  # whatever arrives, the station keeps running; logged with traceback
             self.ignored += 1
             log.exception("sync: failed to handle a message on %s", topic[:120])
+
+    def _on_status(self, payload: bytes) -> None:
+        """Our own status topic: another instance's birth there means a twin holds our id."""
+        try:
+            status = json.loads(payload) if payload else {}
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return
+        if not isinstance(status, dict) or status.get("state") != "online":
+            return
+        other = status.get("instance")
+        if isinstance(other, str) and other and other != self.instance:
+            if self.link.twin_seen(f"its birth names instance {other[:16]!r}"):
+                self.alert("identity", "another station uses this station's id on the broker; "
+                           "this one steps aside", severity="critical")
+
+    # ---- acks -----------------------------------------------------------------------------
+
+    def _on_ack(self, payload: bytes) -> None:
+        """Hand the uploader only an ack central signed for this station."""
+        try:
+            self.acks.admit(payload)
+        except AckRefused as exc:
+            self.acks_refused += 1
+            log.warning("sync: refused an ack (%s); nothing changed", exc.reason)
+            if self._may_audit_refusal():
+                asyncio.ensure_future(self._audit_refused_ack(exc))
+            return
+        self.uploader.on_ack(payload)
+
+    def _may_audit_refusal(self) -> bool:
+        # a flood of forged acks must not fill the audit log: the count still goes to telemetry
+        now = asyncio.get_running_loop().time()
+        while self._refused_audited and now - self._refused_audited[0] > REFUSED_ACK_WINDOW_S:
+            self._refused_audited.popleft()
+        if len(self._refused_audited) >= REFUSED_ACK_AUDITS:
+            return False
+        self._refused_audited.append(now)
+        return True
+
+    async def _audit_refused_ack(self, refusal: AckRefused) -> None:
+        detail = {"reason": refusal.reason[:200], "transaction_id": refusal.transaction_id,
+                  "refused_so_far": self.acks_refused}
+        try:
+            await self.store.audit("network", "ack_refused", detail)
+        except StoreError:
+            log.exception("sync: could not audit a refused ack")
+
+    def problems(self) -> list[str]:
+        """What is wrong with the link to central, one sentence each (health, pages)."""
+        found = []
+        if self.acks.signatures_required and not self.acks.keys:
+            found.append("no central key configured: central's acks cannot be verified and "
+                         "no booking is marked delivered")
+        if self.acks_refused:
+            found.append(f"{self.acks_refused} ack(s) refused: unsigned, forged or meant for "
+                         "another station (see the audit log)")
+        taken = self.link.takeover_problem
+        if taken:
+            found.append(taken)
+        return found
 
     # ---- commands -------------------------------------------------------------------------
 
@@ -291,8 +397,6 @@ class SyncService:
 
     async def _recall_nonces(self) -> None:
         """Seed the gate with the signed commands audited before a restart (replay guard)."""
-        if not self.gate.signatures_required:
-            return
         since = datetime.now(UTC) - timedelta(seconds=self.gate.nonce_horizon_s)
         try:
             used = await self.store.command_nonces(since)
@@ -379,10 +483,13 @@ class SyncService:
             "link": {"connected": self.link.connected, "connects": c.connects,
                      "disconnects": c.disconnects, "published": c.published,
                      "received": c.received, "tls_failures": c.tls_failures,
-                     "clock_problem": c.clock_problem, "last_error": c.last_error[:200]},
+                     "clock_problem": c.clock_problem, "last_error": c.last_error[:200],
+                     "session_taken_over": c.taken_over},
             "uploads": {"paused": self.uploader.paused, "rate_per_s": self.uploader.rate_per_s,
                         "inflight": self.uploader.inflight, "delivered": self.uploader.delivered},
             "ignored_messages": self.ignored,
+            "acks_refused": self.acks_refused,
+            "central_keys": list(self.acks.keys.ids),
         }
 
 

@@ -23,7 +23,7 @@ def encode(body: dict[str, Any]) -> bytes:
 
 def birth(station_id: str, *, capabilities: dict[str, Any] | None, scanner: dict[str, Any] | None,
           config_hash: str, models: dict[str, str] | None = None,
-          manifest_version: str = "", protocol: int = 1) -> bytes:
+          manifest_version: str = "", protocol: int = 1, instance: str = "") -> bytes:
     """The retained ``online`` status: who this station is and what it can do."""
     return encode({
         "state": "online",
@@ -35,6 +35,7 @@ def birth(station_id: str, *, capabilities: dict[str, Any] | None, scanner: dict
         "capabilities": capabilities or {},
         "config_hash": config_hash,
         "manifest_version": manifest_version,
+        "instance": instance,
         "at": _now(),
     })
 

@@ -42,6 +42,10 @@ class LoggingSection(Strict):
 class SystemSection(Strict):
     """Service lifecycle."""
 
+    store_retry_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="While a full disk keeps the store shut, try to open it this often (s).",
+    )
     stop_timeout_s: float = Field(
         10.0, gt=0, le=600, description="Bound on a clean shutdown (seconds)."
     )

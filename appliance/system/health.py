@@ -22,6 +22,9 @@ class StoreFigures(Protocol):
     audit_entries: int
     audit_head: str
     disk_free_mb: int
+    disk_total_mb: int
+    bookings_today: int
+    nfiq2_median_today: float | None
 
 
 @dataclass(slots=True)
@@ -42,6 +45,15 @@ class Health:
     uploads_paused: bool = False
     throttle_per_s: float = 0.0
     clock_problem: str = ""
+    acks_refused: int = 0
+    session_taken_over: int = 0
+    disk_total_mb: int = 0
+    bookings_today: int = 0  # committed since midnight UTC
+    nfiq2_median_today: float | None = None  # over today's impressions with a score
+    delivered: int = 0  # transactions central stored since the service started
+    drain_per_s: float = 0.0  # deliveries per second since the previous health message
+    command_signature_failures: int = 0
+    receipt_signature_failures: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Every field by name."""
@@ -93,7 +105,9 @@ class HealthService:
         figures = self.sources.store()
         alerts = list(self.sources.problems())
         if figures is not None and figures.disk_free_mb < self.min_free_mb:
-            alerts.append("disk nearly full: new bookings refused")
+            need = self.min_free_mb - figures.disk_free_mb
+            alerts.append(f"disk full: {need} MB needed (floor {self.min_free_mb} MB); new "
+                          "bookings refused, sending to central goes on")
         return Health(
             station_id=self.station_id,
             queue_depth=figures.queue_depth if figures else 0,
@@ -106,4 +120,7 @@ class HealthService:
             link_connects=self.sources.link_connects(),
             cpu_temperature_c=cpu_temperature_c(),
             alerts=alerts,
+            disk_total_mb=figures.disk_total_mb if figures else 0,
+            bookings_today=figures.bookings_today if figures else 0,
+            nfiq2_median_today=figures.nfiq2_median_today if figures else None,
         )

@@ -153,6 +153,8 @@ def router(services: Services) -> APIRouter:
                 "broker": f"{sync.mqtt.host}:{sync.mqtt.port}" if sync else "",
                 "connects": sync.link.counters.connects if sync else 0,
                 "last_error": sync.link.counters.last_error if sync else "",
+                "session_taken_over": sync.link.counters.taken_over if sync else 0,
+                "acks_refused": sync.acks_refused if sync else 0,
                 "paused": bool(sync and sync.uploader.paused),
                 "inflight": sync.uploader.inflight if sync else 0,
             },

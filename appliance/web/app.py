@@ -8,6 +8,8 @@ errors into plain messages for the person at the screen.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -16,6 +18,7 @@ from appliance.errors import CaptureError, ScannerUnavailable, StationError
 from appliance.store.errors import DiskFull
 from appliance.web import admin, kiosk, preview
 from appliance.web.config import WebSection
+from appliance.web.officers import OfficerDesk
 from appliance.web.security import SecurityMiddleware, SitePolicy
 from appliance.web.services import Services
 
@@ -30,8 +33,8 @@ def site_policy(web: WebSection) -> SitePolicy:
     return SitePolicy.for_hosts(hosts)
 
 
-def create_app(services: Services) -> FastAPI:
-    """Build the web app around the station's running services."""
+def create_app(services: Services, *, clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """Build the web app around the station's running services (``clock``: the idle lock's)."""
     # the API description is served by the technician router, to a signed-in technician only
     app = FastAPI(title="booking-station", version="0.1.0", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -54,7 +57,9 @@ def create_app(services: Services) -> FastAPI:
         log.warning("web: request failed: %s", type(exc).__name__)
         return JSONResponse({"error": str(exc)}, status_code=500)
 
-    app.include_router(kiosk.router(services))
-    app.include_router(preview.router(services))
+    desk = OfficerDesk(services.web, services.store.audit if services.store else None,
+                       clock=clock)
+    app.include_router(kiosk.router(services, desk))
+    app.include_router(preview.router(services, desk))
     app.include_router(admin.router(services))
     return app

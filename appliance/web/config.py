@@ -47,3 +47,13 @@ class WebSection(Strict):
         description="Credential holding 'user:role:argon2id-hash' lines for the technician "
         "page (roles: technician, auditor).",
     )
+    officers_credential: str = Field(
+        "booking-station-officers",
+        description="Credential holding the kiosk officers' 'officer_id:argon2id-hash' lines "
+        "(their PINs).",
+    )
+    kiosk_idle_lock_s: float = Field(
+        300.0, ge=15, le=3600,
+        description="Seconds without a touch before the kiosk locks (the booking in progress is "
+        "kept; the officer signs in again).",
+    )

@@ -1,7 +1,8 @@
-"""The officer's kiosk: the page, its state, and the booking actions.
+"""The officer's kiosk: the page, sign-in, its state, and the booking actions.
 
-Every action goes to the booking service; this router only checks the request's shape and
-answers with what the kiosk shows.
+Every action goes to the booking service; this router only checks the request's shape and the
+officer's session (see :mod:`appliance.web.officers`), and answers with what the kiosk shows.
+The page and its static files are public; everything else needs a signed-in, unlocked officer.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from appliance.capture.booking import BookingService
 from appliance.capture.preview import jpeg
 from appliance.domain import Annotation, Position
+from appliance.web.officers import OFFICER_ID_MAX, PIN_MAX, OfficerDesk, SignInRefused
 from appliance.web.services import Services
+from appliance.web.sessions import Session
 
 STATIC = Path(__file__).parent / "static"
 #: What a file the pages load is called: no folders, no odd characters, a bounded length.
@@ -27,10 +30,23 @@ STATIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 REVIEW_SIDE = 480
 
 
+class SignIn(BaseModel):
+    """An officer's id and PIN."""
+
+    officer: str = Field(min_length=1, max_length=OFFICER_ID_MAX)
+    pin: str = Field(min_length=1, max_length=PIN_MAX)
+
+
 class StartBooking(BaseModel):
     """Start a booking from its booking number."""
 
-    booking_number: str = Field(min_length=1, max_length=32)
+    booking_number: str = Field(min_length=1, max_length=64)
+
+
+class CheckNumber(BaseModel):
+    """A booking number as the officer is typing it."""
+
+    booking_number: str = Field(max_length=64)
 
 
 class Accept(BaseModel):
@@ -52,14 +68,68 @@ class Annotate(BaseModel):
     annotation: Annotation | None
 
 
-def router(services: Services) -> APIRouter:
-    """The kiosk's routes over the booking service."""
+def router(services: Services, desk: OfficerDesk) -> APIRouter:
+    """The kiosk's routes over the booking service, behind the officer's sign-in."""
     api = APIRouter()
+
+    def acting(request: Request) -> Session:
+        """The officer doing something: the request keeps the screen unlocked."""
+        session = desk.officer(request)
+        if services.booking is not None:
+            services.booking.operator = session.user
+        return session
+
+    def watching(request: Request) -> Session:
+        """The officer's page reading state: never holds the screen open."""
+        return desk.officer(request, activity=False)
+
+    officer = Depends(acting)
+    viewer = Depends(watching)
 
     def booking() -> BookingService:
         if services.booking is None:
             raise HTTPException(503, services.problem() or "the station is not ready")
         return services.booking
+
+    @api.post("/api/kiosk/signin")
+    async def sign_in(body: SignIn) -> Response:
+        """Sign an officer in with id and PIN; the answer carries the session's CSRF token."""
+        try:
+            session = await desk.sign_in(body.officer.strip(), body.pin)
+        except SignInRefused as exc:
+            if exc.retry_after_s is None:
+                return JSONResponse({"error": str(exc)}, status_code=401)
+            return JSONResponse({"error": str(exc)}, status_code=429,
+                                headers={"Retry-After": str(max(1, int(exc.retry_after_s)))})
+        if services.booking is not None:
+            services.booking.operator = session.user
+        answer = JSONResponse({"officer": session.user, "csrf": session.csrf,
+                               "idle_lock_s": desk.idle_lock_s})
+        desk.sessions.set_cookie(answer, session)
+        return answer
+
+    @api.get("/api/kiosk/session")
+    async def current_session(request: Request) -> dict[str, Any]:
+        """Who is signed in on this browser, and whether the screen is locked (never 401)."""
+        session = desk.find(request)
+        if session is None:
+            return {"officer": None, "locked": False, "csrf": None}
+        return {"officer": session.user, "locked": session.locked,
+                "csrf": None if session.locked else session.csrf,
+                "idle_lock_s": desk.idle_lock_s}
+
+    @api.post("/api/kiosk/signout")
+    async def sign_out(session: Session = officer) -> Response:
+        """End the officer's session; the booking in progress stays for the next sign-in."""
+        await desk.sign_out(session)
+        answer = JSONResponse({"ok": True})
+        desk.sessions.clear_cookie(answer)
+        return answer
+
+    @api.post("/api/kiosk/activity")
+    async def activity(_session: Session = officer) -> dict[str, bool]:
+        """The officer touched the screen: keeps it unlocked."""
+        return {"ok": True}
 
     @api.get("/", include_in_schema=False)
     async def kiosk_page() -> FileResponse:
@@ -75,13 +145,14 @@ def router(services: Services) -> APIRouter:
         return FileResponse(path)
 
     @api.get("/api/kiosk")
-    async def kiosk_state() -> dict[str, Any]:
+    async def kiosk_state(session: Session = viewer) -> dict[str, Any]:
         """Everything the kiosk screen shows."""
         s = services.booking
         step = s.current_step if s else None
         bookings = await s.recent(20) if s else []
         return {
             "station": services.station.station_id,
+            "officer": session.user,
             "state": s.state.value if s else "unavailable",
             "problem": services.problem(),
             "booking": ({"booking_number": s.booking.booking_number,
@@ -104,20 +175,26 @@ def router(services: Services) -> APIRouter:
         }
 
     @api.post("/api/booking")
-    async def start_booking(body: StartBooking) -> dict[str, str]:
+    async def start_booking(body: StartBooking, _s: Session = officer) -> dict[str, str]:
         """Begin a booking."""
         started = await booking().start(body.booking_number)
         return {"booking_id": started.booking_id}
 
+    @api.post("/api/booking/check")
+    async def check_number(body: CheckNumber, _s: Session = officer) -> dict[str, Any]:
+        """Whether a booking can start with this number; warnings about repeats."""
+        check = await booking().check_number(body.booking_number.strip())
+        return {"ok": check.ok, "problems": check.problems, "warnings": check.warnings}
+
     @api.post("/api/capture")
-    async def capture() -> dict[str, Any]:
+    async def capture(_s: Session = officer) -> dict[str, Any]:
         """Capture the current step."""
         imp = await booking().capture()
         return {"position": int(imp.position), "retakes": imp.retakes,
                 "width": int(imp.image.shape[1]), "height": int(imp.image.shape[0])}
 
     @api.get("/api/pending.jpg")
-    async def pending_image() -> Response:
+    async def pending_image(_s: Session = viewer) -> Response:
         """The captured print awaiting accept or retake (the officer's screen only)."""
         s = booking()
         if s.pending is None:
@@ -126,31 +203,31 @@ def router(services: Services) -> APIRouter:
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @api.post("/api/accept")
-    async def accept(body: Accept) -> dict[str, Any]:
+    async def accept(body: Accept, _s: Session = officer) -> dict[str, Any]:
         """Keep the captured print."""
         imp = await booking().accept(body.override_reason)
         return {"accepted": int(imp.position)}
 
     @api.post("/api/retake")
-    async def retake() -> dict[str, bool]:
+    async def retake(_s: Session = officer) -> dict[str, bool]:
         """Discard the captured print."""
         await booking().retake()
         return {"ok": True}
 
     @api.post("/api/annotate")
-    async def annotate(body: Annotate) -> dict[str, bool]:
+    async def annotate(body: Annotate, _s: Session = officer) -> dict[str, bool]:
         """Mark or clear XX / UP."""
         await booking().annotate(Position(body.position), body.annotation)
         return {"ok": True}
 
     @api.post("/api/submit")
-    async def submit(body: Submit | None = None) -> dict[str, str]:
+    async def submit(body: Submit | None = None, _s: Session = officer) -> dict[str, str]:
         """Commit the booking and queue it for central."""
         done = await booking().submit(confirm_sequence=bool(body and body.confirm_sequence))
         return {"booking_id": done.booking_id, "transaction_id": done.transaction_id}
 
     @api.post("/api/cancel")
-    async def cancel() -> dict[str, bool]:
+    async def cancel(_s: Session = officer) -> dict[str, bool]:
         """Abandon the booking in progress."""
         await booking().cancel()
         return {"ok": True}

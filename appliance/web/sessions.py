@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request, Response
 from itsdangerous import BadSignature, Signer
+from starlette.requests import HTTPConnection
 
 from appliance.web.security import UNSAFE_METHODS
 
@@ -67,7 +68,7 @@ class SessionStore:
         self._sessions[session.sid] = session
         return session
 
-    def find(self, request: Request, *, touch: bool = True) -> Session | None:
+    def find(self, request: HTTPConnection, *, touch: bool = True) -> Session | None:
         """The live session named by the request's cookie, or None."""
         raw = request.cookies.get(self.cookie)
         if not raw:
@@ -139,7 +140,7 @@ class SessionStore:
         return dependency
 
 
-def csrf_matches(request: Request, session: Session) -> bool:
+def csrf_matches(request: HTTPConnection, session: Session) -> bool:
     """Whether the request carries the session's CSRF token (compared in constant time)."""
     sent = request.headers.get(CSRF_HEADER, "")
     return hmac.compare_digest(sent.encode(), session.csrf.encode())

@@ -1,29 +1,35 @@
 """One booking through the kiosk's own API, as the officer's screen drives it (boot-check.sh).
 
-    python3 booking.py PORT BOOKING_NUMBER
+    python3 booking.py PORT BOOKING_NUMBER OFFICER PIN
 
-Prints the number of prints taken and the booking's delivery state; exit 1 when the booking
+Signs in as OFFICER (the kiosk's sign-in: a session cookie and its CSRF token), then prints
+the number of prints taken and the booking's delivery state; exit 1 when the booking
 is not in the station's list afterwards.
 """
 
+import http.cookiejar
 import json
 import sys
 import urllib.error
 import urllib.request
 
-port, number = int(sys.argv[1]), sys.argv[2]
+port, number, officer, pin = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+csrf = ""
 
 
 def call(method, path, body=None):
-    """One JSON request to the kiosk API."""
-    data = json.dumps(body).encode() if body is not None else None
+    """One JSON request to the kiosk API, in the officer's session."""
+    data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
                                  headers={"Content-Type": "application/json",
-                                          "Origin": f"http://127.0.0.1:{port}"})
-    with urllib.request.urlopen(req, timeout=600) as res:
+                                          "Origin": f"http://127.0.0.1:{port}",
+                                          "X-CSRF-Token": csrf})
+    with opener.open(req, timeout=600) as res:
         return json.loads(res.read())
 
 
+csrf = call("POST", "/api/kiosk/signin", {"officer": officer, "pin": pin})["csrf"]
 call("POST", "/api/booking", {"booking_number": number})
 prints = 0
 while call("GET", "/api/kiosk")["current"] is not None:

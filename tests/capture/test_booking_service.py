@@ -10,7 +10,9 @@ import pytest
 from appliance.capture.booking import SessionState
 from appliance.domain import Annotation, Position
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.records.transaction import read_transaction
 from appliance.store.drafts import DraftStore
+from tests.conftest import until
 
 
 def audit_actions(service) -> list[str]:
@@ -80,7 +82,7 @@ async def test_what_the_state_does_not_allow_is_refused(booking_factory) -> None
         await service.capture()
     with pytest.raises(CaptureError, match="no booking in progress"):
         await service.submit()
-    with pytest.raises(CaptureError, match="printable"):
+    with pytest.raises(CaptureError, match=r"not U\+0000"):
         await service.start("BK\x00")
     await service.start("BK-103")
     with pytest.raises(CaptureError, match="already in progress"):
@@ -119,3 +121,20 @@ async def test_a_pulled_cable_is_a_scanner_error_and_loses_nothing(booking_facto
         await service.capture()
     assert [i.position for i in service.booking.impressions] == [Position.PLAIN_RIGHT_FOUR]
     assert service.scanner_state == "disconnected"
+
+
+async def test_each_print_is_wsq_encoded_when_accepted(booking_factory, processor) -> None:
+    """Submit carries the WSQ made while the officer took the next print, byte for byte."""
+    service = await booking_factory(seed=17)
+    booking = await service.start("BK-WSQ")
+    while service.current_step is not None:
+        await service.capture()
+        await service.accept()
+    await until(lambda: all(processor.prepared_wsq(i.impression_id)
+                            for i in booking.impressions), what="WSQ of every accepted print")
+    made = {i.position: processor.prepared_wsq(i.impression_id) for i in booking.impressions}
+    done = await service.submit()
+    read = read_transaction(await service.store.load_transaction(done.transaction_id))
+    carried = {Position(int(r.text(13))): r.get(999) for _, r in read.of_type(14)}
+    assert carried == made
+    assert all(processor.prepared_wsq(i.impression_id) is None for i in booking.impressions)

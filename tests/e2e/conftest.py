@@ -9,8 +9,10 @@ import pytest
 
 from appliance.app import Station
 from appliance.config import StationConfig
+from central.commands import load_private_key, write_keypair
 from central.receiver import CentralReceiver
-from demo.run import prepare_state
+from demo.run import prepare_officer, prepare_state
+from tests.kiosk_client import OFFICER, PIN
 
 
 @dataclass
@@ -33,13 +35,23 @@ class Rig:
             await asyncio.sleep(0.1)
 
 
+def central_keys(state: Path) -> Path:
+    """Central's signing key pair in ``state``; returns the private key file."""
+    key = state / "central-signing.key"
+    if not key.exists():
+        write_keypair(key, state / "central-signing.pub")
+    return key
+
+
 def station_config(state: Path, port: int, **overrides) -> StationConfig:
+    central_keys(state)
     data = {
         "station": {"station_id": "e2e-1", "data_dir": str(state / "station")},
         "scanner": {"type": "emulated", "seed": 11},
         "store": {"min_free_mb": 1},
         "mqtt": {"host": "127.0.0.1", "port": port, "ack_timeout_s": 5.0,
-                 "reconnect_min_s": 0.1, "reconnect_max_s": 1.0},
+                 "reconnect_min_s": 0.1, "reconnect_max_s": 1.0,
+                 "central_keys": [str(state / "central-signing.pub")]},
         "web": {"port": 0},
         "logging": {"level": "DEBUG"},
         "records": {"profile": "local-tenprint"},
@@ -55,9 +67,11 @@ async def station_rig(tmp_path: Path, mosquitto, monkeypatch):
 
     async def make(**overrides) -> Rig:
         creds, password = prepare_state(tmp_path)
+        prepare_officer(creds, OFFICER, PIN)
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
         receiver = CentralReceiver(tmp_path / "central", host=mosquitto.host,
-                                   port=mosquitto.port)
+                                   port=mosquitto.port,
+                                   signing_key=load_private_key(central_keys(tmp_path)))
         await asyncio.to_thread(receiver.start)
         station = Station(station_config(tmp_path, mosquitto.port, **overrides))
         rig = Rig(station, receiver, tmp_path, password)

@@ -9,10 +9,21 @@ import shutil
 import pytest
 from playwright.async_api import expect
 
+from tests.kiosk_client import OFFICER, PIN
+
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+async def sign_in(page, officer: str = OFFICER, pin: str = PIN) -> None:
+    """The officer signs in on the kiosk's own form."""
+    await page.wait_for_selector("#signin-panel:not([hidden])")
+    await page.fill("#officer-id", officer)
+    await page.fill("#officer-pin", pin)
+    await page.click("#signin")
+    await page.wait_for_selector("#start-panel:not([hidden])", timeout=60_000)
 
 
 @pytest.fixture
@@ -35,6 +46,7 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
     page = await browser.new_page()
     base = f"http://127.0.0.1:{rig.station.web_port}"
     await page.goto(base + "/")
+    await sign_in(page)
     await page.fill("#booking-number", "BK-2026-0042")
     await page.click("#start")
     await page.wait_for_selector("#capture-panel:not([hidden])")
@@ -50,8 +62,9 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
         assert await page.locator("#pending").evaluate("img => img.naturalWidth") > 0
         assert "NFIQ 2" in await page.inner_text("#quality")  # the officer sees the score
         if await page.is_visible("#accept-override"):  # below threshold: accept with a reason
-            page.once("dialog", lambda d: d.accept("subject's skin is worn"))
             await page.click("#accept-override")
+            await page.check("input[value='worn or damaged skin']")
+            await page.click("#ask-ok")
         else:
             await page.click("#accept")
         await expect(page.locator("#message")).to_contain_text("accepted", timeout=60_000)
@@ -69,10 +82,10 @@ async def test_kiosk_marks_a_finger_and_reports_errors(station_rig, browser) -> 
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     page = await browser.new_page()
     await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
+    await sign_in(page)
     await page.fill("#booking-number", "BK-7")
     await page.click("#start")
     await page.wait_for_selector("#capture-panel:not([hidden])")
-    page.on("dialog", lambda d: d.accept())
     await page.click("#mark-up")
     await page.wait_for_selector("#steps li.annotated")
     assert rig.station.booking.booking.annotations  # recorded in the session and the draft
@@ -82,11 +95,16 @@ async def test_kiosk_marks_a_finger_and_reports_errors(station_rig, browser) -> 
 async def test_live_checks_capture_by_themselves(station_rig, browser) -> None:
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     page = await browser.new_page()
+    verdicts: list[str] = []
+    page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda f: verdicts.append(f) if '"type":"live"' in str(f) else None))
     await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
+    await sign_in(page)
     await page.fill("#booking-number", "BK-AUTO")
     await page.click("#start")
     # nobody presses Capture: the live checks hold and the kiosk captures the slap itself
     await page.wait_for_selector("#pending:not([hidden])", timeout=60_000)
     assert rig.station.booking.pending is not None
     assert rig.station.booking.pending.position == 13
-    assert await page.inner_text("#live")  # the live verdict was shown to the officer
+    assert verdicts  # the live checks' verdicts reached the officer's page
+    assert await page.inner_text("#live") == ""  # and none stays up once the print is taken

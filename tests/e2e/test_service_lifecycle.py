@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from demo.run import prepare_state
+from demo.run import prepare_officer, prepare_state
 from tests.conftest import free_port
+from tests.kiosk_client import OFFICER, PIN, KioskClient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,16 +84,9 @@ class NotifySocket:
         self.sock.close()
 
 
-def post(base: str, path: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(base + path, data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json", "Origin": base},
-                                 method="POST")
-    with urllib.request.urlopen(req, timeout=60) as res:
-        return json.loads(res.read())
-
-
 def start_station(tmp: Path, config: Path, notify: NotifySocket) -> subprocess.Popen[str]:
     creds, _ = prepare_state(tmp)
+    prepare_officer(creds, OFFICER, PIN)
     env = dict(os.environ, CREDENTIALS_DIRECTORY=str(creds), NOTIFY_SOCKET=str(notify.path),
                WATCHDOG_USEC="1000000", PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "appliance.cli", "run", "--config",
@@ -125,14 +119,14 @@ def test_sigterm_during_submit_stores_all_or_nothing(tmp_path: Path, mosquitto,
     web = free_port()
     notify = NotifySocket(tmp_path / "notify.sock")
     proc = start_station(tmp_path, write_config(tmp_path, mosquitto.port, web), notify)
-    base = f"http://127.0.0.1:{web}"
     try:
         notify.wait_for("READY=1", 90)
-        post(base, "/api/booking", {"booking_number": "BK-TERM"})
+        kiosk = KioskClient(web, timeout=60)
+        kiosk.post("/api/booking", {"booking_number": "BK-TERM"})
         for _ in range(3):
-            post(base, "/api/capture")
-            post(base, "/api/accept")
-        submitter = threading.Thread(target=lambda: _submit_quietly(base), daemon=True)
+            kiosk.post("/api/capture")
+            kiosk.post("/api/accept")
+        submitter = threading.Thread(target=lambda: _submit_quietly(kiosk), daemon=True)
         submitter.start()
         time.sleep(delay_s)
         proc.send_signal(signal.SIGTERM)
@@ -158,9 +152,9 @@ def test_sigterm_during_submit_stores_all_or_nothing(tmp_path: Path, mosquitto,
         assert db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0] == 0
 
 
-def _submit_quietly(base: str) -> None:
+def _submit_quietly(kiosk: KioskClient) -> None:
     try:
-        post(base, "/api/submit")
+        kiosk.post("/api/submit")
     except OSError:
         pass  # the server went away mid-request; the database tells what happened
 

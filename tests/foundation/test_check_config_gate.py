@@ -50,8 +50,8 @@ def test_a_prepared_machine_passes(tmp_path: Path, machine: dict[str, str]) -> N
     ("[web]\nhost = \"no-such-host.invalid\"\n", "web.host", "does not resolve"),
     ("[mqtt.tls]\nca_file = \"/nowhere/ca.pem\"\ncert_file = \"/nowhere/c.pem\"\n"
      "key_file = \"/nowhere/k.pem\"\n", "mqtt.tls", "CA file"),
-    ("[mqtt.commands]\ncentral_public_key = \"/nowhere/central.pub\"\n",
-     "mqtt.commands.central_public_key", "cannot read"),
+    ("[mqtt]\ncentral_keys = [\"/nowhere/central.pub\"]\n", "mqtt.central_keys[0]",
+     "cannot read"),
     ("[scanner]\ntype = \"emulated\"\ncapture_latency_s = nan\n", "scanner.capture_latency_s",
      "finite"),
 ])
@@ -120,3 +120,23 @@ def test_an_unresolvable_broker_is_a_warning(tmp_path: Path, machine: dict[str, 
     result = check(tmp_path, machine, "[mqtt]\nhost = \"central.invalid\"\n")
     assert result.returncode == 0, result.stderr
     assert "warning: mqtt.host" in result.stderr
+
+
+def test_trusting_unsigned_acks_or_commands_is_said_out_loud(tmp_path: Path,
+                                                             machine: dict[str, str]) -> None:
+    result = check(tmp_path, machine, "")
+    assert result.returncode == 0, result.stderr
+    assert "warning: mqtt.central_keys: no central public key" in result.stderr
+    result = check(tmp_path, machine, "[mqtt]\nallow_unsigned_acks = true\n"
+                   "allow_unsigned_commands = true\n")
+    assert result.returncode == 0, result.stderr
+    assert "warning: mqtt.allow_unsigned_acks: unsigned acks are applied" in result.stderr
+    assert "warning: mqtt.allow_unsigned_commands: unsigned commands are obeyed" in result.stderr
+    from central.commands import write_keypair
+
+    write_keypair(tmp_path / "central.key", tmp_path / "central.pub")
+    result = check(tmp_path, machine, f'[mqtt]\ncentral_keys = ["{tmp_path / "central.pub"}"]\n'
+                   "allow_unsigned_commands = true\n")
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+    result = check(tmp_path, machine, f'[mqtt]\ncentral_keys = ["{tmp_path / "central.key"}"]\n')
+    assert result.returncode == 2 and "mqtt.central_keys[0]" in result.stderr

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from appliance.domain import Position
+from appliance.imaging.binding import NbisEngine
 from appliance.imaging.matching import Bozorth3, NbisMinutiae
 from appliance.imaging.nfiq2 import QualityAssessor
 from appliance.imaging.segmentation import SlapSegmentation, segment_slap
@@ -36,13 +37,19 @@ def load_gray(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def assessor() -> QualityAssessor:
-    return QualityAssessor()
+def engine() -> NbisEngine:
+    """The one NBIS engine the suite shares, as the station does."""
+    return NbisEngine()
 
 
 @pytest.fixture(scope="session")
-def bozorth() -> Bozorth3:
-    return Bozorth3()
+def assessor(engine: NbisEngine) -> QualityAssessor:
+    return QualityAssessor(engine=engine)
+
+
+@pytest.fixture(scope="session")
+def bozorth(engine: NbisEngine) -> Bozorth3:
+    return Bozorth3(engine=engine)
 
 
 class CachedMinutiae:
@@ -62,7 +69,7 @@ class CachedMinutiae:
 
 @pytest.fixture(scope="session")
 def mindtct(bozorth: Bozorth3) -> CachedMinutiae:
-    return CachedMinutiae(NbisMinutiae(bozorth.backend))
+    return CachedMinutiae(NbisMinutiae(engine=bozorth.engine))
 
 
 @pytest.fixture(scope="session")

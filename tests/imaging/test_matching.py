@@ -15,6 +15,8 @@ from appliance.imaging.matching import (
     check_duplicates,
     check_sequence,
     encode_template,
+    judge_sequence,
+    prepare,
 )
 from tests.imaging.conftest import load_gray
 
@@ -95,8 +97,11 @@ def test_a_finger_from_elsewhere_matches_nothing(right_booking, hand, mindtct, b
         rolled, right_booking.segmentation.crops(), extractor=mindtct, matcher=bozorth
     )
     result = report.results[Position.RIGHT_MIDDLE]
-    assert result.status is SequenceStatus.NO_MATCH
-    assert not result.ok and result.matched_position is None
+    assert result.status is SequenceStatus.NO_MATCH and result.matched_position is None
+    assert result.ok and report.unconfirmed == [Position.RIGHT_MIDDLE]  # shown, not blocking
+    strict = check_sequence(rolled, right_booking.segmentation.crops(), extractor=mindtct,
+                            matcher=bozorth, strict=True)
+    assert strict.flagged == [Position.RIGHT_MIDDLE]
 
 
 def test_a_blank_roll_cannot_be_checked(right_booking, mindtct, bozorth):
@@ -106,7 +111,10 @@ def test_a_blank_roll_cannot_be_checked(right_booking, mindtct, bozorth):
     )
     result = report.results[Position.RIGHT_RING]
     assert result.status is SequenceStatus.NOT_CHECKED
-    assert not result.ok
+    assert result.ok and report.unconfirmed == [Position.RIGHT_RING]
+    strict = check_sequence(rolled, right_booking.segmentation.crops(), extractor=mindtct,
+                            matcher=bozorth, strict=True)
+    assert strict.flagged == [Position.RIGHT_RING]
 
 
 def test_a_finger_without_slap_print_is_not_held_against_the_roll(
@@ -163,3 +171,44 @@ def test_real_fvc_impressions_reveal_a_swap(shared_data, mindtct, bozorth):
     report = check_sequence(rolled, slap, extractor=mindtct, matcher=bozorth)
     assert sorted(report.flagged) == [positions[1], positions[3]]
     assert report.results[positions[1]].matched_position == positions[3]
+
+
+class CountingScorer:
+    """BOZORTH3, counting the pairs the check asks to score."""
+
+    def __init__(self, bozorth) -> None:
+        self.bozorth = bozorth
+        self.pairs: list[tuple] = []
+
+    def score(self, a, b) -> int:
+        self.pairs.append((a, b))
+        return self.bozorth.score(a, b)
+
+
+def test_a_genuine_roll_is_compared_with_its_own_slap_finger_only(right_booking, mindtct,
+                                                                  bozorth):
+    probes = prepare(right_booking.rolled, 500, mindtct, bozorth)
+    gallery = prepare(right_booking.segmentation.crops(), 500, mindtct, bozorth)
+    scorer = CountingScorer(bozorth)
+    report = judge_sequence(probes, gallery, scorer)
+    assert report.ok
+    assert len(scorer.pairs) == len(probes) == 4
+    assert set(report.scores) == {(p, p) for p in probes}
+
+
+def test_a_swapped_roll_is_crossed_with_every_slap_finger(right_booking, mindtct, bozorth):
+    rolled = dict(right_booking.rolled)
+    rolled[Position.RIGHT_RING], rolled[Position.RIGHT_LITTLE] = (
+        rolled[Position.RIGHT_LITTLE], rolled[Position.RIGHT_RING],
+    )
+    probes = prepare(rolled, 500, mindtct, bozorth)
+    gallery = prepare(right_booking.segmentation.crops(), 500, mindtct, bozorth)
+    scorer = CountingScorer(bozorth)
+    report = judge_sequence(probes, gallery, scorer)
+    assert sorted(report.flagged) == [Position.RIGHT_RING, Position.RIGHT_LITTLE]
+    assert report.results[Position.RIGHT_RING].matched_position is Position.RIGHT_LITTLE
+    assert report.results[Position.RIGHT_LITTLE].matched_position is Position.RIGHT_RING
+    assert len(scorer.pairs) == 4 + 2 * 3  # own finger each, then the two crossed with the rest
+    # every slap finger was tried for the two, as the previous check did for all
+    crossed = judge_sequence(probes, gallery, bozorth, own_first=False)
+    assert sorted(crossed.flagged) == sorted(report.flagged)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from appliance.errors import ImagingError
-from appliance.imaging import nfiq2
+from appliance.imaging import binding, nfiq2
 from appliance.imaging.feedback import Advice
 from appliance.imaging.nfiq2 import QualityAssessor, backend_name, final_advice
 from tests.imaging.conftest import load_gray
@@ -24,8 +24,8 @@ def test_backend_is_named_with_its_version():
 
 
 def test_no_binding_fails_loudly_at_start(monkeypatch):
-    monkeypatch.setattr(nfiq2, "_backend", None)
-    monkeypatch.setattr(nfiq2, "BACKEND_DISTRIBUTIONS", ("no-such-nbis-binding",))
+    monkeypatch.setattr(binding, "_backend", None)
+    monkeypatch.setattr(binding, "BACKEND_DISTRIBUTIONS", ("no-such-nbis-binding",))
     with pytest.raises(nfiq2.QualityBackendUnavailable) as caught:
         QualityAssessor()
     assert isinstance(caught.value, ImagingError)

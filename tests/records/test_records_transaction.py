@@ -133,3 +133,17 @@ def test_every_nist_reference_transaction_is_read_and_written_back(capsys):
               f"and written byte-identical; {len(passthrough)} more identical with their "
               f"Type-3/5/6/7/8 records passed through unparsed ({', '.join(passthrough)})")
     assert len(identical) + len(passthrough) == 30
+
+
+def test_booking_number_problems_follow_the_profile() -> None:
+    from dataclasses import replace
+
+    from appliance.records.profile import EBTS_CAR, booking_number_problems
+
+    assert booking_number_problems(EBTS_CAR, "BK-2026/0042 A") == []
+    assert booking_number_problems(EBTS_CAR, "") == ["Type the booking number."]
+    assert "at most 20" in booking_number_problems(EBTS_CAR, "9" * 21)[0]
+    assert "'é'" in booking_number_problems(EBTS_CAR, "café")[0]
+    assert "U+001E" in booking_number_problems(EBTS_CAR, "A\x1eB")[0]
+    digits_only = replace(EBTS_CAR, booking_number_chars=frozenset("0123456789"))
+    assert "'-'" in booking_number_problems(digits_only, "12-34")[0]

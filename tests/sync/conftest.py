@@ -10,6 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.config import StationConfig
 from appliance.store.crypto import BlobCipher, new_key
@@ -22,6 +23,7 @@ from appliance.sync.service import StationHooks, SyncService
 from appliance.sync.upload import Uploader
 from appliance.system.config import StationSection
 from appliance.system.health import age_seconds, cpu_temperature_c
+from central.commands import load_private_key, write_keypair
 from central.receiver import CentralReceiver, Destination
 
 
@@ -105,8 +107,28 @@ def store_health(store: Store, station_id: str) -> telemetry.Health:
         oldest_unsent_age_s=age_seconds(h.oldest_unsent_at),
         disk_free_mb=h.disk_free_mb, scanner_state="ready", audit_head=h.audit_head,
         audit_entries=h.audit_entries, clock="synchronised", link_connects=0,
-        cpu_temperature_c=cpu_temperature_c(), alerts=[],
+        cpu_temperature_c=cpu_temperature_c(), alerts=[], disk_total_mb=h.disk_total_mb,
+        bookings_today=h.bookings_today, nfiq2_median_today=h.nfiq2_median_today,
     )
+
+
+@dataclass
+class CentralSigning:
+    """Central's signing key and the public key file the station is configured with."""
+
+    key: Ed25519PrivateKey
+    public: Path
+    private: Path
+
+
+@pytest.fixture
+def central_signing(tmp_path: Path) -> CentralSigning:
+    """One central key pair per test: the receiver signs acks, operators sign commands."""
+    folder = tmp_path / "central-keys"
+    folder.mkdir()
+    write_keypair(folder / "central.key", folder / "central.pub")
+    return CentralSigning(load_private_key(folder / "central.key"), folder / "central.pub",
+                          folder / "central.key")
 
 
 @dataclass
@@ -165,19 +187,28 @@ def station_config(tmp_path: Path, station_id: str, host: str, port: int, *,
 
 
 @pytest.fixture
-async def service_rig(tmp_path: Path):
-    """Build SyncServices (and reference receivers) against a given broker address."""
+async def service_rig(tmp_path: Path, central_signing: CentralSigning):
+    """Build SyncServices (and reference receivers) against a given broker address.
+
+    As in production, central signs its acks and the station holds central's public key;
+    ``signed=False`` builds a test bench that takes unsigned acks and commands instead.
+    """
     made: list[ServiceRig] = []
 
-    async def make(host: str, port: int, *, station_id: str = "st-1",
+    async def make(host: str, port: int, *, station_id: str = "st-1", signed: bool = True,
+                   database: str | None = None,
                    sharing: SharingManifest | None = None, tls: TlsSection | None = None,
                    receiver: bool = True, receiver_port: int | None = None,
                    receiver_tls=None, destinations: list[Destination] | None = None,
                    receiver_cls: type[CentralReceiver] = CentralReceiver,
                    connect: bool = True, hooks: StationHooks | None = None,
                    **mqtt) -> ServiceRig:
-        store = Store(tmp_path / f"{station_id}.db", BlobCipher(new_key()))
+        store = Store(tmp_path / f"{database or station_id}.db", BlobCipher(new_key()))
         store.open()
+        if signed:
+            mqtt.setdefault("central_keys", (central_signing.public,))
+        else:
+            mqtt.update(allow_unsigned_acks=True, allow_unsigned_commands=True)
         config = station_config(tmp_path, station_id, host, port, tls=tls, **mqtt)
         events: list[dict] = []
         hooks = hooks or StationHooks(
@@ -194,7 +225,8 @@ async def service_rig(tmp_path: Path):
             central = receiver_cls(tmp_path / "central", host=host, port=receiver_port or port,
                                    prefix=config.mqtt.topic_prefix,
                                    client_id=f"central-{station_id}", tls=receiver_tls,
-                                   destinations=destinations)
+                                   destinations=destinations,
+                                   signing_key=central_signing.key if signed else None)
             await asyncio.to_thread(central.start)
         service = SyncService(station_id, config.mqtt, store, hooks, sharing=sharing,
                               config_hash=config.digest())

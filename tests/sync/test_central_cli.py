@@ -23,7 +23,8 @@ def central(*args: str) -> subprocess.Popen[str]:
 
 
 async def test_cli_receiver_over_tls_stores_and_stops_cleanly(mosquitto_factory, service_rig,
-                                                              tmp_path, loop_errors) -> None:
+                                                              tmp_path, central_signing,
+                                                              loop_errors) -> None:
     pki = Pki(tmp_path / "pki")
     broker = mosquitto_factory(pki.broker_lines())
     cert, key = pki.issue("central")
@@ -31,7 +32,8 @@ async def test_cli_receiver_over_tls_stores_and_stops_cleanly(mosquitto_factory,
     proc = central("run", "--host", broker.host, "--port", str(broker.port), "--dir",
                    str(store_dir), "--prefix", "bst", "--tls-ca", str(pki.ca_file),
                    "--tls-cert", str(cert), "--tls-key", str(key),
-                   "--destination", "State AFIS|identification")
+                   "--destination", "State AFIS|identification",
+                   "--key", str(central_signing.private))
     try:
         line = await asyncio.to_thread(proc.stdout.readline)
         assert "listening" in line, proc.stderr.read() if proc.poll() is not None else line
@@ -48,7 +50,8 @@ async def test_cli_receiver_over_tls_stores_and_stops_cleanly(mosquitto_factory,
             subprocess.run,
             [sys.executable, "-m", "central.cli", "command", "st-1", "ping", "--host",
              broker.host, "--port", str(broker.port), "--tls-ca", str(pki.ca_file),
-             "--tls-cert", str(cert), "--tls-key", str(key)],
+             "--tls-cert", str(cert), "--tls-key", str(key), "--key",
+             str(central_signing.private)],
             cwd=REPO, capture_output=True, text=True, timeout=30)
         assert answer.returncode == 0, answer.stderr
         assert json.loads(answer.stdout)["result"]["pong"] is True
@@ -76,3 +79,7 @@ def test_keygen_and_bad_arguments(tmp_path: Path) -> None:
                           "--tls-ca", str(tmp_path / "k.pub")],
                          cwd=REPO, capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "go together" in bad.stderr
+    assert "key id " in done.stdout
+    unsigned = subprocess.run([sys.executable, "-m", "central.cli", "--dir", str(tmp_path)],
+                              cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert unsigned.returncode != 0 and "--key central's signing key is needed" in unsigned.stderr

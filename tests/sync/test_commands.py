@@ -6,7 +6,6 @@ import asyncio
 import json
 import secrets
 import time
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,17 +13,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance.sync.commands import CommandGate, CommandRefused, canonical, sign
 from appliance.sync.config import CommandSettings
 from appliance.sync.service import SyncService
-from central.commands import CommandClient, command_body, load_private_key, write_keypair
+from appliance.sync.signing import CentralKeys
+from central.commands import CommandClient, command_body
 from tests.store.conftest import SUBJECT
 from tests.sync.conftest import commit_many
 from tests.sync.test_tls import audit_entries
 
+SIGNED = object()
+
 
 @pytest.fixture
-async def ops(mosquitto):
+async def ops(mosquitto, central_signing):
+    """Operators' command clients; by default they sign with central's key, as production."""
     clients: list[CommandClient] = []
 
-    async def make(key=None) -> CommandClient:
+    async def make(key=SIGNED) -> CommandClient:
+        key = central_signing.key if key is SIGNED else key
         client = CommandClient(mosquitto.host, mosquitto.port, key=key)
         await asyncio.to_thread(client.connect)
         clients.append(client)
@@ -89,14 +93,16 @@ async def test_sync_now_ends_a_backoff(mosquitto, service_rig, ops, loop_errors)
     await rig.wait_all_stored(txids)
 
 
-async def test_answer_repeats_the_correlation_data(mosquitto, service_rig, ops,
+async def test_answer_repeats_the_correlation_data(mosquitto, service_rig, ops, central_signing,
                                                    capture_factory) -> None:
     await service_rig(mosquitto.host, mosquitto.port)
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst/st-1/reply/#")
     client = await ops()
     correlation = secrets.token_bytes(24)
-    await send(client, json.dumps(command_body("ping")).encode(), correlation=correlation)
+    await send(client, json.dumps(command_body("ping", key=central_signing.key)).encode(),
+               correlation=correlation)
     reply = await cap.wait_for(lambda m: True)
+    assert json.loads(reply.payload)["ok"] is True
     assert reply.properties.CorrelationData == correlation
     assert reply.topic == client.reply_topic("st-1")
 
@@ -120,25 +126,23 @@ async def test_allow_list_and_arguments(mosquitto, service_rig, ops, command, ar
     assert entry["detail"]["outcome"] == "refused" and reason in entry["detail"]["reason"]
 
 
-@pytest.fixture
-def central_key(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
-    write_keypair(tmp_path / "central.key", tmp_path / "central.pub")
-    assert (tmp_path / "central.key").stat().st_mode & 0o077 == 0
-    return load_private_key(tmp_path / "central.key"), tmp_path / "central.pub"
-
-
-async def test_signed_commands(mosquitto, service_rig, ops, central_key, loop_errors) -> None:
-    key, public = central_key
-    commands = (CommandSettings(central_public_key=public, max_age_s=60))
-    rig = await service_rig(mosquitto.host, mosquitto.port, commands=commands)
+async def test_signed_commands(mosquitto, service_rig, ops, central_signing,
+                               loop_errors) -> None:
+    key = central_signing.key
+    rig = await service_rig(mosquitto.host, mosquitto.port,
+                            commands=CommandSettings(max_age_s=60))
     signed = await ops(key)
-    unsigned = await ops()
+    unsigned = await ops(None)
     impostor = await ops(Ed25519PrivateKey.generate())
 
     assert (await request(signed, "pause"))["ok"]
     answer = await request(unsigned, "resume")
     assert not answer["ok"] and "unsigned" in answer["error"]
     answer = await request(impostor, "resume")
+    assert not answer["ok"] and answer["error"] == "signed by an unknown key"
+    forged = command_body("resume", key=Ed25519PrivateKey.generate())
+    forged["kid"] = command_body("ping", key=key)["kid"]  # claims central's key id
+    answer = await send(signed, json.dumps(forged).encode())
     assert not answer["ok"] and answer["error"] == "bad signature"
     assert rig.service.uploader.paused
 
@@ -156,37 +160,42 @@ async def test_signed_commands(mosquitto, service_rig, ops, central_key, loop_er
     body["args"]["rate_per_s"] = 50  # tampered after signing
     answer = await send(signed, json.dumps(body).encode())
     assert answer["error"] == "bad signature" and rig.service.uploader.rate_per_s == 0
+    # telemetry counts them for central operations: unsigned, impostor, forged, tampered
+    assert (await rig.service.publish_health()).command_signature_failures == 4
 
     outcomes = [(e["detail"]["command"], e["detail"]["outcome"], e["detail"].get("signed"))
                 for e in remote_audit(rig.store)]
     assert outcomes == [("pause", "done", True), ("resume", "refused", None),
-                        ("resume", "refused", None), ("resume", "done", True),
+                        ("resume", "refused", None), ("resume", "refused", None),
+                        ("resume", "done", True),
                         ("resume", "refused", None), ("pause", "refused", None),
                         ("throttle", "refused", None)]
 
 
 async def test_reply_topic_outside_the_station_space_is_refused(mosquitto, service_rig, ops,
+                                                                central_signing,
                                                                 capture_factory) -> None:
     """A command cannot make the station publish anywhere else (no confused deputy)."""
     rig = await service_rig(mosquitto.host, mosquitto.port)
     cap = capture_factory(mosquitto.host, mosquitto.port, "#")
     client = await ops()
-    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst/st-1/status", "elsewhere"):
+    for topic in ("bst/st-2/reply/x", "bst/st-1/ack", "bst-telemetry/st-1/status",
+                  "elsewhere"):
+        body = command_body("pause", key=central_signing.key)
         with pytest.raises(TimeoutError):
-            await send(client, json.dumps(command_body("pause")).encode(), reply_topic=topic,
-                       timeout=0.7)
+            await send(client, json.dumps(body).encode(), reply_topic=topic, timeout=0.7)
     assert not rig.service.uploader.paused
-    assert all(m.topic in ("bst/st-1/cmd", "bst/st-1/status") for m in cap.messages)
+    assert all(m.topic in ("bst/st-1/cmd", "bst-telemetry/st-1/status") for m in cap.messages)
     assert {e["detail"]["outcome"] for e in remote_audit(rig.store)} == {"refused"}
 
 
 
-async def test_replay_after_restart_is_refused(mosquitto, service_rig, ops, central_key,
+async def test_replay_after_restart_is_refused(mosquitto, service_rig, ops, central_signing,
                                                loop_errors) -> None:
     """The used-nonce memory survives a restart: it is recalled from the audit log."""
-    key, public = central_key
-    commands = (CommandSettings(central_public_key=public, max_age_s=60))
-    rig = await service_rig(mosquitto.host, mosquitto.port, commands=commands)
+    key = central_signing.key
+    rig = await service_rig(mosquitto.host, mosquitto.port,
+                            commands=CommandSettings(max_age_s=60))
     signed = await ops(key)
     captured = json.dumps(command_body("pause", key=key)).encode()
     assert (await send(signed, captured))["ok"]
@@ -225,7 +234,7 @@ async def test_audit_holds_no_personal_data(mosquitto, service_rig, ops) -> None
 def test_gate_is_pure_and_canonical() -> None:
     key = Ed25519PrivateKey.generate()
     now = [1_700_000_000.0]
-    gate = CommandGate(CommandSettings(), key.public_key(), now=lambda: now[0])
+    gate = CommandGate(CommandSettings(), CentralKeys([key.public_key()]), now=lambda: now[0])
     body = sign({"v": 1, "command": "ping", "args": {}, "issued_at": now[0],
                  "nonce": "ab" * 8}, key)
     # key order and spacing do not matter: the signature covers the canonical form
@@ -234,11 +243,23 @@ def test_gate_is_pure_and_canonical() -> None:
     assert canonical(body) == canonical({k: body[k] for k in sorted(body)})
     with pytest.raises(CommandRefused, match="replayed"):
         gate.admit(shuffled)
-    unsigned = CommandGate(CommandSettings(), None, now=lambda: now[0])
-    assert unsigned.admit(b'{"v": 1, "command": "pause", "args": {}}').name == "pause"
-    stale = {"v": 1, "command": "pause", "args": {}, "issued_at": now[0] - 3600}
+    bare = {"v": 1, "command": "pause", "args": {}, "issued_at": now[0], "nonce": "cd" * 8}
+    with pytest.raises(CommandRefused, match="no central key is configured"):
+        CommandGate(CommandSettings(), None, now=lambda: now[0]).admit(json.dumps(bare).encode())
+    bench = CommandGate(CommandSettings(), None, allow_unsigned=True, now=lambda: now[0])
+    assert bench.admit(json.dumps(bare).encode()).name == "pause"
+    with pytest.raises(CommandRefused, match="replayed"):
+        bench.admit(json.dumps(bare).encode())  # unsigned or not, a nonce is used once
+    for missing, words in (("issued_at", "needs issued_at"), ("nonce", "needs a nonce")):
+        partial = {k: v for k, v in bare.items() if k != missing}
+        with pytest.raises(CommandRefused, match=words):
+            bench.admit(json.dumps(partial).encode())
+    stale = {**bare, "issued_at": now[0] - 3600, "nonce": "ef" * 8}
     with pytest.raises(CommandRefused, match="away from this station's clock"):
-        unsigned.admit(json.dumps(stale).encode())  # queued by the broker an hour ago
+        bench.admit(json.dumps(stale).encode())  # queued by the broker an hour ago
+    signed_no_time = sign({"v": 1, "command": "ping", "args": {}, "nonce": "01" * 8}, key)
+    with pytest.raises(CommandRefused, match="needs issued_at"):
+        gate.admit(json.dumps(signed_no_time).encode())
     for payload in (b"[" * 5000, b"\xff", b"x" * 9000, b"7", b'{"command": "PING"}'):
         with pytest.raises(CommandRefused):
             gate.admit(payload)

@@ -98,13 +98,14 @@ async def test_receiver_restart_loses_partial_uploads(mosquitto, service_rig, tm
     await asyncio.to_thread(rig.receiver.stop)
     await asyncio.sleep(0.3)
     rig.receiver = CentralReceiver(tmp_path / "central", host=mosquitto.host,
-                                   port=mosquitto.port, client_id="central-st-1")
+                                   port=mosquitto.port, client_id="central-st-1",
+                                   signing_key=rig.receiver.signing_key)
     await asyncio.to_thread(rig.receiver.start)
     await rig.wait_all_stored(txids)
     rig.assert_exactly_once(txids, payloads)
 
 
-async def test_long_offline_backlog_drains(mosquitto, service_rig, tmp_path,
+async def test_long_offline_backlog_drains(mosquitto, service_rig, tmp_path, central_signing,
                                            loop_errors) -> None:
     mosquitto.stop()
     rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False, connect=False,
@@ -115,7 +116,8 @@ async def test_long_offline_backlog_drains(mosquitto, service_rig, tmp_path,
     assert rig.store.health().queue_depth == 200
     mosquitto.start()
     rig.receiver = CentralReceiver(tmp_path / "central", host=mosquitto.host,
-                                   port=mosquitto.port, client_id="central-st-1")
+                                   port=mosquitto.port, client_id="central-st-1",
+                                   signing_key=central_signing.key)
     await asyncio.to_thread(rig.receiver.start)
     await rig.wait_all_stored(txids, timeout=80)
     rig.assert_exactly_once(txids, payloads)
@@ -146,6 +148,7 @@ def _reply_props(topic: str | None = "bst/st-1/reply/x", correlation: bytes | No
 
 
 async def test_hostile_messages_on_station_topics_are_ignored(mosquitto, service_rig,
+                                                              central_signing,
                                                               loop_errors) -> None:
     """Malformed, oversized, unexpected and unauthorised messages: logged, ignored, no crash."""
     ack, cmd = "bst/st-1/ack", "bst/st-1/cmd"
@@ -187,7 +190,8 @@ async def test_hostile_messages_on_station_topics_are_ignored(mosquitto, service
     assert rig.service.link.connected and not rig.service.uploader.paused
     assert rig.service.link.counters.retained_ignored >= 1
     assert rig.service.ignored >= len(garbage) + 5
-    client = CommandClient(mosquitto.host, mosquitto.port)
+    assert rig.service.acks_refused >= len(garbage) + 4
+    client = CommandClient(mosquitto.host, mosquitto.port, key=central_signing.key)
     await asyncio.to_thread(client.connect)
     try:
         answer = await asyncio.to_thread(client.request, "st-1", "ping")

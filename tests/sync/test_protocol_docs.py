@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml and docs/schemas/*.json against real messages captured on `bst/#`."""
+"""docs/asyncapi.yaml and docs/schemas/*.json against real messages on both trees."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def test_every_channel_has_a_payload_schema_that_exists() -> None:
     doc = asyncapi()
     assert doc["asyncapi"].startswith("3.")
     names = {c.name for c in channels()}
-    assert names == {"txMeta", "txChunk", "txEnd", "ack", "status", "telemetry", "events",
+    assert names == {"txMeta", "txChunk", "txEnd", "txQuery", "passedOn", "ack", "status",
+                     "health", "alerts",
                      "cmd", "reply"}
     for channel in channels():
         if channel.schema_ref is not None:
@@ -49,9 +50,10 @@ def reject_marked(data: bytes) -> list[str]:
 
 
 async def test_real_traffic_follows_the_documents(mosquitto, service_rig, capture_factory,
-                                                  loop_errors) -> None:
+                                                  central_signing, loop_errors) -> None:
     """Every message of a delivery session validates, and every documented channel is used."""
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst/#")
+    watch = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/#")
     manifest = SharingManifest(version="2026-01", destinations=(
         Destination(name="State AFIS", purpose="identification"),))
 
@@ -77,9 +79,10 @@ async def test_real_traffic_follows_the_documents(mosquitto, service_rig, captur
     rejected = await rig.store.commit_booking(make_booking("R", prints=1), b"REJECT" * 10)
     rig.service.wake()
     await rig.wait_all_stored(txids)
+    assert (await rig.service.passed_on(txids[0]))["held"] is True
     while rig.store.outbox_state(rejected) != "rejected":
         await asyncio.sleep(0.05)
-    client = CommandClient(mosquitto.host, mosquitto.port)
+    client = CommandClient(mosquitto.host, mosquitto.port, key=central_signing.key)
     await asyncio.to_thread(client.connect)
     try:
         assert (await asyncio.to_thread(client.request, "st-1", "ping"))["ok"]
@@ -88,13 +91,13 @@ async def test_real_traffic_follows_the_documents(mosquitto, service_rig, captur
         assert not refused["ok"]
     finally:
         await asyncio.to_thread(client.close)
-    await cap.wait_for(lambda m: m.topic.endswith("/telemetry"))
-    await cap.wait_for(lambda m: m.topic.endswith("/events"))
+    await watch.wait_for(lambda m: m.topic.endswith("/health"))
+    await watch.wait_for(lambda m: m.topic.endswith("/alerts"))
     await rig.service.stop()
-    await cap.wait_for(lambda m: m.topic.endswith("/status") and b'"offline"' in m.payload)
+    await watch.wait_for(lambda m: m.topic.endswith("/status") and b'"offline"' in m.payload)
 
     seen: dict[str, int] = {}
-    for m in list(cap.messages):
+    for m in list(cap.messages) + list(watch.messages):
         channel = validate(m.topic, m.payload)
         seen[channel.name] = seen.get(channel.name, 0) + 1
     assert set(seen) == {c.name for c in channels()}, f"channels never used: {seen}"

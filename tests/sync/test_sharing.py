@@ -57,12 +57,12 @@ def test_settings_read_from_the_station_config() -> None:
     from appliance.config import StationConfig
 
     config = StationConfig.model_validate({
-        "mqtt": {"commands": {"allowed": ["ping"], "central_public_key": "/etc/bst/central.pub"},
+        "mqtt": {"commands": {"allowed": ["ping"]}, "central_keys": ["/etc/bst/central.pub"],
                  "telemetry": {"interval_s": 5}},
         "sharing": {"version": "v3", "destinations": [{"name": "AFIS", "purpose": "id"}]},
     })
     assert config.mqtt.commands.allowed == ("ping",)
-    assert str(config.mqtt.commands.central_public_key) == "/etc/bst/central.pub"
+    assert [str(p) for p in config.mqtt.central_keys] == ["/etc/bst/central.pub"]
     assert config.mqtt.telemetry.interval_s == 5 and config.sharing.version == "v3"
     assert config.sharing.destinations[0].mandatory is True
     with pytest.raises(ValidationError):

@@ -18,9 +18,9 @@ def status_of(m) -> dict:
 async def test_retained_birth_names_the_station(mosquitto, service_rig, capture_factory,
                                                 loop_errors) -> None:
     rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False)
-    first = capture_factory(mosquitto.host, mosquitto.port, "bst/+/status")
+    first = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/+/status")
     await first.wait_for(lambda m: status_of(m)["state"] == "online")
-    late = capture_factory(mosquitto.host, mosquitto.port, "bst/+/status")
+    late = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/+/status")
     birth = await late.wait_for(lambda m: m.retain)  # a late subscriber gets the retained copy
     body = status_of(birth)
     validate(birth.topic, birth.payload)
@@ -36,7 +36,7 @@ async def test_will_marks_a_vanished_station_offline(mosquitto, service_rig, cap
     proxy = ChaosProxy(mosquitto.host, mosquitto.port)
     port = await proxy.start()
     try:
-        cap = capture_factory(mosquitto.host, mosquitto.port, "bst/+/status")
+        cap = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/+/status")
         rig = await service_rig("127.0.0.1", port, receiver=False)
         await cap.wait_for(lambda m: status_of(m)["state"] == "online")
         proxy.cut_all()  # the station's socket dies: no DISCONNECT, so the broker sends the will
@@ -56,7 +56,7 @@ async def test_clean_stop_leaves_retained_offline(mosquitto, service_rig, captur
                                                   loop_errors) -> None:
     rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False)
     await rig.service.stop()
-    cap = capture_factory(mosquitto.host, mosquitto.port, "bst/+/status")
+    cap = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/+/status")
     retained = await cap.wait_for(lambda m: m.retain)
     assert status_of(retained)["state"] == "offline" and status_of(retained)["clean"] is True
     validate(retained.topic, retained.payload)
@@ -64,7 +64,7 @@ async def test_clean_stop_leaves_retained_offline(mosquitto, service_rig, captur
 
 
 async def test_periodic_health(mosquitto, service_rig, capture_factory, loop_errors) -> None:
-    cap = capture_factory(mosquitto.host, mosquitto.port, "bst/+/telemetry")
+    cap = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/+/health")
     rig = await service_rig(mosquitto.host, mosquitto.port,
                             telemetry=TelemetrySettings(interval_s=0.2))
     rig.service.uploader.pause()
@@ -77,8 +77,12 @@ async def test_periodic_health(mosquitto, service_rig, capture_factory, loop_err
     assert health["audit_head"] == rig.store.health().audit_head or health["audit_entries"] > 3
     assert health["clock"] == "synchronised" and health["clock_problem"] == ""
     assert health["link_connects"] == 1 and health["scanner_state"] == "ready"
+    assert health["bookings_today"] == 3 and health["disk_total_mb"] >= health["disk_free_mb"]
+    assert health["delivered"] == 0 and health["drain_per_s"] == 0
     rig.service.uploader.resume()
-    await cap.wait_for(lambda m: json.loads(m.payload)["queue_depth"] == 0)
+    drained = await cap.wait_for(lambda m: json.loads(m.payload)["queue_depth"] == 0)
+    assert json.loads(drained.payload)["delivered"] == 3
+    assert any(json.loads(m.payload)["drain_per_s"] > 0 for m in cap.messages)
 
 
 async def test_alerts_raised_offline_reach_central_on_connect(mosquitto, service_rig,
@@ -91,7 +95,7 @@ async def test_alerts_raised_offline_reach_central_on_connect(mosquitto, service
     assert rig.events[-1] == {"type": "alert", "kind": "disk",
                               "message": "disk nearly full: new bookings refused"}
     mosquitto.start()
-    cap = capture_factory(mosquitto.host, mosquitto.port, "bst/+/events")
+    cap = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/+/alerts")
     event = await cap.wait_for(lambda m: True)
     validate(event.topic, event.payload)
     body = json.loads(event.payload)

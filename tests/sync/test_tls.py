@@ -109,16 +109,18 @@ def test_own_certificate_window_exposes_a_clock_behind(pki: Pki) -> None:
 
 
 async def test_acl_lets_only_central_command_a_station(pki, mosquitto_factory, service_rig,
-                                                       tmp_path, loop_errors) -> None:
+                                                       tmp_path, central_signing,
+                                                       loop_errors) -> None:
     """The production ACL example (docs/mosquitto-acl.conf) on a real mutual-TLS broker."""
     acl = REPO / "docs" / "mosquitto-acl.conf"
     broker = mosquitto_factory(pki.broker_lines() + f"acl_file {acl}\n")
     rig = await service_rig(broker.host, broker.port, tls=pki.client_section("st-1"),
                             receiver_tls=central_context(pki))
     central = CommandClient(broker.host, broker.port, tls=central_context(pki),
-                            client_id="ops-central")
+                            client_id="ops-central", key=central_signing.key)
+    # signed with central's key too, so that only the ACL stands in its way
     intruder = CommandClient(broker.host, broker.port, tls=central_context(pki, "st-2"),
-                             client_id="ops-intruder")
+                             client_id="ops-intruder", key=central_signing.key)
     await asyncio.to_thread(central.connect)
     await asyncio.to_thread(intruder.connect)
     try:
@@ -140,6 +142,8 @@ async def test_acl_lets_only_central_command_a_station(pki, mosquitto_factory, s
     rig.service.wake()
     await rig.wait_all_stored(txids)
     rig.assert_exactly_once(txids, payloads)
+    # the ACL lets central answer, and the station hear, where a booking was passed on
+    assert (await rig.service.passed_on(txids[0]))["held"] is True
 
 
 def audit_entries(store) -> list[dict]:

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from appliance.web.auth import hash_password
+from tests.kiosk_client import OFFICER, PIN
+
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
 INSTALL = REPO / "install"
@@ -44,13 +47,13 @@ def unit_settings(unit: Path, key: str) -> list[str]:
     return values
 
 
-def make_secrets(etc: Path) -> Path:
+def make_secrets(etc: Path, *extra: str) -> Path:
     """Run the installer's first-boot step into ``etc`` (the service group: this user's)."""
     import grp
 
     group = grp.getgrgid(os.getgid()).gr_name
     subprocess.run([sys.executable, str(INSTALL / "first_boot.py"), "--etc", str(etc),
-                    "--service-user", group, "--booking-station", str(STATION_COMMAND)],
+                    "--service-user", group, "--booking-station", str(STATION_COMMAND), *extra],
                    check=True, capture_output=True, text=True, timeout=120)
     return etc
 
@@ -152,6 +155,8 @@ class StationProcess:
         if not (etc / "credentials" / "db-key").exists():
             make_secrets(etc)
         creds = credentials_from_unit(etc, self.tmp / "credentials")
+        # the officer the tests sign in as, in place of first boot's (whose PIN was printed)
+        (creds / "booking-station-officers").write_text(f"{OFFICER}:{hash_password(PIN)}\n")
         sock = self.tmp / f"notify-{time.monotonic_ns()}.sock"
         self.notify = NotifySocket(sock)
         env = dict(os.environ, CREDENTIALS_DIRECTORY=str(creds), NOTIFY_SOCKET=str(sock),

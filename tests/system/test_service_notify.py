@@ -4,25 +4,15 @@ and a whole booking with no memory both writable and executable (MemoryDenyWrite
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
+from tests.kiosk_client import KioskClient
 from tests.system.conftest import StationProcess, mdwe_supported, write_station_config
-
-
-def post(port: int, path: str, body: dict | None = None, timeout: float = 120) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                 data=json.dumps(body or {}).encode(),
-                                 headers={"Content-Type": "application/json",
-                                          "Origin": f"http://127.0.0.1:{port}"}, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as res:
-        return json.loads(res.read())
 
 
 def test_ready_after_warm_up_a_booking_under_mdwe_and_stopping(
@@ -40,11 +30,12 @@ def test_ready_after_warm_up_a_booking_under_mdwe_and_stopping(
     assert station.health() == 200
     station.notify.wait_for("WATCHDOG=1", 30, after=ready_at)
 
-    post(web, "/api/booking", {"booking_number": "BK-MDWE"})
+    kiosk = KioskClient(web)
+    kiosk.post("/api/booking", {"booking_number": "BK-MDWE"})
     for _ in range(3):
-        post(web, "/api/capture")
-        post(web, "/api/accept")
-    post(web, "/api/submit")
+        kiosk.post("/api/capture")
+        kiosk.post("/api/accept")
+    kiosk.post("/api/submit")
     assert station.stop() == 0
     station.notify.wait_for("STOPPING=1", 1)
     db = sqlite3.connect(tmp_path / "station" / "station.db")
@@ -70,8 +61,9 @@ def test_a_wedged_scanner_stops_the_watchdog(tmp_path: Path, mosquitto,
     station.start()
     ready_at = station.notify.wait_for("READY=1", 180)
     station.notify.wait_for("WATCHDOG=1", 30, after=ready_at)
-    post(web, "/api/booking", {"booking_number": "BK-WEDGE"})
-    capture = threading.Thread(target=post, args=(web, "/api/capture"), daemon=True)
+    kiosk = KioskClient(web)
+    kiosk.post("/api/booking", {"booking_number": "BK-WEDGE"})
+    capture = threading.Thread(target=kiosk.post, args=("/api/capture",), daemon=True)
     capture.start()
     stale_at = station.notify.wait_for("STATUS=workers not responding: scanner", 120)
     capture.join(180)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.conftest import INSTALL, REPO, SYSTEMD, make_secrets, unit_settings
+from tests.system.conftest import ETC, INSTALL, REPO, SYSTEMD, make_secrets, unit_settings
 
 UNITS = ["booking-station.service", "booking-station-kiosk.service"]
 
@@ -126,6 +126,24 @@ def test_first_boot_never_replaces_a_secret(tmp_path: Path) -> None:
     before = {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
     make_secrets(etc)
     assert {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()} == before
+
+
+def test_first_boot_installs_centrals_key_in_the_examples_slot(tmp_path: Path) -> None:
+    from appliance.config import load_config
+    from central.commands import write_keypair
+
+    write_keypair(tmp_path / "c.key", tmp_path / "c.pub")
+    etc = make_secrets(tmp_path / "etc", "--central-key", str(tmp_path / "c.pub"))
+    slot = etc / "central-ed25519.pub"
+    assert slot.read_bytes() == (tmp_path / "c.pub").read_bytes()
+    assert slot.stat().st_mode & 0o777 == 0o644
+    example = load_config(REPO / "appliance" / "examples" / "raspberry-pi.toml")
+    assert [str(p) for p in example.mqtt.central_keys] == [ETC + "/central-ed25519.pub"]
+    write_keypair(tmp_path / "d.key", tmp_path / "d.pub")
+    make_secrets(etc, "--central-key", str(tmp_path / "d.pub"))  # a later run keeps the key
+    assert slot.read_bytes() == (tmp_path / "c.pub").read_bytes()
+    with pytest.raises(subprocess.CalledProcessError):  # a private key is not a public key
+        make_secrets(tmp_path / "etc2", "--central-key", str(tmp_path / "c.key"))
 
 
 def test_installer_and_units_agree_on_paths() -> None:

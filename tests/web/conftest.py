@@ -19,10 +19,38 @@ from appliance.system.health import HealthService, HealthSources
 from appliance.web.app import create_app
 from appliance.web.config import WebSection
 from appliance.web.services import Services
-from demo.run import prepare_state
+from demo.run import prepare_officer, prepare_state
 from tests.capture.conftest import booking_factory, processor
 
 __all__ = ["booking_factory", "processor"]
+
+#: The officer every web test signs in as.
+OFFICER, PIN = "officer1", "246810"
+
+
+def officer_credentials(creds: Path) -> None:
+    """The officers' credential with :data:`OFFICER`'s PIN, as the install writes it."""
+    creds.mkdir(parents=True, exist_ok=True)
+    creds.chmod(0o700)
+    prepare_officer(creds, OFFICER, PIN)
+
+
+async def sign_in(client: httpx.AsyncClient, officer: str = OFFICER, pin: str = PIN) -> str:
+    """Sign ``client`` in at the kiosk; its later requests carry the session's CSRF token."""
+    answer = await client.post("/api/kiosk/signin", json={"officer": officer, "pin": pin})
+    assert answer.status_code == 200, answer.text
+    csrf = answer.json()["csrf"]
+    client.headers["X-CSRF-Token"] = csrf
+    return csrf
+
+
+@pytest.fixture(autouse=True)
+def officers(tmp_path: Path, monkeypatch) -> Path:
+    """Every web test has the officers' credential; a test may add a technician beside it."""
+    creds = tmp_path / "state" / "credentials"
+    officer_credentials(creds)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    return creds
 
 
 def services_for(booking: BookingService | None, *, problem: str | None = None) -> Services:
@@ -55,8 +83,8 @@ def technician(tmp_path: Path, monkeypatch) -> tuple[str, str]:
 async def client_for() -> AsyncIterator[Callable[[Services], httpx.AsyncClient]]:
     clients: list[httpx.AsyncClient] = []
 
-    def make(services: Services) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=create_app(services))
+    def make(services: Services, **app_options) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=create_app(services, **app_options))
         client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
                                    headers={"Origin": "http://127.0.0.1"})
         clients.append(client)

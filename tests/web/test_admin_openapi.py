@@ -35,6 +35,7 @@ from appliance.web.services import Services
 from demo.run import prepare_state
 from tests.conftest import MosquittoProcess, _need_mosquitto, free_port
 from tests.web.admin_helpers import add_logins, auditor_line
+from tests.web.conftest import officer_credentials
 
 HOST = "testserver"  # the host schemathesis's ASGI client sends
 ORIGIN = f"http://{HOST}"
@@ -167,6 +168,14 @@ def test_the_description_is_for_technicians_only(station: Station, auditor) -> N
     assert station.client.get("/openapi.json").status_code == 401
     assert station.client.get("/openapi.json", headers=auditor).status_code == 403
     assert station.client.get("/api/docs").status_code == 404
+
+
+@pytest.fixture(autouse=True)
+def officers(station: Station, monkeypatch) -> Path:
+    """Here the module's station holds every credential: its technician, auditor and officers."""
+    officer_credentials(station.creds)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(station.creds))
+    return station.creds
 
 
 def test_signed_in_no_server_error_no_undeclared_answer(operations, technician) -> None:

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 
+import httpx
+import pytest
 import websockets
 
-from tests.web.conftest import services_for, serving
+from appliance.web.config import WebSection
+from tests.web.conftest import OFFICER, PIN, services_for, serving, sign_in
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 async def test_a_station_without_its_store_says_why(client_for) -> None:
     client = client_for(services_for(None, problem="store unavailable: disk I/O error"))
+    await sign_in(client)
     state = (await client.get("/api/kiosk")).json()
     assert state["state"] == "unavailable" and state["problem"].startswith("store unavailable")
     refused = await client.post("/api/booking", json={"booking_number": "BK-1"})
@@ -21,6 +33,7 @@ async def test_a_station_without_its_store_says_why(client_for) -> None:
 async def test_the_booking_actions_over_http(booking_factory, client_for) -> None:
     booking = await booking_factory()
     client = client_for(services_for(booking))
+    await sign_in(client)
     started = await client.post("/api/booking", json={"booking_number": "BK-300"})
     assert started.status_code == 200 and started.json()["booking_id"] == booking.booking.booking_id
     captured = (await client.post("/api/capture")).json()
@@ -43,6 +56,7 @@ async def test_the_booking_actions_over_http(booking_factory, client_for) -> Non
 async def test_errors_become_plain_answers(booking_factory, client_for) -> None:
     booking = await booking_factory(faults={"unplug_after_captures": 0})
     client = client_for(services_for(booking))
+    await sign_in(client)
     refused = await client.post("/api/capture")
     assert refused.status_code == 409 and "start a booking first" in refused.json()["error"]
     assert (await client.post("/api/booking", json={"booking_number": ""})).status_code == 422
@@ -60,12 +74,135 @@ async def test_errors_become_plain_answers(booking_factory, client_for) -> None:
 async def test_the_preview_websocket_carries_frames_then_verdicts(booking_factory) -> None:
     booking = await booking_factory()
     await booking.start("BK-302")
-    async with serving(services_for(booking)) as port, \
-            websockets.connect(f"ws://127.0.0.1:{port}/ws/preview",
-                               origin=f"http://127.0.0.1:{port}") as ws:
-        frame = await ws.recv()
-        while not isinstance(frame, bytes):  # an "idle" while the step settles
+    async with serving(services_for(booking)) as port:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, headers={"Origin": base}) as client:
+            await sign_in(client)
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/preview", origin=base,
+                                      additional_headers={"Cookie": cookie}) as ws:
             frame = await ws.recv()
-        assert frame[:2] == b"\xff\xd8"
-        verdict = json.loads(await ws.recv())
-        assert set(verdict["live"]) == {"ok", "reasons", "message"}
+            while not isinstance(frame, bytes):  # an idle message while the step settles
+                assert json.loads(frame)["type"] == "idle"
+                frame = await ws.recv()
+            assert frame[:2] == b"\xff\xd8"
+            verdict = json.loads(await ws.recv())
+            assert verdict.keys() == {"type", "ok", "reasons", "message"}
+            assert verdict["type"] == "live"
+
+
+async def test_every_kiosk_route_needs_the_signed_in_officer(booking_factory, client_for) -> None:
+    booking = await booking_factory()
+    await booking.start("BK-303")
+    await booking.capture()
+    client = client_for(services_for(booking))
+    for method, path in (("GET", "/api/kiosk"), ("GET", "/api/pending.jpg"),
+                         ("POST", "/api/capture"), ("POST", "/api/accept"),
+                         ("POST", "/api/retake"), ("POST", "/api/annotate"),
+                         ("POST", "/api/submit"), ("POST", "/api/cancel"),
+                         ("POST", "/api/booking"), ("POST", "/api/kiosk/activity")):
+        answer = await client.request(method, path, json={})
+        assert answer.status_code == 401, path
+        assert "BK-303" not in answer.text
+    assert booking.booking is not None and booking.pending is not None  # nothing was done
+    assert (await client.get("/api/kiosk/session")).json()["officer"] is None
+    assert (await client.get("/api/health")).status_code == 200  # liveness stays public
+    await sign_in(client)
+    forged = await client.post("/api/cancel", headers={"X-CSRF-Token": "guessed"})
+    assert forged.status_code == 403 and booking.booking is not None
+    assert (await client.get("/api/kiosk")).json()["booking"]["booking_number"] == "BK-303"
+
+
+async def test_wrong_pins_lock_the_officer_out_and_are_audited(booking_factory,
+                                                               client_for) -> None:
+    booking = await booking_factory()
+    client = client_for(services_for(booking))
+    for _ in range(4):
+        wrong = await client.post("/api/kiosk/signin", json={"officer": OFFICER, "pin": "0000"})
+        assert wrong.status_code == 401 and "Wrong" in wrong.json()["error"]
+    fifth = await client.post("/api/kiosk/signin", json={"officer": OFFICER, "pin": "0000"})
+    assert fifth.status_code == 429 and int(fifth.headers["retry-after"]) > 500
+    right = await client.post("/api/kiosk/signin", json={"officer": OFFICER, "pin": PIN})
+    assert right.status_code == 429  # the right PIN waits out the lock too
+    entries = booking.store.audit_entries(50)
+    failed = [e for e in entries if e["action"] == "login_failed"]
+    assert len(failed) == 5
+    assert all(PIN not in json.dumps(e) and "0000" not in json.dumps(e) for e in entries)
+    assert any("locked_out_s" in json.dumps(e["detail"]) for e in failed)
+    unknown = await client.post("/api/kiosk/signin", json={"officer": "482913", "pin": "1"})
+    assert unknown.status_code == 401
+    assert "482913" not in json.dumps(booking.store.audit_entries(50))
+
+
+async def test_the_idle_lock_keeps_the_booking_and_the_audit_names_the_officer(
+        booking_factory, client_for) -> None:
+    booking = await booking_factory()
+    clock = Clock()
+    services = services_for(booking)
+    services.web = WebSection(kiosk_idle_lock_s=300)
+    client = client_for(services, clock=clock)
+    await sign_in(client)
+    assert (await client.post("/api/booking", json={"booking_number": "BK-304"})).status_code \
+        == 200
+    await client.post("/api/capture")
+    assert (await client.post("/api/accept", json={})).status_code == 200
+    clock.now += 200
+    await client.get("/api/kiosk")  # the page reading state is not a touch
+    await client.post("/api/kiosk/activity")  # a touch is
+    clock.now += 200
+    assert (await client.get("/api/kiosk")).status_code == 200
+    clock.now += 301
+    locked = await client.get("/api/kiosk")
+    assert locked.status_code == 423 and "BK-304" not in locked.text
+    assert (await client.post("/api/capture")).status_code == 423
+    assert (await client.get("/api/kiosk/session")).json()["locked"] is True
+    await sign_in(client)  # a sign-in again mid-booking
+    state = (await client.get("/api/kiosk")).json()
+    assert state["booking"]["booking_number"] == "BK-304"
+    assert [s["state"] for s in state["steps"]][:2] == ["accepted", "current"]
+    await client.post("/api/cancel")
+    actors = {e["action"]: e["actor"] for e in booking.store.audit_entries(50)}
+    for action in ("login", "booking_started", "capture", "booking_cancelled"):
+        assert actors[action] == f"officer:{OFFICER}", action
+
+
+@pytest.mark.parametrize("path", ["/ws/preview", "/ws/events"])
+async def test_a_websocket_without_the_officers_session_gets_nothing(booking_factory,
+                                                                     path) -> None:
+    booking = await booking_factory()
+    await booking.start("BK-305")
+    async with serving(services_for(booking)) as port:
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            async with websockets.connect(f"ws://127.0.0.1:{port}{path}",
+                                          origin=f"http://127.0.0.1:{port}") as ws:
+                await ws.recv()
+
+
+async def test_the_booking_number_is_checked_as_typed(booking_factory, client_for) -> None:
+    booking = await booking_factory()
+    client = client_for(services_for(booking))
+    await sign_in(client)
+
+    async def check(number: str) -> dict:
+        answer = await client.post("/api/booking/check", json={"booking_number": number})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert await check("BK-2026-0042") == {"ok": True, "problems": [], "warnings": []}
+    accented = await check("BK-Ñ42")
+    assert not accented["ok"] and "'Ñ'" in accented["problems"][0]
+    assert not (await check("B" * 21))["ok"]
+    assert not (await check("BK\x1e42"))["ok"]  # a record separator would break the record
+    refused = await client.post("/api/booking", json={"booking_number": "BK-Ñ42"})
+    assert refused.status_code == 409 and "'Ñ'" in refused.json()["error"]
+    assert booking.booking is None  # refused at the start, not after thirteen prints
+    await client.post("/api/booking", json={"booking_number": "BK-306"})
+    while booking.current_step is not None:
+        await client.post("/api/capture")
+        if (await client.post("/api/accept", json={})).status_code != 200:
+            await client.post("/api/accept", json={"override_reason": "test"})
+    submitted = await client.post("/api/submit", json={"confirm_sequence": True})
+    assert submitted.status_code == 200, submitted.text
+    repeat = await check("BK-306")
+    assert repeat["ok"] and "BK-306 was already booked today" in repeat["warnings"][0]
+    assert (await check("BK-307"))["warnings"] == []

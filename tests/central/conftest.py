@@ -1,0 +1,58 @@
+"""Central's tests drive real stations (the sync rigs) against real brokers and PKI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.sync.conftest import capture_factory, service_rig  # noqa: F401  (shared fixtures)
+from tests.sync.pki import Pki
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path / "pki")
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture
+async def browser():
+    """Debian's Chromium under Playwright, headless."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; CI must install it (tools/system-deps.sh)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+def artifacts(request) -> Path:
+    """Where a browser test keeps its screenshots (BST_ARTIFACTS, else ./artifacts)."""
+    root = Path(os.environ.get("BST_ARTIFACTS", REPO / "artifacts"))
+    folder = root / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def postgres():
+    """A DSN to a fresh PostgreSQL cluster started for this test."""
+    from tests.central.postgres import postgres_cluster
+
+    with postgres_cluster() as dsn:
+        yield dsn

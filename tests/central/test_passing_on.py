@@ -1,0 +1,102 @@
+"""The other half of the receipt: where central passed each transaction on, asked by the
+station over MQTT and by an auditor on the command line, and `booking-central export`."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+import threading
+
+import paho.mqtt.client as mqtt
+
+from tests.central.test_metrics import central, started, stop
+from tests.conftest import REPO
+from tests.sync.conftest import commit_many
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "central.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def ask_as(station: str, txid: str, host: str, port: int) -> dict:
+    """A station's raw query for a transaction id; returns central's answer."""
+    answers: list[bytes] = []
+    got = threading.Event()
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_message = lambda _c, _u, m: (answers.append(bytes(m.payload)), got.set())
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        client.subscribe(f"bst/{station}/passed-on", qos=1)
+        assert subscribed.wait(30)
+        client.publish(f"bst/{station}/tx/{txid}/query", b"", qos=1).wait_for_publish(30)
+        assert got.wait(30), "central never answered the query"
+        return json.loads(answers[0])
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+async def test_passed_on_recorded_answered_and_exported(mosquitto, service_rig, tmp_path,
+                                                        loop_errors) -> None:
+    store_dir, afis = tmp_path / "central", tmp_path / "afis-import"
+    receiver = central("run", "--host", mosquitto.host, "--port", str(mosquitto.port),
+                       "--dir", str(store_dir), "--destination", "AFIS|identification",
+                       "--destination", "Archive|records|optional", "--pass-on", f"AFIS={afis}")
+    try:
+        await started(receiver, "listening")
+        rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False)
+        txids, payloads = await commit_many(rig.store, 2, size=10_000, prefix="BK-SECRET-")
+        rig.service.wake()
+        await rig.wait_all_stored(txids)
+
+        answer = await rig.service.passed_on(txids[0])
+        assert answer["held"] is True and answer["transaction_id"] == txids[0]
+        # the receipt listed both; only the destination with a courier actually took it
+        assert [d["name"] for d in answer["shared_with"]] == ["AFIS", "Archive"]
+        assert [(d["name"], d["purpose"]) for d in answer["passed_on"]] == [
+            ("AFIS", "identification")]
+        assert (afis / "st-1" / f"{txids[0]}.an2").read_bytes() == payloads[0]
+        receipt = json.loads(rig.store.bookings()[-1].receipt)
+        assert answer["receipt"] in {receipt["receipt"],
+                                     json.loads(rig.store.bookings()[0].receipt)["receipt"]}
+
+        # another station learns nothing about st-1's transactions; nor does anyone about an
+        # unknown one
+        other = await asyncio.to_thread(ask_as, "st-2", txids[0], mosquitto.host, mosquitto.port)
+        assert other == {"v": 1, "transaction_id": txids[0], "held": False, "passed_on": []}
+        unknown = await asyncio.to_thread(ask_as, "st-1", "0" * 32, mosquitto.host,
+                                          mosquitto.port)
+        assert unknown["held"] is False
+    finally:
+        await asyncio.to_thread(stop, receiver)
+
+    audit = cli("query", "--dir", str(store_dir), txids[1])
+    assert audit.returncode == 0, audit.stderr
+    record = json.loads(audit.stdout)
+    assert record["station"] == "st-1" and record["size"] == 10_000
+    assert [d["name"] for d in record["passed_on"]] == ["AFIS"]
+    assert cli("query", "--dir", str(store_dir), "0" * 32).returncode == 1
+
+    lines = cli("export", "--dir", str(store_dir), "--format", "jsonl")
+    assert lines.returncode == 0, lines.stderr
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert sorted(r["transaction_id"] for r in rows) == sorted(txids)
+    assert all(r["passed_on"][0]["name"] == "AFIS" and r["deliveries"] == 1 for r in rows)
+    out = tmp_path / "held.csv"
+    table = cli("export", "--dir", str(store_dir), "--format", "csv", "--out", str(out))
+    assert table.returncode == 0, table.stderr
+    parsed = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert sorted(r["transaction_id"] for r in parsed) == sorted(txids)
+    assert {r["shared_with"] for r in parsed} == {"AFIS;Archive"}
+    assert all(r["passed_on"].startswith("AFIS@") for r in parsed)
+    for text in (lines.stdout, out.read_text()):  # metadata only
+        assert "BK-SECRET" not in text
+        assert not any(p[:32].hex() in text for p in payloads)

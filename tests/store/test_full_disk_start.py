@@ -1,0 +1,144 @@
+"""A full disk at start-up is a full disk, never corruption (a real small tmpfs).
+
+The station's store sits on a 24 MiB tmpfs with three bookings queued for central; a filler
+file leaves 0, 4, 24 or 256 KiB free; then the station starts. It must not quarantine the sound
+store, must say "disk full" with what it needs, refuse new bookings, and still deliver every
+queued booking to central exactly once; once space comes back it takes bookings again without a
+restart. A second case has no reserve at all: the store cannot open, the station starts
+degraded and opens the store by itself when the filler goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from appliance.app import Station
+from appliance.config import StationConfig, validate_config_data
+from appliance.store.crypto import BlobCipher, new_key
+from appliance.store.database import marker_path, stamp_path
+from appliance.store.errors import DiskFull
+from appliance.store.store import Store
+from central.receiver import CentralReceiver
+from tests.conftest import until
+from tests.store.conftest import make_booking
+from tests.store.test_disk_full import small_disk  # noqa: F401  (the fixture)
+
+RESERVE_MB = 2
+
+
+def config_for(data_dir: Path, broker_port: int, *, reserve_mb: int) -> StationConfig:
+    config, problems = validate_config_data({
+        "station": {"station_id": "full-1", "data_dir": str(data_dir)},
+        "scanner": {"type": "emulated", "seed": 4},
+        "store": {"min_free_mb": 1, "reserve_mb": reserve_mb},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_min_s": 0.1,
+                 "reconnect_max_s": 1.0},
+        "web": {"port": 0},
+        "capture": {"sequence": "flats"},
+        "records": {"profile": "local-flats"},
+        "system": {"store_retry_s": 0.5},
+    })
+    assert config is not None, problems
+    return config
+
+
+async def queue_bookings(db: Path, key: bytes, reserve_mb: int, count: int = 3) -> list[str]:
+    store = Store(db, BlobCipher(key), min_free_mb=1, reserve_bytes=reserve_mb * 2**20)
+    store.open()
+    try:
+        return [await store.commit_booking(make_booking(f"Q{n}", seed=n), os.urandom(150_000))
+                for n in range(count)]
+    finally:
+        store.close()
+
+
+def fill(disk: Path, leave_kib: int) -> Path:
+    filler = disk / "filler"
+    free = shutil.disk_usage(disk).free
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave_kib * 1024))
+    assert shutil.disk_usage(disk).free <= leave_kib * 1024
+    return filler
+
+
+def alerts(station: Station) -> list[str]:
+    return station.health.read().alerts
+
+
+@pytest.mark.parametrize("clean_stop", [True, False], ids=["clean-stop", "after-a-crash"])
+@pytest.mark.parametrize("free_kib", [0, 4, 24, 256])
+async def test_full_disk_at_start_drains_and_refuses_bookings(
+        small_disk: Path, mosquitto, tmp_path: Path, free_kib: int,  # noqa: F811
+        clean_stop: bool) -> None:
+    key = new_key()
+    db = small_disk / "station.db"
+    queued = await queue_bookings(db, key, RESERVE_MB)
+    if not clean_stop:  # as after a crash: the start runs the whole-file check on a full disk
+        stamp_path(db).unlink()
+    filler = fill(small_disk, free_kib)
+    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
+                              prefix="bst", client_id="central-full")
+    await asyncio.to_thread(central.start)
+    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=RESERVE_MB),
+                      store_key=key)
+    try:
+        await station.start()
+        # the sound store opened, was not quarantined, and says what it is short of
+        assert station.store is not None, station.store_problem
+        assert not marker_path(db).exists()
+        assert not list(small_disk.glob("station.db.corrupt-*"))
+        said = await asyncio.to_thread(alerts, station)
+        assert any(a.startswith("disk full:") and "MB needed" in a for a in said), said
+        assert station.booking is not None
+        with pytest.raises(DiskFull, match="disk full"):
+            await station.booking.start("BK-NEW-1")
+        # every queued booking reaches central once, with the disk still full
+        await until(lambda: all(central.store.holds(t) for t in queued), 120, "the queued bookings")
+        assert all(central.store.deliveries()[t] == 1 for t in queued)
+        await until(lambda: all(station.store.outbox_state(t) == "stored" for t in queued), 60,
+                    "central's acks")
+        # space comes back: bookings are taken again, no restart
+        filler.unlink()
+        said = await asyncio.to_thread(alerts, station)
+        assert not [a for a in said if "disk full" in a], said
+        booking = await station.booking.start("BK-AFTER")
+        assert booking.booking_number == "BK-AFTER"
+        await station.booking.cancel()
+    finally:
+        await station.stop()
+        await asyncio.to_thread(central.stop)
+
+
+
+async def test_no_reserve_starts_degraded_and_opens_when_space_returns(
+        small_disk: Path, mosquitto, tmp_path: Path) -> None:  # noqa: F811
+    key = new_key()
+    db = small_disk / "station.db"
+    queued = await queue_bookings(db, key, 0)
+    filler = fill(small_disk, 0)
+    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
+                              prefix="bst", client_id="central-full0")
+    await asyncio.to_thread(central.start)
+    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=0), store_key=key)
+    try:
+        await station.start()
+        assert station.store is None
+        assert station.store_problem is not None
+        assert station.store_problem.startswith("disk full:"), station.store_problem
+        assert not marker_path(db).exists()
+        assert not list(small_disk.glob("station.db.corrupt-*"))
+        said = await asyncio.to_thread(alerts, station)
+        assert any(a.startswith("disk full:") for a in said), said
+        filler.unlink()
+        await until(lambda: station.booking is not None, 120, "the store to open by itself")
+        assert station.store_problem is None
+        await until(lambda: all(central.store.holds(t) for t in queued), 120, "the queued bookings")
+        assert all(central.store.deliveries()[t] == 1 for t in queued)
+    finally:
+        await station.stop()
+        await asyncio.to_thread(central.stop)
