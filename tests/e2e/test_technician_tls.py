@@ -56,5 +56,5 @@ async def test_the_technician_page_over_https_and_its_fingerprint(station_rig, t
         assert (await tech.get("/api/admin/health")).status_code == 200
     # the kiosk's own listener stays plain HTTP on loopback
     async with httpx.AsyncClient(timeout=60) as kiosk:
-        answer = await kiosk.get(f"http://127.0.0.1:{rig.station.web_port}/api/kiosk")
-        assert answer.status_code == 200
+        answer = await kiosk.get(f"http://127.0.0.1:{rig.station.web_port}/")
+        assert answer.status_code == 200 and "text/html" in answer.headers["content-type"]
