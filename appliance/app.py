@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 
 from appliance.capture.booking import BookingService, ImagingThread
+from appliance.capture.diagnostics import ScannerTools
 from appliance.capture.preview import PreviewLoop
 from appliance.capture.processing import BookingProcessor, Originator
 from appliance.config import StationConfig
@@ -41,6 +42,7 @@ from appliance.system.health import HealthService, HealthSources
 from appliance.system.logs import RecentLogs
 from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
+from appliance.web.config import TechnicianTls
 from appliance.web.services import Services
 from drivers.registry import build_driver
 from drivers.worker import DeviceWorker, ScannerState
@@ -114,8 +116,13 @@ class Station:
                                     ))
         self.web_port: int | None = None
         self._server: uvicorn.Server | None = None
+        self._tls_server: uvicorn.Server | None = None
+        self.tls_port: int | None = None
         self._services: Services | None = None
         self.recent_logs = RecentLogs()
+        self.scanner_tools = ScannerTools(
+            worker=lambda: self.worker, busy=self._busy,
+            reconnect=lambda: self.restart_sections(self.config, {"scanner"}))
         self.reconfigurer = Reconfigurer(
             running=lambda: self.config, path=config_path, restart=self.restart_sections,
             healthy=self.sections_healthy, audit=self._audit, busy=self._busy,
@@ -130,6 +137,9 @@ class Station:
         logging.getLogger().addHandler(self.recent_logs)
         fix_mmap_threshold(self.config.system.malloc_mmap_threshold_kb)
         check_port_free(self.config.web.host, self.config.web.port)
+        technician_tls = self.config.web.technician_tls
+        if technician_tls is not None:
+            check_port_free(technician_tls.host, technician_tls.port)
         self.clock = kernel_clock_state()
         retry_store = self._start_store()
         self._start_scanner()
@@ -387,7 +397,7 @@ class Station:
                 preview=self._preview_factory(self.booking), store=self.store, sync=self.sync,
                 problem=lambda: self.store_problem, diagnostics=self.diagnostics,
                 scanner=self.scanner_report, configuration=self.reconfigurer,
-                recent_logs=self.recent_logs.lines,
+                recent_logs=self.recent_logs.lines, scanner_tools=self.scanner_tools,
             )
         return self._services
 
@@ -412,6 +422,29 @@ class Station:
             await asyncio.sleep(0.02)
         sockets = self._server.servers[0].sockets if self._server.servers else []
         self.web_port = sockets[0].getsockname()[1] if sockets else self.config.web.port
+        tls = self.config.web.technician_tls
+        if tls is not None:
+            await self._start_technician_tls(app, tls)
+
+    async def _start_technician_tls(self, app: Any, tls: TechnicianTls) -> None:
+        """The technician page on the LAN over HTTPS; nothing of the kiosk is served there."""
+        from appliance.web.tls import key_path, technician_only
+
+        config = uvicorn.Config(technician_only(app), host=tls.host, port=tls.port,
+                                ssl_certfile=str(tls.certificate), ssl_keyfile=str(key_path(tls)),
+                                log_config=None, access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._tls_server = server
+        task = asyncio.create_task(server.serve(), name="technician-tls")
+        self._tasks.append(task)
+        while not server.started:
+            if task.done():
+                task.result()
+                raise PortInUse(f"technician page on port {tls.port} did not start")
+            await asyncio.sleep(0.02)
+        sockets = server.servers[0].sockets if server.servers else []
+        self.tls_port = sockets[0].getsockname()[1] if sockets else tls.port
 
     # ---- stop -----------------------------------------------------------------------------
 
@@ -441,8 +474,9 @@ class Station:
                       self.config.system.stop_timeout_s)
 
     async def _stop_services(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.should_exit = True
         if self.sync is not None:
             await self.sync.stop()
         for task in self._tasks:

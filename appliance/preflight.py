@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -57,6 +58,20 @@ def preflight(config: StationConfig) -> Preflight:
     for n, key in enumerate(mqtt.central_keys):
         errors += _secret(f"mqtt.central_keys[{n}]", lambda key=key: load_public_key(key))
     warnings += _trust(mqtt)
+    technician_tls = config.web.technician_tls
+    if technician_tls is not None:
+        from appliance.web.tls import key_path
+
+        tls_section = technician_tls
+
+        def certificate_and_key() -> None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls_section.certificate), str(key_path(tls_section)))
+
+        errors += _secret("web.technician_tls", certificate_and_key)
+        if not _resolves(technician_tls.host):
+            errors.append(ConfigProblem(path="web.technician_tls.host", message=(
+                f"{technician_tls.host!r} does not resolve to an address")))
     if not _resolves(config.web.host):
         errors.append(ConfigProblem(path="web.host",
                                     message=f"{config.web.host!r} does not resolve to an address"))

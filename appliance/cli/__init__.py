@@ -119,6 +119,22 @@ def _cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tls(args: argparse.Namespace) -> int:
+    from appliance.web.tls import fingerprint, generate, key_path
+
+    config = load_config(args.config)
+    tls = config.web.technician_tls
+    if tls is None:
+        raise ConfigError(f"{args.config}: web.technician_tls is not set: the technician page "
+                          "is served on loopback only")
+    if args.generate and not tls.certificate.exists():
+        names = tls.names or config.web.server_names
+        generate(tls.certificate, key_path(tls), names)
+        print(f"{tls.certificate}: new self-signed certificate for {', '.join(names)}")
+    print(f"{tls.certificate}: {fingerprint(tls.certificate)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, documented in the README."""
     parser = argparse.ArgumentParser(prog="booking-station", description=__doc__)
@@ -189,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default=None, choices=[m.value for m in CaptureMode])
     p.add_argument("--seconds", type=float, default=3.0, help="measuring time for fps")
     p.set_defaults(func=_cmd_scanner)
+
+    p = sub.add_parser("tls", help="print the technician page's certificate fingerprint (SHA-256) "
+                       "to check against the browser's")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    p.add_argument("--generate", action="store_true",
+                   help="make a self-signed certificate first when there is none (installer)")
+    p.set_defaults(func=_cmd_tls)
 
     p = sub.add_parser("hash-password", help="print a technician login line for the credential")
     p.add_argument("user")

@@ -17,11 +17,17 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.system.grades import Facts, grade, worst
-from appliance.web import admin_audit, admin_charts, admin_config, admin_diagnostics
+from appliance.web import (
+    admin_audit,
+    admin_charts,
+    admin_config,
+    admin_diagnostics,
+    admin_scanner,
+)
 from appliance.web.desk import SIGNED_IN, Desk, Problem, client_address
 from appliance.web.services import Services
 from appliance.web.sessions import Role, Session
-from appliance.web.signin import NoAccounts, SignInFailed, SignInLocked
+from appliance.web.signin import NoAccounts, SignInBusy, SignInFailed, SignInLocked
 
 STATIC = Path(__file__).parent / "static"
 
@@ -61,7 +67,7 @@ class SyncState(BaseModel):
 def router(services: Services) -> APIRouter:
     """The technician's routes."""
     api = APIRouter()
-    desk = Desk(services, secure=False)
+    desk = Desk(services, secure=services.web.technician_tls is not None)
     signin = desk.signin
 
     def session_view(session: Session) -> SessionView:
@@ -81,7 +87,8 @@ def router(services: Services) -> APIRouter:
 
     @api.post("/api/admin/login", responses={
         401: {"model": Problem, "description": "Wrong name or password."},
-        429: {"model": Problem, "description": "Locked after too many failures."},
+        429: {"model": Problem, "description": "Locked after too many failures, or too many "
+              "sign-ins waiting for their check."},
         503: {"model": Problem, "description": "No technician accounts are configured."},
     })
     async def login(body: Credentials, request: Request, response: Response) -> SessionView:
@@ -91,6 +98,9 @@ def router(services: Services) -> APIRouter:
             signin.sessions.end(old)
         try:
             session = await signin.sign_in(body.user, body.password, client_address(request))
+        except SignInBusy as exc:
+            raise HTTPException(429, "the station is busy checking sign-ins: try again shortly",
+                                headers={"Retry-After": "5"}) from exc
         except SignInLocked as exc:
             raise HTTPException(429, "too many failed sign-ins: try again later",
                                 headers={"Retry-After": str(exc.retry_after_s)}) from exc
@@ -168,5 +178,6 @@ def router(services: Services) -> APIRouter:
     api.include_router(admin_audit.router(services, desk))
     api.include_router(admin_charts.router(services, desk))
     api.include_router(admin_config.router(services, desk))
+    api.include_router(admin_scanner.router(services, desk))
     api.include_router(admin_diagnostics.router(services, desk, overview))
     return api

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from appliance.strict import Strict
+
+
+class TechnicianTls(Strict):
+    """HTTPS for the technician page on the LAN (the kiosk stays on loopback)."""
+
+    host: str = Field("0.0.0.0", description="Address the technician page listens on over TLS.")
+    port: int = Field(8443, ge=0, le=65535, description="Port of the technician page (HTTPS).")
+    certificate: Path = Field(
+        Path("/etc/booking-station/tls/admin.crt"),
+        description="PEM certificate (made by the installer, or the agency's own).")
+    key_file: Path = Field(
+        Path("/etc/booking-station/tls/admin.key"),
+        description="Its private key (PEM; the installer makes it 0640 root:booking-station).")
+    key_credential: str | None = Field(
+        None, description="Credential holding the private key instead of key_file, if set.")
+    names: tuple[str, ...] = Field(
+        (), description="Names and addresses a generated certificate is made for "
+        "(default: web.server_names).")
 
 
 class WebSection(Strict):
@@ -19,9 +39,13 @@ class WebSection(Strict):
         "is refused.",
     )
     preview_fps: float = Field(15.0, gt=0, le=60, description="Live preview frames per second.")
+    technician_tls: TechnicianTls | None = Field(
+        None, description="Serve the technician page over HTTPS on the LAN; unset: loopback "
+        "only, plain HTTP.")
     admin_users_credential: str = Field(
         "booking-station-admin-users",
-        description="Credential holding 'user:pbkdf2-hash' lines for the admin page.",
+        description="Credential holding 'user:role:argon2id-hash' lines for the technician "
+        "page (roles: technician, auditor).",
     )
     officers_credential: str = Field(
         "booking-station-officers",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from appliance.capture.booking import BookingService
+from appliance.capture.diagnostics import ScannerTools
 from appliance.capture.preview import PreviewLoop
 from appliance.store.store import Store
 from appliance.sync.service import SyncService
@@ -54,3 +55,4 @@ class Services:
     scanner: Callable[[], dict[str, Any]] = field(default=dict)
     configuration: Configuration | None = None
     recent_logs: Callable[[], list[str]] = field(default=list)
+    scanner_tools: ScannerTools | None = None

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 from appliance.errors import ConfigError
@@ -40,6 +41,8 @@ ABSOLUTE_S = 12 * 3600
 COOKIE = "bs_technician"
 #: Settings key of the argon2id hashes that replaced older lines at a good sign-in.
 REHASHED_SETTING = "technician_rehashed"
+#: Sign-ins that may wait for the one password check; more are refused at once (429).
+MAX_WAITING = 4
 #: The roles a logins line may name on the technician page.
 PAGE_ROLES = frozenset({Role.TECHNICIAN, Role.AUDITOR})
 
@@ -54,6 +57,10 @@ class SignInLocked(Exception):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(retry_after_s)
         self.retry_after_s = retry_after_s
+
+
+class SignInBusy(Exception):
+    """Too many sign-ins are waiting for their password check: try again shortly."""
 
 
 class NoAccounts(Exception):
@@ -80,6 +87,7 @@ class TechnicianSignIn:
         self.sessions = SessionStore(cookie=COOKIE, idle_s=IDLE_S, absolute_s=ABSOLUTE_S,
                                      secure=secure)
         self._one_check = asyncio.Semaphore(1)
+        self._waiting = 0
         self._rehashed: dict[str, tuple[str, str]] = {}  # name -> (digest of old line, new hash)
 
     def accounts(self) -> dict[str, Account]:
@@ -105,9 +113,7 @@ class TechnicianSignIn:
             raise SignInLocked(_retry_after(exc, self.lockout)) from exc
         accounts = await asyncio.to_thread(self.accounts)
         account = accounts.get(name)
-        async with self._one_check:
-            good = await asyncio.to_thread(verify_password, password,
-                                           account.hash if account else None)
+        good = await self._check(password, account.hash if account else None)
         if not good or account is None:
             locked = self.lockout.failure(*keys)
             await self._audit_failure(account, client, locked)
@@ -121,6 +127,24 @@ class TechnicianSignIn:
         await self._audit(f"technician:{account.name}", "login",
                           {"client": client, "role": account.role.value})
         return session
+
+    async def _check(self, password: str, stored: str | None) -> bool:
+        """One password check at a time, then as long idle as it took.
+
+        A crowd of guessers then holds at most half of one core (argon2id's lanes aside), and
+        never more than :data:`MAX_WAITING` of them wait: the officer's booking comes first.
+        """
+        if self._waiting >= MAX_WAITING:
+            raise SignInBusy()
+        self._waiting += 1
+        try:
+            async with self._one_check:
+                started = time.monotonic()
+                good = await asyncio.to_thread(verify_password, password, stored)
+                await asyncio.sleep(time.monotonic() - started)
+        finally:
+            self._waiting -= 1
+        return good
 
     async def sign_out(self, session: Session, client: str) -> None:
         """End the session and audit it."""

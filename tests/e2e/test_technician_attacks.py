@@ -135,6 +135,6 @@ async def test_a_crowd_of_guessers_does_not_stop_a_booking(station_rig) -> None:
     await rig.wait_stored([committed.transaction_id], timeout=120)
     assert answers and 200 not in answers and set(answers) <= {401, 429}
     assert 429 in answers  # the real name was locked by the crowd
-    assert answers.count(401) >= 20  # and the crowd kept the hash checks busy
-    failed = [e for e in rig.station.store.audit_entries(1000) if e["action"] == "login_failed"]
-    assert len(failed) >= len(answers) - 1
+    assert answers.count(401) >= 5  # the crowd kept the one hash check busy
+    failed = [e for e in rig.station.store.audit_entries(5000) if e["action"] == "login_failed"]
+    assert len(failed) >= answers.count(401)  # every checked failure is in the audit log

@@ -54,6 +54,7 @@ async def a_booking(rig, number: str) -> None:
     await booking.submit()
 
 
+@pytest.mark.timeout(900)  # one technician's whole round on a shared, loaded machine
 async def test_sign_in_lockout_audit_and_charts(station_rig, browser, shots: Path) -> None:
     rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
     await a_booking(rig, "BK-PRIVATE-99")
@@ -140,6 +141,16 @@ async def test_sign_in_lockout_audit_and_charts(station_rig, browser, shots: Pat
     await tech.click("#apply-filter")
     await expect(rows).to_have_count(1, timeout=60_000)
     assert await serious_violations(tech) == []
+
+    # scanner diagnostics: the technician's own test capture and the frame rate
+    await tech.click("#scanner-rate")
+    await expect(tech.locator("#scanner-result")).to_contain_text("frames per second",
+                                                                  timeout=60_000)
+    await tech.click("#scanner-capture")
+    await expect(tech.locator("#scanner-shot img")).to_have_js_property("complete", True,
+                                                                        timeout=60_000)
+    assert await tech.locator("#scanner-shot img").evaluate("i => i.naturalWidth") > 0
+    await tech.locator("#scanner-section").screenshot(path=str(shots / "08-scanner.png"))
 
     # the diagnostics bundle: redacted, and without the subject
     async with tech.expect_download() as caught:

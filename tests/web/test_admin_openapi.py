@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
+from appliance.capture.diagnostics import ScannerTools
 from appliance.config import StationConfig
 from appliance.reconfigure import Reconfigurer
 from appliance.store.crypto import BlobCipher, new_key
@@ -40,6 +41,10 @@ HOST = "testserver"  # the host schemathesis's ASGI client sends
 ORIGIN = f"http://{HOST}"
 READER_PATHS = ("/api/admin/audit", "/api/admin/session", "/api/admin/logout")
 EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+async def no_scanner() -> None:
+    raise AssertionError("there is no scanner to reconnect")
 
 
 class Station:
@@ -68,7 +73,8 @@ class Station:
         self.app: FastAPI = create_app(Services(
             station=StationSection(station_id="api-1"),
             web=WebSection(server_names=(HOST,)), health=health, events=Events(),
-            store=self.store, sync=self.sync, configuration=configuration))
+            store=self.store, sync=self.sync, configuration=configuration,
+            scanner_tools=ScannerTools(lambda: None, lambda: None, no_scanner)))
         self.client = TestClient(self.app, base_url=ORIGIN, headers={"Origin": ORIGIN},
                                  client=("10.9.8.7", 50000))
         self.client.__enter__()

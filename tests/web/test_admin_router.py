@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.capture.diagnostics import ScannerTools
 from appliance.domain import Subject
 from appliance.store import oversight
 from appliance.system.logs import RecentLogs
@@ -172,6 +173,11 @@ async def test_the_technician_never_sees_a_subject(booking_factory, client_for, 
     services = services_for(booking)
     services.recent_logs = logged.lines
     services.configuration = memory_configuration(booking.store.audit)
+
+    async def no_reconnect() -> None:
+        raise AssertionError("the walker only reads")
+
+    services.scanner_tools = ScannerTools(lambda: booking.worker, lambda: None, no_reconnect)
     client = client_for(services)
     csrf = await sign_in(client, "tech", creds[1])
     forbidden = ["BK-SECRET-77", "Zyxwvuts", "Qponmlk", "19710203", "1971-02-03"]

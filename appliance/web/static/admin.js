@@ -85,7 +85,31 @@ async function verify(whole) {
   $("chain").className = v.ok ? "" : "error";
 }
 
+async function loadScanner() {
+  fillPairs("scanner-counters", await (await call("/api/admin/scanner")).json());
+}
+
+async function scannerTool(path, body, what) {
+  $("scanner-result").textContent = what + "…";
+  try {
+    const answer = await call(path, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body) });
+    if (answer.headers.get("Content-Type") === "image/jpeg") {
+      const img = document.createElement("img");
+      img.alt = "Test capture from the scanner (not stored)";
+      img.src = URL.createObjectURL(await answer.blob());
+      $("scanner-shot").replaceChildren(img);
+      $("scanner-result").textContent = "Test capture shown below; it is not stored.";
+    } else {
+      const r = await answer.json();
+      $("scanner-result").textContent = r.fps !== undefined
+        ? r.frames + " frames in " + r.seconds + " s: " + r.fps + " frames per second." : what + ": done.";
+    }
+    await loadScanner();
+  } catch (err) { $("scanner-result").textContent = err.message; }
+}
+
 async function loadTechnician() {
+  await loadScanner();
   const h = await (await call("/api/admin/health")).json();
   fillHealth(h.items || []);
   fillPairs("link", h.link);
@@ -188,6 +212,10 @@ async function start() {
       } catch (err) { showError(err.message); }
     };
   }
+  $("scanner-capture").onclick = () => scannerTool("/api/admin/scanner/test-capture", undefined, "Capturing");
+  $("scanner-rate").onclick = () => scannerTool("/api/admin/scanner/frame-rate", { seconds: 3 }, "Counting frames");
+  $("scanner-reset").onclick = () => scannerTool("/api/admin/scanner/reset-counters", undefined, "Resetting counters");
+  $("scanner-reconnect").onclick = () => scannerTool("/api/admin/scanner/reconnect", undefined, "Reconnecting");
   $("retry").onclick = () => post("/api/admin/outbox/retry");
   $("set-throttle").onclick = () => post("/api/admin/outbox/throttle", { per_s: Number($("throttle").value) });
   $("verify-whole").onclick = () => verify(true).catch((err) => showError(err.message));

@@ -1,0 +1,179 @@
+"""The technician page under attack: sign-in timing of unknown names, bookings under guessing.
+
+    .venv/bin/python benchmarks/technician_bench.py [--rounds 8] [--bookings 2] [--guessers 8]
+
+Starts the station in this process (emulated livescan, flats, a Mosquitto process) and measures
+over real sockets, side by side in the same run:
+
+* sign-in answer time for a wrong password of a known name against an unknown name, interleaved,
+  each from a fresh loopback address and name so that no lockout shortens either (the issue saw
+  0.002 s against 0.464 s before the decoy hash): the ratio of the medians;
+* the time of a flats booking (three captures and the commit) alone, then while ``--guessers``
+  clients in another process keep guessing passwords from rotating loopback addresses and
+  made-up names (the issue saw 7-9 s become 38-39 s): the ratio of the medians. On one machine
+  the guessers' own CPU counts against the booking too, which an attacker on the LAN's would
+  not.
+
+The load average is printed before and after: on a shared machine the absolute times say
+little, the ratios more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the demo's broker and credentials, from the checkout
+
+from appliance.app import Station  # noqa: E402
+from appliance.config import StationConfig  # noqa: E402
+from appliance.web.auth import hash_password  # noqa: E402
+from demo.broker import demo_broker  # noqa: E402
+from demo.run import prepare_state  # noqa: E402
+
+
+def loadavg() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def client(base: str, address: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base, timeout=600, headers={"Origin": base},
+                             transport=httpx.AsyncHTTPTransport(local_address=address))
+
+
+async def sign_in_times(base: str, rounds: int) -> tuple[list[float], list[float]]:
+    known: list[float] = []
+    unknown: list[float] = []
+    for n in range(rounds):
+        async with client(base, f"127.0.9.{n + 1}") as guesser:
+            for user, times in ((f"known{n}", known), (f"nobody{n}", unknown)) * 2:
+                started = time.perf_counter()
+                answer = await guesser.post("/api/admin/login",
+                                            json={"user": user, "password": "wrong"})
+                times.append(time.perf_counter() - started)
+                assert answer.status_code == 401, answer.text
+    return known, unknown
+
+
+async def one_booking(station: Station, number: str) -> float:
+    booking = station.booking
+    assert booking is not None
+    started = time.perf_counter()
+    await booking.start(number)
+    while booking.current_step is not None:
+        await booking.capture()
+        await booking.accept()
+    await booking.submit()
+    return time.perf_counter() - started
+
+
+async def guess_until(base: str, worker: int, done: asyncio.Event, counts: list[int]) -> None:
+    round_ = 0
+    while not done.is_set():
+        round_ += 1
+        address = f"127.{10 + worker}.{round_ // 250}.{round_ % 250 + 1}"
+        async with client(base, address) as guesser:
+            for attempt in range(4):
+                if done.is_set():
+                    return
+                await guesser.post("/api/admin/login", json={
+                    "user": f"guess{worker}-{round_}-{attempt}", "password": "x"})
+                counts[0] += 1
+
+
+async def run(args: argparse.Namespace) -> int:
+    print(f"before: {loadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        creds, _password = prepare_state(state)
+        with (creds / "booking-station-admin-users").open("a") as fh:
+            for n in range(args.rounds):
+                fh.write(f"known{n}:{hash_password('right')}\n")
+        os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
+        async with demo_broker(prefer="mosquitto") as broker:
+            config = StationConfig.model_validate({
+                "station": {"station_id": "bench-1", "data_dir": str(state / "station")},
+                "scanner": {"type": "emulated", "seed": 3}, "store": {"min_free_mb": 1},
+                "mqtt": {"host": broker.host, "port": broker.port},
+                "web": {"port": 0}, "records": {"profile": "local-flats"},
+                "capture": {"sequence": "flats"}, "quality": {"min_nfiq2_plain": 0}})
+            station = Station(config)
+            await station.start()
+            try:
+                base = f"http://127.0.0.1:{station.web_port}"
+                known, unknown = await sign_in_times(base, args.rounds)
+                print(f"sign-in, wrong password of a known name: median "
+                      f"{statistics.median(known):.3f} s over {len(known)}")
+                print(f"sign-in, unknown name:                   median "
+                      f"{statistics.median(unknown):.3f} s over {len(unknown)}")
+                ratio = statistics.median(unknown) / statistics.median(known)
+                print(f"unknown / known: {ratio:.2f} (1.00 = indistinguishable)")
+                alone = [await one_booking(station, f"BK-ALONE-{n}") for n in range(args.bookings)]
+                # the guessers run in their own process, as an attacker's would
+                crowd = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--crowd", base, "--guessers", str(args.guessers),
+                    stdout=asyncio.subprocess.PIPE)
+                assert crowd.stdout is not None
+                await crowd.stdout.readline()  # "guessing"
+                try:
+                    attacked = [await one_booking(station, f"BK-ATTACKED-{n}")
+                                for n in range(args.bookings)]
+                finally:
+                    crowd.send_signal(signal.SIGINT)
+                    tail = (await crowd.stdout.read()).decode().split()
+                    await crowd.wait()
+                counts = [int(tail[-1]) if tail and tail[-1].isdigit() else -1]
+                print(f"flats booking alone:            median {statistics.median(alone):.2f} s "
+                      f"over {len(alone)}")
+                print(f"flats booking, {args.guessers} guessers:      median "
+                      f"{statistics.median(attacked):.2f} s over {len(attacked)} "
+                      f"({counts[0]} guesses answered meanwhile)")
+                print(f"attacked / alone: "
+                      f"{statistics.median(attacked) / statistics.median(alone):.2f}")
+            finally:
+                await station.stop()
+    print(f"after: {loadavg()}", flush=True)
+    return 0
+
+
+async def crowd(base: str, guessers: int) -> int:
+    """The guessers on their own, until interrupted; prints how many answers they got."""
+    done, counts = asyncio.Event(), [0]
+    tasks = [asyncio.create_task(guess_until(base, w, done, counts)) for w in range(guessers)]
+    print("guessing", flush=True)
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        done.set()
+    print(counts[0], flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crowd", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=8, help="names of each kind (x2 tries)")
+    parser.add_argument("--bookings", type=int, default=2, help="bookings in each condition")
+    parser.add_argument("--guessers", type=int, default=8, help="parallel password guessers")
+    args = parser.parse_args()
+    if args.crowd:
+        try:
+            return asyncio.run(crowd(args.crowd, args.guessers))
+        except KeyboardInterrupt:
+            return 0
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
