@@ -18,14 +18,18 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.capture.inspection import Inspection
+from appliance.capture.lookup import lookup_subject
 from appliance.capture.numbers import NumberCheck, check_booking_number
 from appliance.capture.processing import BookingProcessor
 from appliance.capture.sequence import SEQUENCES, Step
+from appliance.capture.subject import form_from_subject, subject_from_form
 from appliance.domain import SLAP_FINGERS, Annotation, Booking, Impression, Position, Subject
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.records.descriptors import check_descriptors
 from appliance.records.profile import Profile, booking_number_problems, get_profile
 from appliance.store.drafts import DraftStore
 from appliance.store.store import BookingSummary, Store
@@ -97,6 +101,8 @@ class BookingService:
     committed: list[Callable[[str], None]] = field(default_factory=list)
     #: The officer signed in at the kiosk: named by every audit entry of the booking's steps.
     operator: str = ""
+    #: Where the agency's booking system leaves subject details (None: no look-up).
+    lookup_dir: Path | None = None
     booking: Booking | None = None
     pending: Impression | None = None
     inspection: Inspection | None = None  # what the officer is shown about the pending print
@@ -293,6 +299,32 @@ class BookingService:
             self.inspection = None
             self.state = SessionState.CAPTURING
 
+    async def describe(self, values: dict[str, str]) -> dict[str, str]:
+        """Set the subject's details from the kiosk's form; returns problems by mnemonic.
+
+        Nothing is kept while any value is wrong; what is kept is in the draft on return.
+        """
+        async with self._lock:
+            if self.booking is None:
+                raise CaptureError("no booking in progress")
+            problems = check_descriptors(self.profile, values, complete=False)
+            if problems:
+                return problems
+            self.booking.subject = subject_from_form(self.profile, values)
+            await self.drafts.describe(self.booking)
+            return {}
+
+    async def look_up(self) -> dict[str, str] | None:
+        """The subject's details the booking system left for this booking, unchecked, or None."""
+        if self.booking is None or self.lookup_dir is None:
+            return None
+        return await asyncio.to_thread(lookup_subject, self.lookup_dir,
+                                       self.booking.booking_number)
+
+    def described(self) -> dict[str, str]:
+        """The subject's details as the form shows them (the officer's screen only)."""
+        return form_from_subject(self.profile, self.booking.subject) if self.booking else {}
+
     async def redo(self, position: Position) -> None:
         """Take an accepted print again; the accepted one stays until the new one is accepted."""
         async with self._lock:
@@ -303,6 +335,7 @@ class BookingService:
             if self.pending is not None:
                 raise CaptureError("accept or retake the print on screen first")
             self._redo = position
+            self._retakes[position] = self._retakes.get(position, 0) + 1
             self.state = SessionState.CAPTURING
             await self._guide()
 
@@ -365,6 +398,10 @@ class BookingService:
                 raise CaptureError(f"{self.current_step.position.label} is not captured yet")
             if not self.booking.impressions:
                 raise CaptureError("a booking needs at least one print")
+            missing = check_descriptors(self.profile, self.described(), complete=True)
+            if missing:
+                raise CaptureError("subject details: fill in "
+                                   + ", ".join(sorted(missing)) + " before submit")
             self.state = SessionState.SUBMITTING
             booking = self.booking
             try:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from appliance.capture.booking import BookingService
 from appliance.capture.preview import jpeg
 from appliance.domain import Annotation, Position
+from appliance.records import descriptors
 from appliance.web import kiosk_view
 from appliance.web.officers import OFFICER_ID_MAX, PIN_MAX, OfficerDesk, SignInRefused
 from appliance.web.services import Services
@@ -51,6 +53,13 @@ class CheckNumber(BaseModel):
     """A booking number as the officer is typing it."""
 
     booking_number: str = Field(max_length=64)
+
+
+class Describe(BaseModel):
+    """The subject form's values by Type-2 mnemonic."""
+
+    values: dict[Annotated[str, StringConstraints(max_length=8)],
+                 Annotated[str, StringConstraints(max_length=100)]] = Field(max_length=40)
 
 
 class Accept(BaseModel):
@@ -182,6 +191,34 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
         """Whether a booking can start with this number; warnings about repeats."""
         check = await booking().check_number(body.booking_number.strip())
         return {"ok": check.ok, "problems": check.problems, "warnings": check.warnings}
+
+    @api.get("/api/subject")
+    async def subject_form(_s: Session = viewer) -> dict[str, Any]:
+        """The subject form from the profile's Type-2 fields, and what is filled in."""
+        s = booking()
+        return {"fields": [asdict(f) for f in descriptors.subject_form(s.profile)],
+                "values": s.described(), "lookup": s.lookup_dir is not None}
+
+    @api.post("/api/subject/check")
+    async def subject_check(body: Describe, _s: Session = officer) -> dict[str, Any]:
+        """What is wrong with the values as typed (nothing is kept)."""
+        s = booking()
+        return {"problems": descriptors.check_descriptors(s.profile, body.values,
+                                                          complete=False)}
+
+    @api.post("/api/subject")
+    async def subject_save(body: Describe, _s: Session = officer) -> dict[str, Any]:
+        """Keep the subject's details (none kept while any value is wrong)."""
+        problems = await booking().describe(body.values)
+        return {"saved": not problems, "problems": problems}
+
+    @api.post("/api/subject/lookup")
+    async def subject_lookup(_s: Session = officer) -> dict[str, Any]:
+        """The subject's details from the agency's booking system, for the form to show."""
+        found = await booking().look_up()
+        if found is None:
+            raise HTTPException(404, "the booking system has nothing for this booking number")
+        return {"values": found}
 
     @api.post("/api/capture")
     async def capture(_s: Session = officer) -> dict[str, Any]:

@@ -12,7 +12,7 @@ const MESSAGES = {
     start_title: "Start a booking", booking_number: "Booking number", start: "Start booking", start_anyway: "Start anyway",
     recent_title: "Today's bookings", col_booking: "Booking", col_prints: "Prints", col_delivery: "Delivery", col_receipt: "Receipt / reason",
     capture: "Capture", accept: "Accept", accept_reason: "Accept with a reason", retake: "Retake",
-    keep_old: "Keep the earlier print", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
+    keep_old: "Keep the earlier one", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
     review_title: "Review, then submit", submit: "Submit booking", sharing_title: "Where this booking goes",
     reason: "Reason", reason_worn: "Worn or damaged skin", reason_injury: "Injury or bandage",
     reason_uncooperative: "Subject not cooperating", reason_best: "Best of several attempts",
@@ -43,6 +43,9 @@ const MESSAGES = {
     scanner_problem: "Scanner problem: {message}", hold_still: "Hold still",
     right_hand: "Right hand", left_hand: "Left hand", slap_13: "Right 4", slap_14: "Left 4", slap_15: "Thumbs",
     scanner_ready: "ready", scanner_busy: "busy", scanner_disconnected: "disconnected", scanner_absent: "absent",
+    subject_details: "Subject details", required_note: "Fields marked * are required before submit.",
+    look_up: "Look up", save: "Save", edit: "Edit", saved: "Subject details saved.", not_found: "Nothing found for this booking number.",
+    no_subject: "No subject details yet.", pick: "Pick…", hide_keyboard: "Hide keyboard",
     scanner_unavailable: "unavailable", scanner_starting: "starting", scanner_stopped: "stopped", verdict_passed: "The {print} passed: accept it.",
   },
   es: {
@@ -52,7 +55,7 @@ const MESSAGES = {
     start_title: "Iniciar una reseña", booking_number: "Número de reseña", start: "Iniciar reseña", start_anyway: "Iniciar de todos modos",
     recent_title: "Reseñas de hoy", col_booking: "Reseña", col_prints: "Huellas", col_delivery: "Envío", col_receipt: "Recibo / motivo",
     capture: "Capturar", accept: "Aceptar", accept_reason: "Aceptar con un motivo", retake: "Repetir",
-    keep_old: "Conservar la huella anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
+    keep_old: "Conservar la anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
     review_title: "Revisar y enviar", submit: "Enviar reseña", sharing_title: "Adónde va esta reseña",
     reason: "Motivo", reason_worn: "Piel gastada o dañada", reason_injury: "Lesión o vendaje",
     reason_uncooperative: "La persona no colabora", reason_best: "La mejor de varios intentos",
@@ -83,6 +86,9 @@ const MESSAGES = {
     scanner_problem: "Problema del escáner: {message}", hold_still: "No se mueva",
     right_hand: "Mano derecha", left_hand: "Mano izquierda", slap_13: "Dcha. 4", slap_14: "Izda. 4", slap_15: "Pulgares",
     scanner_ready: "listo", scanner_busy: "ocupado", scanner_disconnected: "desconectado", scanner_absent: "ausente",
+    subject_details: "Datos de la persona", required_note: "Los campos con * son obligatorios antes de enviar.",
+    look_up: "Buscar", save: "Guardar", edit: "Editar", saved: "Datos de la persona guardados.", not_found: "No hay nada para este número de reseña.",
+    no_subject: "Aún no hay datos de la persona.", pick: "Elija…", hide_keyboard: "Ocultar teclado",
     scanner_unavailable: "no disponible", scanner_starting: "arrancando", scanner_stopped: "parado", verdict_passed: "La huella ({print}) es buena: acéptela.",
   },
 };
@@ -155,6 +161,7 @@ function showSignIn(locked) {
 }
 
 function signedIn(session) {
+  hideKeyboard();
   csrf = session.csrf;
   idleLockMs = (session.idle_lock_s || 300) * 1000;
   $("signin-panel").hidden = true; $("signin-error").hidden = true;
@@ -228,7 +235,7 @@ function fingerState(k, finger) {
   const rolled = stepOf(k, finger);
   if (rolled) {
     if (rolled.state === "accepted") return { cls: scoreClass(rolled.nfiq2), text: rolled.nfiq2 ?? "✓", detail: t("score", { score: rolled.nfiq2 ?? "–" }) };
-    return { cls: rolled.state === "current" ? "current" : "todo", text: "", detail: t("not_taken") };
+    return { cls: rolled.state === "current" ? "current" : "todo", text: slapScore(k, finger), detail: t("not_taken") };
   }
   for (const [slap, fingers] of Object.entries(SLAP_FINGERS)) {
     const step = fingers.includes(finger) ? stepOf(k, Number(slap)) : null;
@@ -239,6 +246,15 @@ function fingerState(k, finger) {
     if (step) return { cls: step.state === "current" ? "current" : "todo", text: "", detail: t("not_taken") };
   }
   return { cls: "todo", text: "", detail: t("not_taken") };
+}
+
+// A finger's score in its accepted slap, shown small while its rolled print is still to take.
+function slapScore(k, finger) {
+  for (const [slap, fingers] of Object.entries(SLAP_FINGERS)) {
+    const step = fingers.includes(finger) ? stepOf(k, Number(slap)) : null;
+    if (step && step.state === "accepted" && step.fingers[finger] !== undefined && step.fingers[finger] !== null) return "(" + step.fingers[finger] + ")";
+  }
+  return "";
 }
 
 // Each hand is one row: its four-finger slap, then its five fingers as the subject shows them
@@ -379,6 +395,7 @@ function renderReview(k) {
     card.appendChild(redo);
     box.appendChild(card);
   }
+  renderSubjectSummary();
   const list = $("sharing-list"); list.textContent = "";
   if (!k.sharing.length) { const li = document.createElement("li"); li.textContent = t("no_sharing"); list.appendChild(li); }
   for (const d of k.sharing) {
@@ -544,6 +561,94 @@ async function cancelBooking() {
 $("cancel").onclick = cancelBooking;
 $("review-cancel").onclick = cancelBooking;
 
+// ---- the subject's details: a form generated from the profile's Type-2 fields -----------------
+
+let subjectTimer = null;
+
+async function openSubject() {
+  let form;
+  try { form = await api("/api/subject"); } catch (e) { if (!(e instanceof SignedOut)) say(e.message, true); return; }
+  const box = $("subject-form"); box.textContent = "";
+  for (const f of form.fields) {
+    const id = "subject-" + f.mnemonic;
+    const label = document.createElement("label"); label.htmlFor = id;
+    label.textContent = f.label + (f.mandatory ? " *" : "");
+    let input;
+    if (f.kind === "code") {
+      input = document.createElement("select");
+      const none = document.createElement("option"); none.value = ""; none.textContent = t("pick");
+      input.appendChild(none);
+      for (const [code, words] of f.codes) {
+        const o = document.createElement("option"); o.value = code; o.textContent = code + " – " + words; input.appendChild(o);
+      }
+    } else {
+      input = document.createElement("input");
+      input.maxLength = 50;
+      if (["date", "height", "weight"].includes(f.kind)) input.inputMode = "numeric";
+      input.placeholder = { date: "YYYYMMDD", height: "510", weight: "180", name: "SMITH,JOHN" }[f.kind] || "";
+    }
+    input.id = id; input.name = f.mnemonic; input.value = form.values[f.mnemonic] || "";
+    if (f.mandatory) input.setAttribute("aria-required", "true");
+    const problem = document.createElement("span"); problem.className = "field-problem"; problem.id = id + "-problem";
+    input.setAttribute("aria-describedby", problem.id);
+    input.addEventListener("input", () => { clearTimeout(subjectTimer); subjectTimer = setTimeout(checkSubject, 300); });
+    input.addEventListener("change", () => { clearTimeout(subjectTimer); subjectTimer = setTimeout(checkSubject, 50); });
+    const row = document.createElement("div"); row.className = "field";
+    row.append(label, input, problem);
+    box.appendChild(row);
+  }
+  $("subject-lookup").hidden = !form.lookup;
+  $("subject-error").textContent = "";
+  $("subject").showModal();
+}
+
+function subjectValues() {
+  const values = {};
+  for (const el of $("subject-form").elements) if (el.name && el.value.trim()) values[el.name] = el.value.trim();
+  return values;
+}
+
+function showSubjectProblems(problems) {
+  for (const el of $("subject-form").elements) {
+    if (!el.name) continue;
+    const text = problems[el.name] || "";
+    $("subject-" + el.name + "-problem").textContent = text;
+    el.setAttribute("aria-invalid", text ? "true" : "false");
+  }
+}
+
+async function checkSubject() {
+  try { showSubjectProblems((await api("/api/subject/check", { values: subjectValues() })).problems); }
+  catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
+}
+
+$("subject-save").onclick = async () => {
+  try {
+    const answer = await api("/api/subject", { values: subjectValues() });
+    showSubjectProblems(answer.problems);
+    if (answer.saved) { $("subject").close(); say(t("saved")); say(t("saved"), false, "review-message"); thumbsKey = ""; }
+  } catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
+};
+$("subject-lookup").onclick = async () => {
+  try {
+    const found = (await api("/api/subject/lookup", {})).values;
+    for (const el of $("subject-form").elements) if (el.name && found[el.name] !== undefined) el.value = found[el.name];
+    $("subject-error").textContent = "";
+    checkSubject();
+  } catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = t("not_found"); }
+};
+$("subject-close").onclick = () => $("subject").close();
+$("subject-open").onclick = openSubject;
+$("subject-edit").onclick = openSubject;
+
+async function renderSubjectSummary() {
+  try {
+    const form = await api("/api/subject");
+    const parts = form.fields.filter((f) => form.values[f.mnemonic]).map((f) => f.label + ": " + form.values[f.mnemonic]);
+    $("subject-text").textContent = parts.length ? parts.join("; ") : t("no_subject");
+  } catch (e) { /* shown by the next action */ }
+}
+
 // ---- the booking number, checked as it is typed -----------------------------------------------
 
 let numberTimer = null;
@@ -576,10 +681,56 @@ $("start-form").addEventListener("submit", async (ev) => {
   }
   try {
     await api("/api/booking", { booking_number: number });
+    hideKeyboard();
     $("booking-number").value = ""; showNumberCheck({ ok: true, problems: [], warnings: [] });
     say(""); say("", false, "review-message"); say("", false, "start-message");
   } catch (e) { if (!(e instanceof SignedOut)) $("number-problems").textContent = e.message; }
 });
+
+// ---- the on-screen keyboard (simple-keyboard, vendored in static/) ---------------------------
+// It opens under the panel (or inside the open dialog) when a text field gets the focus, so it
+// never covers a control; digits only for the PIN and numeric fields.
+
+const KEY_LAYOUTS = {
+  text: { default: ["1 2 3 4 5 6 7 8 9 0 - {bksp}", "Q W E R T Y U I O P /", "A S D F G H J K L , '",
+                    "Z X C V B N M . {space} {enter}"] },
+  digits: { default: ["1 2 3", "4 5 6", "7 8 9", "{bksp} 0 {enter}"] },
+};
+let keyboard = null;
+let keyboardTarget = null;
+
+function keyboardFor(input) {
+  const Keyboard = window.SimpleKeyboard && (window.SimpleKeyboard.default || window.SimpleKeyboard);
+  if (!Keyboard) return;
+  if (!keyboard) {
+    keyboard = new Keyboard(".simple-keyboard", {
+      display: { "{bksp}": "⌫", "{enter}": "OK", "{space}": "␣" },
+      onChange: (value) => {
+        if (!keyboardTarget) return;
+        keyboardTarget.value = value.slice(0, keyboardTarget.maxLength > 0 ? keyboardTarget.maxLength : 100);
+        keyboardTarget.dispatchEvent(new Event("input", { bubbles: true }));
+      },
+      onKeyPress: (button) => { if (button === "{enter}") hideKeyboard(); },
+    });
+  }
+  keyboardTarget = input;
+  keyboard.setOptions({ layout: KEY_LAYOUTS[input.inputMode === "numeric" ? "digits" : "text"] });
+  keyboard.setInput(input.value);
+  const box = $("keyboard");
+  const dialog = input.closest("dialog");
+  (dialog || document.body).appendChild(box);
+  box.hidden = false;
+}
+
+function hideKeyboard() { $("keyboard").hidden = true; keyboardTarget = null; }
+
+document.addEventListener("focusin", (ev) => {
+  const el = ev.target;
+  if (el instanceof HTMLInputElement && ["text", "password", ""].includes(el.type) && !el.readOnly) keyboardFor(el);
+});
+$("keyboard").addEventListener("mousedown", (ev) => ev.preventDefault());  // keep the field focused
+$("keyboard-hide").onclick = hideKeyboard;
+for (const d of document.querySelectorAll("dialog")) d.addEventListener("close", () => { if (keyboardTarget && d.contains(keyboardTarget)) hideKeyboard(); });
 
 translatePage();
 checkSession();
