@@ -162,7 +162,20 @@ async def test_a_whole_ten_print_booking_at_1280x800(station_rig, browser, tmp_p
     await camera.shot("review")
     await fits(page, "#submit", "#review-cancel")
     await no_serious_violations(page)
+    # the subject's details, typed once on the form the profile generates
+    await page.click("#subject-edit")
+    await page.fill("#subject-NAM", "DOE JOHN")
+    await expect(page.locator("#subject-NAM-problem")).to_contain_text("comma")
+    await page.fill("#subject-NAM", "DOE,JOHN")
+    await page.fill("#subject-DOB", "19800131")
+    await page.select_option("#subject-SEX", "M")
+    await expect(page.locator("#subject-NAM-problem")).to_be_empty()
+    await camera.shot("subject-form")
+    await no_serious_violations(page)
+    await page.click("#subject-save")
+    await expect(page.locator("#subject-text")).to_contain_text("DOE,JOHN")
     booking = session.booking
+    assert (booking.subject.last_name, booking.subject.sex) == ("DOE", "M")
     assert booking.annotations == {Position.LEFT_LITTLE: Annotation.AMPUTATED}
     [right_four] = [i for i in booking.impressions if i.position is Position.PLAIN_RIGHT_FOUR]
     assert right_four.retakes >= 1
@@ -177,7 +190,11 @@ async def test_a_whole_ten_print_booking_at_1280x800(station_rig, browser, tmp_p
 @pytest.mark.timeout(900)
 async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
         station_rig, browser, tmp_path) -> None:  # noqa: F811
-    rig = await station_rig(capture={"sequence": "flats", "auto_capture": False},
+    lookup = tmp_path / "lookup"
+    lookup.mkdir()
+    (lookup / "BK-ES-7.json").write_text('{"NAM": "GARCIA,ANA", "DOB": "19900215", "SEX": "F"}')
+    rig = await station_rig(capture={"sequence": "flats", "auto_capture": False,
+                                     "subject_lookup_dir": str(lookup)},
                             records={"profile": "local-flats"}, web={"kiosk_idle_lock_s": 15})
     page = await browser.new_page(viewport={"width": 800, "height": 480})
     page.set_default_timeout(120_000)
@@ -203,6 +220,14 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     await camera.shot("primer-paso")
     await fits(page, *STEP_CONTROLS)
     await no_serious_violations(page)
+    # the subject's details, looked up from the booking system's file
+    await page.click("#subject-open")
+    await page.click("#subject-lookup")
+    await expect(page.locator("#subject-NAM")).to_have_value("GARCIA,ANA")
+    await camera.shot("datos-buscados")
+    await page.click("#subject-save")
+    await expect(page.locator("#subject")).to_be_hidden()
+    assert rig.station.booking.booking.subject.first_name == "ANA"
     await take_current(page, camera, "13")
 
     # nobody touches the screen: it locks, and the booking waits

@@ -626,7 +626,7 @@ $("subject-save").onclick = async () => {
   try {
     const answer = await api("/api/subject", { values: subjectValues() });
     showSubjectProblems(answer.problems);
-    if (answer.saved) { $("subject").close(); say(t("saved")); say(t("saved"), false, "review-message"); thumbsKey = ""; }
+    if (answer.saved) { $("subject").close(); say(t("saved")); say(t("saved"), false, "review-message"); renderSubjectSummary(); }
   } catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
 };
 $("subject-lookup").onclick = async () => {
