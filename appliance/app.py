@@ -243,6 +243,7 @@ class Station:
         self.booking = BookingService(
             self.worker, self.store, self.processor, self.imaging, self.events,
             sequence=self.config.capture.sequence, clock=self.clock,
+            lookup_dir=self.config.capture.subject_lookup_dir,
         )
         if self.sync is not None:
             sync = self.sync

@@ -18,14 +18,18 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.capture.inspection import Inspection
+from appliance.capture.lookup import lookup_subject
 from appliance.capture.numbers import NumberCheck, check_booking_number
 from appliance.capture.processing import BookingProcessor
 from appliance.capture.sequence import SEQUENCES, Step
-from appliance.domain import Annotation, Booking, Impression, Position, Subject
+from appliance.capture.subject import form_from_subject, subject_from_form
+from appliance.domain import SLAP_FINGERS, Annotation, Booking, Impression, Position, Subject
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.records.descriptors import check_descriptors
 from appliance.records.profile import Profile, booking_number_problems, get_profile
 from appliance.store.drafts import DraftStore
 from appliance.store.store import BookingSummary, Store
@@ -97,6 +101,8 @@ class BookingService:
     committed: list[Callable[[str], None]] = field(default_factory=list)
     #: The officer signed in at the kiosk: named by every audit entry of the booking's steps.
     operator: str = ""
+    #: Where the agency's booking system leaves subject details (None: no look-up).
+    lookup_dir: Path | None = None
     booking: Booking | None = None
     pending: Impression | None = None
     inspection: Inspection | None = None  # what the officer is shown about the pending print
@@ -104,6 +110,8 @@ class BookingService:
     drafts: DraftStore = field(init=False)
     steps: tuple[Step, ...] = field(init=False)
     _retakes: dict[Position, int] = field(default_factory=dict)
+    _redo: Position | None = None  # an accepted print the officer takes again
+    _finger_scores: dict[Position, dict[int, int | None]] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -124,14 +132,26 @@ class BookingService:
 
     @property
     def current_step(self) -> Step | None:
-        """The first step with neither an accepted print nor an annotation."""
+        """The print being taken again, else the first step not yet accepted or annotated.
+
+        A slap whose fingers are all annotated XX or UP has nothing left to take.
+        """
         if self.booking is None:
             return None
-        done = {i.position for i in self.booking.impressions} | set(self.booking.annotations)
+        if self._redo is not None:
+            return next(s for s in self.steps if s.position == self._redo)
+        marked = set(self.booking.annotations)
+        done = {i.position for i in self.booking.impressions} | marked
         for step in self.steps:
-            if step.position not in done:
+            fingers = set(SLAP_FINGERS.get(step.position, ()))
+            if step.position not in done and not (fingers and fingers <= marked):
                 return step
         return None
+
+    @property
+    def redoing(self) -> Position | None:
+        """The accepted print being taken again, if any (the old one stays until accepted)."""
+        return self._redo
 
     def progress(self) -> list[dict[str, Any]]:
         """Each step with its state, for the kiosk."""
@@ -150,6 +170,9 @@ class BookingService:
                           "current" if step is current else "todo"),
                 "annotation": notes[step.position].value if step.position in notes else None,
                 "retakes": imp.retakes if imp else 0,
+                "nfiq2": imp.quality.nfiq2 if imp and imp.quality else None,
+                "fingers": self._finger_scores.get(step.position, {}) if imp else {},
+                "override": imp.override_reason if imp else None,
             })
         return out
 
@@ -196,6 +219,8 @@ class BookingService:
             await self.drafts.begin(booking)
             self.booking = booking
             self._retakes = {}
+            self._redo = None
+            self._finger_scores = {}
             self.state = SessionState.CAPTURING
             await self._audit("booking_started", {"booking_id": booking.booking_id})
             await self._guide()
@@ -240,9 +265,15 @@ class BookingService:
                 override_reason = None
             imp.override_reason = override_reason
             await self.drafts.accept(self.booking, imp)
+            self._drop([i for i in self.booking.impressions if i.position == imp.position])
             self.booking.impressions = [
                 i for i in self.booking.impressions if i.position != imp.position
             ] + [imp]
+            if self.inspection is not None:
+                self._finger_scores[imp.position] = {
+                    int(p): r.nfiq2 for p, r in self.inspection.fingers.items()}
+            if self._redo == imp.position:
+                self._redo = None
             self.pending = None
             self.inspection = None
             # worked on while the officer takes the next print; submit redoes what failed
@@ -269,8 +300,64 @@ class BookingService:
             self.inspection = None
             self.state = SessionState.CAPTURING
 
-    async def annotate(self, position: Position, annotation: Annotation | None) -> None:
-        """Mark a finger amputated (XX) or unable to print (UP), or clear the mark."""
+    async def describe(self, values: dict[str, str]) -> dict[str, str]:
+        """Set the subject's details from the kiosk's form; returns problems by mnemonic.
+
+        Nothing is kept while any value is wrong; what is kept is in the draft on return.
+        """
+        async with self._lock:
+            if self.booking is None:
+                raise CaptureError("no booking in progress")
+            problems = check_descriptors(self.profile, values, complete=False)
+            if problems:
+                return problems
+            self.booking.subject = subject_from_form(self.profile, values)
+            await self.drafts.describe(self.booking)
+            return {}
+
+    async def look_up(self) -> dict[str, str] | None:
+        """The subject's details the booking system left for this booking, unchecked, or None."""
+        if self.booking is None or self.lookup_dir is None:
+            return None
+        return await asyncio.to_thread(lookup_subject, self.lookup_dir,
+                                       self.booking.booking_number)
+
+    def described(self) -> dict[str, str]:
+        """The subject's details as the form shows them (the officer's screen only)."""
+        return form_from_subject(self.profile, self.booking.subject) if self.booking else {}
+
+    async def redo(self, position: Position) -> None:
+        """Take an accepted print again; the accepted one stays until the new one is accepted."""
+        async with self._lock:
+            if self.booking is None:
+                raise CaptureError("no booking in progress")
+            if position not in {i.position for i in self.booking.impressions}:
+                raise CaptureError(f"the {position.label} print is not taken yet")
+            if self.pending is not None:
+                raise CaptureError("accept or retake the print on screen first")
+            self._redo = position
+            self._retakes[position] = self._retakes.get(position, 0) + 1
+            self.state = SessionState.CAPTURING
+            await self._guide()
+
+    async def keep(self) -> None:
+        """Stop taking a print again and keep the one accepted before."""
+        async with self._lock:
+            if self._redo is None:
+                return
+            if self.pending is not None and self.pending.position == self._redo:
+                self._drop([self.pending])
+                self.pending = None
+                self.inspection = None
+            self._redo = None
+            self.state = SessionState.CAPTURING if self.current_step else SessionState.READY
+            await self._guide()
+
+    async def annotate(self, position: Position, annotation: Annotation | None) -> list[str]:
+        """Mark a finger amputated (XX) or unable to print (UP), or clear the mark.
+
+        Returns what the officer should know: an accepted slap that shows the finger.
+        """
         async with self._lock:
             if self.booking is None:
                 raise CaptureError("no booking in progress")
@@ -283,11 +370,17 @@ class BookingService:
                     self._drop([self.pending])
                     self.pending = None
                     self.inspection = None
+                if self._redo == position:
+                    self._redo = None
             mark = annotation.value if annotation else None
             await self._audit("annotation", {"booking_id": self.booking.booking_id,
                                              "position": int(position), "annotation": mark})
             self.state = SessionState.CAPTURING if self.current_step else SessionState.READY
             await self._guide()
+            taken = {i.position for i in self.booking.impressions}
+            return [f"The {slap.label} slap was accepted with this finger on it: take the slap "
+                    "again." for slap, fingers in SLAP_FINGERS.items()
+                    if annotation is not None and position in fingers and slap in taken]
 
     async def submit(self, confirm_sequence: bool = False) -> Submitted:
         """Check, build and commit the booking; returns once it is stored and queued.
@@ -299,10 +392,17 @@ class BookingService:
         async with self._lock:
             if self.booking is None:
                 raise CaptureError("no booking in progress")
+            if self._redo is not None:
+                raise CaptureError(f"finish taking the {self._redo.label} print again, or keep "
+                                   "the one accepted before")
             if self.current_step is not None:
                 raise CaptureError(f"{self.current_step.position.label} is not captured yet")
             if not self.booking.impressions:
                 raise CaptureError("a booking needs at least one print")
+            missing = check_descriptors(self.profile, self.described(), complete=True)
+            if missing:
+                raise CaptureError("subject details: fill in "
+                                   + ", ".join(sorted(missing)) + " before submit")
             self.state = SessionState.SUBMITTING
             booking = self.booking
             try:
@@ -312,6 +412,7 @@ class BookingService:
                 raise
             self.booking = None
             self.pending = None
+            self._redo = None
             self.state = SessionState.IDLE
             await self._guide()
             return Submitted(booking.booking_id, transaction_id)
@@ -326,6 +427,7 @@ class BookingService:
             self.booking = None
             self.pending = None
             self.inspection = None
+            self._redo = None
             self.state = SessionState.IDLE
             await self._guide()
 

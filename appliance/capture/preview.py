@@ -22,6 +22,7 @@ from appliance.capture.booking import BookingService
 from appliance.capture.sequence import Step
 from appliance.domain import SLAP_FINGERS
 from appliance.errors import CaptureError
+from appliance.imaging.feedback import Advice
 from appliance.imaging.live import AutoCapture, LiveChecker
 from drivers.base import CaptureMode
 
@@ -117,7 +118,10 @@ class PreviewLoop:
             decision = auto.feed(verdict)
             data = await asyncio.to_thread(jpeg, frame.image, PREVIEW_SIDE)
             self._capture_due = decision.capture and self.auto_capture
-            yield PreviewFrame(data, verdict.ok, list(verdict.reasons), decision.message)
+            # without auto-capture nothing is "capturing now": the officer presses Capture
+            message = (decision.message if self.auto_capture or not decision.capture
+                       else Advice.HOLD_STILL.value)
+            yield PreviewFrame(data, verdict.ok, list(verdict.reasons), message)
             if self._capture_due or booking.current_step is not step or booking.pending is not None:
                 return
 

@@ -52,6 +52,21 @@ class DraftStore:
         self.store.check_space()
         await self.store.write(run)
 
+    async def describe(self, booking: Booking) -> None:
+        """Replace the subject's details of a booking in progress (sealed again with its number)."""
+        cipher, bid = self.store.cipher, booking.booking_id
+        number_enc, key_id = cipher.seal(booking.booking_number.encode(),
+                                         associated_data(bid, bid, "draft-number"))
+        subject_enc, _ = cipher.seal(subject_json(booking.subject).encode(),
+                                     associated_data(bid, bid, "draft-subject"))
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE drafts SET booking_number_enc = ?, subject_enc = ?, key_id = ?,"
+                         " updated_at = ? WHERE booking_id = ?",
+                         (number_enc, subject_enc, key_id, utcnow(), bid))
+
+        await self.store.write(run)
+
     async def accept(self, booking: Booking, impression: Impression) -> None:
         """Persist one accepted print (replacing an earlier one at the same position)."""
         bid = booking.booking_id

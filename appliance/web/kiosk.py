@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field, StringConstraints
 
 from appliance.capture.booking import BookingService
 from appliance.capture.preview import jpeg
 from appliance.domain import Annotation, Position
+from appliance.records import descriptors
+from appliance.web import kiosk_view
 from appliance.web.officers import OFFICER_ID_MAX, PIN_MAX, OfficerDesk, SignInRefused
 from appliance.web.services import Services
 from appliance.web.sessions import Session
@@ -28,6 +32,8 @@ STATIC = Path(__file__).parent / "static"
 STATIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: Longest side of the captured print shown for review (pixels).
 REVIEW_SIDE = 480
+#: Longest side of an accepted print's thumbnail on the review screen (pixels).
+THUMB_SIDE = 240
 
 
 class SignIn(BaseModel):
@@ -49,6 +55,13 @@ class CheckNumber(BaseModel):
     booking_number: str = Field(max_length=64)
 
 
+class Describe(BaseModel):
+    """The subject form's values by Type-2 mnemonic."""
+
+    values: dict[Annotated[str, StringConstraints(max_length=8)],
+                 Annotated[str, StringConstraints(max_length=100)]] = Field(max_length=40)
+
+
 class Accept(BaseModel):
     """Keep the captured print, optionally overriding a quality gate with a reason."""
 
@@ -59,6 +72,12 @@ class Submit(BaseModel):
     """Submit the booking; ``confirm_sequence`` after the officer looked at a sequence warning."""
 
     confirm_sequence: bool = False
+
+
+class Redo(BaseModel):
+    """An accepted print to take again."""
+
+    position: int = Field(ge=1, le=15)
 
 
 class Annotate(BaseModel):
@@ -72,12 +91,16 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
     """The kiosk's routes over the booking service, behind the officer's sign-in."""
     api = APIRouter()
 
-    def acting(request: Request) -> Session:
-        """The officer doing something: the request keeps the screen unlocked."""
+    async def acting(request: Request) -> AsyncIterator[Session]:
+        """The officer doing something: the request keeps the screen unlocked until it ends."""
         session = desk.officer(request)
         if services.booking is not None:
             services.booking.operator = session.user
-        return session
+        desk.begin(session)  # a capture may take longer than the idle lock
+        try:
+            yield session
+        finally:
+            desk.end(session)
 
     def watching(request: Request) -> Session:
         """The officer's page reading state: never holds the screen open."""
@@ -146,33 +169,16 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
 
     @api.get("/api/kiosk")
     async def kiosk_state(session: Session = viewer) -> dict[str, Any]:
-        """Everything the kiosk screen shows."""
-        s = services.booking
-        step = s.current_step if s else None
-        bookings = await s.recent(20) if s else []
-        return {
-            "station": services.station.station_id,
-            "officer": session.user,
-            "state": s.state.value if s else "unavailable",
-            "problem": services.problem(),
-            "booking": ({"booking_number": s.booking.booking_number,
-                         "booking_id": s.booking.booking_id} if s and s.booking else None),
-            "steps": s.progress() if s else [],
-            "current": ({"position": int(step.position), "label": step.position.label,
-                         "prompt": step.prompt, "mode": step.mode.value} if step else None),
-            "pending": ({"position": int(s.pending.position), "retakes": s.pending.retakes,
-                         "quality": s.inspection.as_dict() if s.inspection else None}
-                        if s and s.pending else None),
-            "scanner": s.scanner_state if s else services.scanner().get("state", "absent"),
-            "link": bool(services.sync and services.sync.link.connected),
-            "clock": s.clock.value if s else "unknown",
-            "bookings": [
-                {"booking_number": b.booking_number, "created_at": b.created_at,
-                 "impressions": b.impressions, "state": b.state, "reason": b.reason,
-                 "receipt": b.receipt, "clock_trusted": b.clock_trusted}
-                for b in bookings
-            ],
-        }
+        """Everything the kiosk screen shows, once (the page itself follows the stream)."""
+        return {**kiosk_view.screen(services, session.user),
+                "bookings": await kiosk_view.bookings(services)}
+
+    @api.get("/api/kiosk/stream")
+    async def kiosk_stream(session: Session = viewer) -> StreamingResponse:
+        """The screen's view as server-sent events, whenever it changes."""
+        return StreamingResponse(kiosk_view.stream(services, desk, session),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
 
     @api.post("/api/booking")
     async def start_booking(body: StartBooking, _s: Session = officer) -> dict[str, str]:
@@ -185,6 +191,34 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
         """Whether a booking can start with this number; warnings about repeats."""
         check = await booking().check_number(body.booking_number.strip())
         return {"ok": check.ok, "problems": check.problems, "warnings": check.warnings}
+
+    @api.get("/api/subject")
+    async def subject_form(_s: Session = viewer) -> dict[str, Any]:
+        """The subject form from the profile's Type-2 fields, and what is filled in."""
+        s = booking()
+        return {"fields": [asdict(f) for f in descriptors.subject_form(s.profile)],
+                "values": s.described(), "lookup": s.lookup_dir is not None}
+
+    @api.post("/api/subject/check")
+    async def subject_check(body: Describe, _s: Session = officer) -> dict[str, Any]:
+        """What is wrong with the values as typed (nothing is kept)."""
+        s = booking()
+        return {"problems": descriptors.check_descriptors(s.profile, body.values,
+                                                          complete=False)}
+
+    @api.post("/api/subject")
+    async def subject_save(body: Describe, _s: Session = officer) -> dict[str, Any]:
+        """Keep the subject's details (none kept while any value is wrong)."""
+        problems = await booking().describe(body.values)
+        return {"saved": not problems, "problems": problems}
+
+    @api.post("/api/subject/lookup")
+    async def subject_lookup(_s: Session = officer) -> dict[str, Any]:
+        """The subject's details from the agency's booking system, for the form to show."""
+        found = await booking().look_up()
+        if found is None:
+            raise HTTPException(404, "the booking system has nothing for this booking number")
+        return {"values": found}
 
     @api.post("/api/capture")
     async def capture(_s: Session = officer) -> dict[str, Any]:
@@ -215,10 +249,33 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
         return {"ok": True}
 
     @api.post("/api/annotate")
-    async def annotate(body: Annotate, _s: Session = officer) -> dict[str, bool]:
-        """Mark or clear XX / UP."""
-        await booking().annotate(Position(body.position), body.annotation)
+    async def annotate(body: Annotate, _s: Session = officer) -> dict[str, Any]:
+        """Mark or clear XX / UP; warns when an accepted slap shows the finger."""
+        warnings = await booking().annotate(Position(body.position), body.annotation)
+        return {"ok": True, "warnings": warnings}
+
+    @api.post("/api/redo")
+    async def redo(body: Redo, _s: Session = officer) -> dict[str, bool]:
+        """Take an accepted print again (until submit)."""
+        await booking().redo(Position(body.position))
         return {"ok": True}
+
+    @api.post("/api/keep")
+    async def keep(_s: Session = officer) -> dict[str, bool]:
+        """Stop taking a print again; keep the one accepted before."""
+        await booking().keep()
+        return {"ok": True}
+
+    @api.get("/api/print/{position}.jpg")
+    async def accepted_image(position: int, _s: Session = viewer) -> Response:
+        """An accepted print of the booking in progress, small, for the review screen."""
+        s = booking()
+        found = [i for i in (s.booking.impressions if s.booking else [])
+                 if int(i.position) == position]
+        if not found:
+            raise HTTPException(404, "no such print")
+        data = await asyncio.to_thread(jpeg, found[0].image, THUMB_SIDE)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @api.post("/api/submit")
     async def submit(body: Submit | None = None, _s: Session = officer) -> dict[str, str]:

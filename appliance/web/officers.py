@@ -58,6 +58,7 @@ class OfficerDesk:
         self._credential = web.officers_credential
         self._audit = audit
         self._clock = clock
+        self._acting: dict[str, int] = {}  # actions in flight per session id
 
     async def sign_in(self, officer: str, pin: str) -> Session:
         """A new session for ``officer``, ending any other kiosk session; audited."""
@@ -95,8 +96,8 @@ class OfficerDesk:
     def find(self, conn: HTTPConnection) -> Session | None:
         """The live kiosk session of ``conn``, locked or not."""
         session = self.sessions.find(conn, touch=False)
-        if session is not None and self._clock() - session.last_seen > self.idle_lock_s:
-            session.locked = True
+        if session is not None:
+            self._lock_if_idle(session)
         return session
 
     def officer(self, conn: HTTPConnection, *, activity: bool = True) -> Session:
@@ -117,13 +118,29 @@ class OfficerDesk:
             session.last_seen = self._clock()
         return session
 
+    def begin(self, session: Session) -> None:
+        """An action of the officer started: the screen does not lock while it runs."""
+        self._acting[session.sid] = self._acting.get(session.sid, 0) + 1
+
+    def end(self, session: Session) -> None:
+        """The action ended: the idle time counts from now."""
+        left = self._acting.pop(session.sid, 1) - 1
+        if left > 0:
+            self._acting[session.sid] = left
+        if not session.locked:
+            session.last_seen = self._clock()
+
     def still_open(self, session: Session) -> bool:
         """Whether ``session`` is still signed in and unlocked (checked by long streams)."""
         if session not in self.sessions.live():
             return False
-        if self._clock() - session.last_seen > self.idle_lock_s:
-            session.locked = True
+        self._lock_if_idle(session)
         return not session.locked
+
+    def _lock_if_idle(self, session: Session) -> None:
+        idle = self._clock() - session.last_seen > self.idle_lock_s
+        if idle and not self._acting.get(session.sid):
+            session.locked = True
 
     def _officers(self) -> dict[str, str]:
         try:

@@ -138,3 +138,46 @@ async def test_each_print_is_wsq_encoded_when_accepted(booking_factory, processo
     carried = {Position(int(r.text(13))): r.get(999) for _, r in read.of_type(14)}
     assert carried == made
     assert all(processor.prepared_wsq(i.impression_id) is None for i in booking.impressions)
+async def test_an_accepted_print_is_taken_again_until_submit(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-110")
+    first = await service.capture()
+    await service.accept()
+    await service.capture()
+    await service.accept()
+    await service.redo(Position.PLAIN_RIGHT_FOUR)
+    assert service.current_step.position is Position.PLAIN_RIGHT_FOUR
+    await service.capture()
+    await service.keep()  # the officer changed their mind: the accepted print stays
+    assert service.pending is None and service.current_step.position is Position.PLAIN_THUMBS
+    assert [i for i in service.booking.impressions if i.position == 13] == [first]
+    await service.redo(Position.PLAIN_RIGHT_FOUR)
+    with pytest.raises(CaptureError, match="finish taking"):
+        await service.submit()
+    again = await service.capture()
+    await service.accept()
+    assert [i for i in service.booking.impressions if i.position == 13] == [again]
+    assert again.retakes >= 1 and service.current_step.position is Position.PLAIN_THUMBS
+    drafts = await asyncio.to_thread(DraftStore(service.store).load)
+    kept = {i.position: i.impression_id for i in drafts[0].impressions}
+    assert kept[Position.PLAIN_RIGHT_FOUR] == again.impression_id  # the draft holds the new one
+    with pytest.raises(CaptureError, match="not taken yet"):
+        await service.redo(Position.PLAIN_THUMBS)
+
+
+async def test_a_finger_marked_inside_a_slap(booking_factory) -> None:
+    service = await booking_factory()
+    await service.start("BK-111")
+    await service.capture()
+    await service.accept()  # the right four-finger slap, all four fingers on it
+    warnings = await service.annotate(Position.RIGHT_RING, Annotation.AMPUTATED)
+    assert warnings and "right four" in warnings[0]  # the accepted slap shows the finger
+    assert await service.annotate(Position.LEFT_INDEX, Annotation.UNABLE_TO_PRINT) == []
+    for finger in (Position.LEFT_MIDDLE, Position.LEFT_RING, Position.LEFT_LITTLE):
+        await service.annotate(finger, Annotation.UNABLE_TO_PRINT)
+    # every finger of the left slap is marked: nothing left to take there
+    assert service.current_step.position is Position.PLAIN_THUMBS
+    await service.annotate(Position.LEFT_LITTLE, None)  # undone
+    assert service.current_step.position is Position.PLAIN_LEFT_FOUR
+    entries = service.store.audit_entries(50)
+    assert sum(e["action"] == "annotation" for e in entries) == 6

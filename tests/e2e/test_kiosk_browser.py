@@ -9,6 +9,7 @@ import shutil
 import pytest
 from playwright.async_api import expect
 
+from appliance.domain import Annotation, Position
 from tests.kiosk_client import OFFICER, PIN
 
 pytestmark = pytest.mark.browser
@@ -60,7 +61,8 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
         await expect(page.locator("#pending")).to_have_js_property("complete", True,
                                                                    timeout=60_000)
         assert await page.locator("#pending").evaluate("img => img.naturalWidth") > 0
-        assert "NFIQ 2" in await page.inner_text("#quality")  # the officer sees the score
+        verdict = await page.inner_text("#verdict")  # the officer sees each finger's score
+        assert re.search(r"(Right|Left) (index|thumb) \d+", verdict), verdict
         if await page.is_visible("#accept-override"):  # below threshold: accept with a reason
             await page.click("#accept-override")
             await page.check("input[value='worn or damaged skin']")
@@ -68,7 +70,7 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
         else:
             await page.click("#accept")
         await expect(page.locator("#message")).to_contain_text("accepted", timeout=60_000)
-    await page.wait_for_selector("#submit:not([hidden])")
+    await page.wait_for_selector("#review-panel:not([hidden])")
     await page.click("#submit")
     await page.wait_for_selector("#start-panel:not([hidden])", timeout=90_000)
     row = page.locator("#bookings tbody tr", has_text="BK-2026-0042")
@@ -79,17 +81,26 @@ async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_pa
 
 
 async def test_kiosk_marks_a_finger_and_reports_errors(station_rig, browser) -> None:
-    rig = await station_rig(capture={"sequence": "flats"}, records={"profile": "local-flats"})
+    rig = await station_rig(capture={"sequence": "flats", "auto_capture": False},
+                            records={"profile": "local-flats"})
     page = await browser.new_page()
+    page.set_default_timeout(90_000)
     await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
     await sign_in(page)
     await page.fill("#booking-number", "BK-7")
     await page.click("#start")
     await page.wait_for_selector("#capture-panel:not([hidden])")
-    await page.click("#mark-up")
-    await page.wait_for_selector("#steps li.annotated")
-    assert rig.station.booking.booking.annotations  # recorded in the session and the draft
-    assert await page.is_hidden("#submit")
+    await page.click("#pos-3")  # the right middle finger, inside the right four-finger slap
+    await page.click("#finger-up")
+    await expect(page.locator("#ask-text")).to_contain_text("right middle")
+    await page.click("#ask-ok")
+    await expect(page.locator("#pos-3")).to_have_class(re.compile("marked"), timeout=60_000)
+    marks = rig.station.booking.booking.annotations
+    assert marks == {Position.RIGHT_MIDDLE: Annotation.UNABLE_TO_PRINT}
+    await page.click("#undo")
+    await expect(page.locator("#pos-3")).not_to_have_class(re.compile("marked"), timeout=60_000)
+    assert rig.station.booking.booking.annotations == {}  # undone, in the session and the draft
+    assert await page.is_hidden("#review-panel")
 
 
 async def test_live_checks_capture_by_themselves(station_rig, browser) -> None:

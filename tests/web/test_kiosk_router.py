@@ -76,7 +76,8 @@ async def test_the_preview_websocket_carries_frames_then_verdicts(booking_factor
     await booking.start("BK-302")
     async with serving(services_for(booking)) as port:
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, headers={"Origin": base}) as client:
+        async with httpx.AsyncClient(base_url=base, headers={"Origin": base},
+                                     timeout=120) as client:
             await sign_in(client)
             cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/preview", origin=base,

@@ -25,7 +25,7 @@ async def station(booking_factory):
 async def officer_client(port: int) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client signed in at the kiosk as the officer."""
     base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, headers={"Origin": base}) as client:
+    async with httpx.AsyncClient(base_url=base, headers={"Origin": base}, timeout=120) as client:
         await sign_in(client)
         yield client
 

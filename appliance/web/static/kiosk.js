@@ -1,15 +1,136 @@
 "use strict";
-// The officer's screen: sign-in, then a thin view over /api/kiosk, the live preview and the
+// The officer's screen: sign-in, then one view of the booking that arrives over a server-sent
 // event stream. Every request carries the session's CSRF token; a 401 or 423 shows sign-in.
+// The page never uses the browser's prompt/confirm/alert: questions are on-page dialogs.
 const $ = (id) => document.getElementById(id);
-const STATE_WORDS = { queued: "queued", sending: "sending", stored: "held by central", rejected: "rejected" };
-let previewSocket = null;
-let eventSocket = null;
-let lastPendingKey = "";
+
+const MESSAGES = {
+  en: {
+    title: "Booking station", lock: "Lock screen", signin_title: "Officer sign-in", screen_locked: "Screen locked",
+    signin_locked_note: "The screen was locked. The booking in progress is kept: sign in to go on.",
+    officer_id: "Officer id", pin: "PIN", signin: "Sign in", officer: "Officer",
+    start_title: "Start a booking", booking_number: "Booking number", start: "Start booking", start_anyway: "Start anyway",
+    recent_title: "Today's bookings", col_booking: "Booking", col_prints: "Prints", col_delivery: "Delivery", col_receipt: "Receipt / reason",
+    capture: "Capture", accept: "Accept", accept_reason: "Accept with a reason", retake: "Retake",
+    keep_old: "Keep the earlier one", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
+    review_title: "Review, then submit", submit: "Submit booking", sharing_title: "Where this booking goes",
+    reason: "Reason", reason_worn: "Worn or damaged skin", reason_injury: "Injury or bandage",
+    reason_uncooperative: "Subject not cooperating", reason_best: "Best of several attempts",
+    reason_other: "Other or more detail", reason_missing: "Pick a reason or type one.",
+    take_again: "Take this print again", mark_xx: "Amputated (XX)", mark_up: "Unable to print (UP)",
+    clear_mark: "Clear the mark", close: "Close", yes: "Yes", no: "No", back: "Back",
+    scanner: "scanner", central: "central", clock: "clock", connected: "connected", offline: "offline",
+    clock_trusted: "trusted", clock_untrusted: "not trusted",
+    banner_scanner: "Scanner disconnected: check the cable. Accepted prints are safe.",
+    banner_central: "Central is unreachable: bookings are kept and sent when it is back.",
+    banner_clock: "The clock is not trusted: booking times will be marked.",
+    state_queued: "queued", state_sending: "sending", state_stored: "held by central", state_rejected: "rejected",
+    clock_note: " (clock not trusted)",
+    prompt_rolled: "Roll the {finger} from nail edge to nail edge", prompt_thumbs: "Place both thumbs flat on the glass",
+    prompt_right_four: "Place the four fingers of the right hand flat on the glass",
+    prompt_left_four: "Place the four fingers of the left hand flat on the glass",
+    prompt_redo: "Taking the {finger} print again", all_taken: "All prints taken: review them, then submit",
+    capture_hint: "Check the print, then accept or retake it.", accepted: "{finger}: print accepted and saved.",
+    accepted_reason: "{finger}: accepted with a reason and saved.", retake_hint: "Place the finger again.",
+    marked: "{finger} marked {mark}.", unmarked: "{finger}: mark cleared.",
+    ask_mark: "Mark the {finger} as {words}?", words_XX: "amputated (XX)", words_UP: "unable to print (UP)",
+    mark_it: "Mark it", ask_override: "Why accept this print below the quality threshold?",
+    accept_with_reason: "Accept with this reason", ask_cancel: "Cancel this booking? Its prints will be discarded.",
+    cancel_it: "Cancel the booking", keep_it: "Keep it", submit_anyway: "Submit anyway", back_to_prints: "Back to the prints",
+    submitted: "Booking saved and queued for central.", no_score: "no score", score: "NFIQ 2 {score}",
+    not_taken: "not taken yet", taken: "taken", state_XX: "amputated (XX)", state_UP: "unable to print (UP)",
+    mandatory: "required by law", optional: "chosen by the agency", no_sharing: "Central keeps the booking; it is passed on to no one else.",
+    scanner_problem: "Scanner problem: {message}", hold_still: "Hold still",
+    right_hand: "Right hand", left_hand: "Left hand", slap_13: "Right 4", slap_14: "Left 4", slap_15: "Thumbs",
+    scanner_ready: "ready", scanner_busy: "busy", scanner_disconnected: "disconnected", scanner_absent: "absent",
+    subject_details: "Subject details", required_note: "Fields marked * are required before submit.",
+    look_up: "Look up", save: "Save", edit: "Edit", saved: "Subject details saved.", not_found: "Nothing found for this booking number.",
+    no_subject: "No subject details yet.", pick: "Pick…", hide_keyboard: "Hide keyboard",
+    scanner_unavailable: "unavailable", scanner_starting: "starting", scanner_stopped: "stopped", verdict_passed: "The {print} passed: accept it.",
+  },
+  es: {
+    title: "Estación de reseña", lock: "Bloquear pantalla", signin_title: "Acceso del agente", screen_locked: "Pantalla bloqueada",
+    signin_locked_note: "La pantalla se bloqueó. La reseña en curso se conserva: inicie sesión para seguir.",
+    officer_id: "Identificador del agente", pin: "PIN", signin: "Entrar", officer: "Agente",
+    start_title: "Iniciar una reseña", booking_number: "Número de reseña", start: "Iniciar reseña", start_anyway: "Iniciar de todos modos",
+    recent_title: "Reseñas de hoy", col_booking: "Reseña", col_prints: "Huellas", col_delivery: "Envío", col_receipt: "Recibo / motivo",
+    capture: "Capturar", accept: "Aceptar", accept_reason: "Aceptar con un motivo", retake: "Repetir",
+    keep_old: "Conservar la anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
+    review_title: "Revisar y enviar", submit: "Enviar reseña", sharing_title: "Adónde va esta reseña",
+    reason: "Motivo", reason_worn: "Piel gastada o dañada", reason_injury: "Lesión o vendaje",
+    reason_uncooperative: "La persona no colabora", reason_best: "La mejor de varios intentos",
+    reason_other: "Otro motivo o más detalle", reason_missing: "Elija un motivo o escríbalo.",
+    take_again: "Tomar esta huella de nuevo", mark_xx: "Amputado (XX)", mark_up: "No se puede tomar (UP)",
+    clear_mark: "Quitar la marca", close: "Cerrar", yes: "Sí", no: "No", back: "Volver",
+    scanner: "escáner", central: "central", clock: "reloj", connected: "conectada", offline: "sin conexión",
+    clock_trusted: "fiable", clock_untrusted: "no fiable",
+    banner_scanner: "Escáner desconectado: revise el cable. Las huellas aceptadas están a salvo.",
+    banner_central: "No se alcanza la central: las reseñas se guardan y se envían cuando vuelva.",
+    banner_clock: "El reloj no es fiable: las horas de las reseñas quedarán marcadas.",
+    state_queued: "en cola", state_sending: "enviando", state_stored: "en poder de la central", state_rejected: "rechazada",
+    clock_note: " (reloj no fiable)",
+    prompt_rolled: "Ruede el {finger} de un borde de la uña al otro", prompt_thumbs: "Apoye los dos pulgares planos sobre el cristal",
+    prompt_right_four: "Apoye los cuatro dedos de la mano derecha planos sobre el cristal",
+    prompt_left_four: "Apoye los cuatro dedos de la mano izquierda planos sobre el cristal",
+    prompt_redo: "Tomando de nuevo la huella del {finger}", all_taken: "Todas las huellas tomadas: revíselas y envíe",
+    capture_hint: "Revise la huella y acéptela o repítala.", accepted: "{finger}: huella aceptada y guardada.",
+    accepted_reason: "{finger}: aceptada con un motivo y guardada.", retake_hint: "Coloque el dedo de nuevo.",
+    marked: "{finger} marcado {mark}.", unmarked: "{finger}: marca quitada.",
+    ask_mark: "¿Marcar el {finger} como {words}?", words_XX: "amputado (XX)", words_UP: "imposible de tomar (UP)",
+    mark_it: "Marcar", ask_override: "¿Por qué aceptar esta huella por debajo del umbral de calidad?",
+    accept_with_reason: "Aceptar con este motivo", ask_cancel: "¿Cancelar esta reseña? Sus huellas se descartarán.",
+    cancel_it: "Cancelar la reseña", keep_it: "Conservarla", submit_anyway: "Enviar de todos modos", back_to_prints: "Volver a las huellas",
+    submitted: "Reseña guardada y en cola para la central.", no_score: "sin puntuación", score: "NFIQ 2 {score}",
+    not_taken: "sin tomar", taken: "tomada", state_XX: "amputado (XX)", state_UP: "imposible de tomar (UP)",
+    mandatory: "obligatorio por ley", optional: "elegido por la agencia", no_sharing: "La central guarda la reseña; no se pasa a nadie más.",
+    scanner_problem: "Problema del escáner: {message}", hold_still: "No se mueva",
+    right_hand: "Mano derecha", left_hand: "Mano izquierda", slap_13: "Dcha. 4", slap_14: "Izda. 4", slap_15: "Pulgares",
+    scanner_ready: "listo", scanner_busy: "ocupado", scanner_disconnected: "desconectado", scanner_absent: "ausente",
+    subject_details: "Datos de la persona", required_note: "Los campos con * son obligatorios antes de enviar.",
+    look_up: "Buscar", save: "Guardar", edit: "Editar", saved: "Datos de la persona guardados.", not_found: "No hay nada para este número de reseña.",
+    no_subject: "Aún no hay datos de la persona.", pick: "Elija…", hide_keyboard: "Ocultar teclado",
+    scanner_unavailable: "no disponible", scanner_starting: "arrancando", scanner_stopped: "parado", verdict_passed: "La huella ({print}) es buena: acéptela.",
+  },
+};
+const POSITION_NAMES = {
+  en: { 1: "right thumb", 2: "right index", 3: "right middle", 4: "right ring", 5: "right little",
+        6: "left thumb", 7: "left index", 8: "left middle", 9: "left ring", 10: "left little",
+        13: "right four-finger slap", 14: "left four-finger slap", 15: "two-thumb slap" },
+  es: { 1: "pulgar derecho", 2: "índice derecho", 3: "medio derecho", 4: "anular derecho", 5: "meñique derecho",
+        6: "pulgar izquierdo", 7: "índice izquierdo", 8: "medio izquierdo", 9: "anular izquierdo", 10: "meñique izquierdo",
+        13: "palmada de cuatro dedos derecha", 14: "palmada de cuatro dedos izquierda", 15: "palmada de dos pulgares" },
+};
+const SLAP_FINGERS = { 13: [2, 3, 4, 5], 14: [10, 9, 8, 7], 15: [1, 6] };
+const HANDS = [{ key: "left_hand", fingers: [10, 9, 8, 7, 6], slap: 14 },
+               { key: "right_hand", fingers: [1, 2, 3, 4, 5], slap: 13 }];
+
+let lang = "en";
+let view = null;
 let csrf = null;
+let stream = null;
+let previewSocket = null;
 let idleLockMs = 300000;
 let lastTouch = 0;
 let idleTimer = null;
+let shownPending = "";
+let thumbsKey = "";
+let undoMark = null;
+
+function t(key, vars = {}) {
+  const text = (MESSAGES[lang] && MESSAGES[lang][key]) || MESSAGES.en[key] || key;
+  return text.replace(/\{(\w+)\}/g, (_m, k) => (vars[k] === undefined ? "" : vars[k]));
+}
+function positionName(p) { return POSITION_NAMES[lang][p] || POSITION_NAMES.en[p] || String(p); }
+function capitalised(text) { return text.charAt(0).toUpperCase() + text.slice(1); }
+
+function translatePage() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  $("language").textContent = lang === "en" ? "Español" : "English";
+  $("language").lang = lang === "en" ? "es" : "en";
+  buildHands();
+  if (view) render(view);
+}
 
 class SignedOut extends Error {}
 
@@ -24,28 +145,30 @@ async function api(path, body) {
   return data;
 }
 
+// ---- sign-in, the idle lock ---------------------------------------------------------------
+
 function showSignIn(locked) {
-  csrf = null;
-  if (previewSocket) { previewSocket.close(); previewSocket = null; }
-  if (eventSocket) { eventSocket.onclose = null; eventSocket.close(); eventSocket = null; }
-  for (const id of ["start-panel", "capture-panel", "bookings-panel"]) $(id).hidden = true;
+  csrf = null; view = null;
+  if (previewSocket) { previewSocket.onclose = null; previewSocket.close(); previewSocket = null; }
+  if (stream) { stream.close(); stream = null; }
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
+  for (const id of ["start-panel", "capture-panel", "review-panel"]) $(id).hidden = true;
   $("officer-name").hidden = $("lock").hidden = true;
   $("signin-panel").hidden = false;
   $("signin-note").hidden = !locked;
-  $("signin-title").textContent = locked ? "Screen locked" : "Officer sign-in";
+  $("signin-title").textContent = t(locked ? "screen_locked" : "signin_title");
   $("officer-pin").value = "";
 }
 
 function signedIn(session) {
+  hideKeyboard();
   csrf = session.csrf;
   idleLockMs = (session.idle_lock_s || 300) * 1000;
   $("signin-panel").hidden = true; $("signin-error").hidden = true;
-  $("officer-name").textContent = "Officer " + session.officer;
+  $("officer-name").textContent = t("officer") + " " + session.officer;
   $("officer-name").hidden = $("lock").hidden = false;
-  $("bookings-panel").hidden = false;
   touched();
-  openEvents();
-  refresh();
+  follow();
 }
 
 function touched() {
@@ -63,12 +186,280 @@ async function checkSession() {
   const s = await res.json().catch(() => ({}));
   if (!s.officer || s.locked) showSignIn(!!s.officer);
   else if (!csrf) signedIn(s);
-  else openEvents();
+  else follow();
 }
 
-// The on-page dialog (never the browser's prompt/confirm): resolves to the reason, "" without
-// a reason list, or null when the officer backs out.
-function ask(text, { okLabel = "Yes", backLabel = "No", reasons = false } = {}) {
+$("signin-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const res = await fetch("/api/kiosk/signin", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ officer: $("officer-id").value.trim(), pin: $("officer-pin").value }) });
+  const data = await res.json().catch(() => ({}));
+  $("officer-pin").value = "";
+  if (!res.ok) { $("signin-error").textContent = data.error || data.detail || res.statusText; $("signin-error").hidden = false; return; }
+  signedIn(data);
+});
+$("lock").onclick = async () => { await api("/api/kiosk/signout", {}).catch(() => {}); showSignIn(false); };
+document.addEventListener("pointerdown", touched, true);
+document.addEventListener("keydown", touched, true);
+$("language").onclick = () => { lang = lang === "en" ? "es" : "en"; translatePage(); };
+
+// ---- the event stream ----------------------------------------------------------------------
+
+function follow() {
+  if (stream) return;
+  stream = new EventSource("/api/kiosk/stream");
+  stream.onmessage = (ev) => { view = JSON.parse(ev.data); render(view); };
+  stream.addEventListener("locked", () => { stream.close(); stream = null; showSignIn(true); });
+  stream.onerror = () => {
+    if (stream && stream.readyState === EventSource.CLOSED) { stream = null; setTimeout(checkSession, 2000); }
+  };
+}
+
+// ---- rendering -----------------------------------------------------------------------------
+
+function say(text, bad, where = "message") { $(where).textContent = text || ""; $(where).className = bad ? "error" : ""; }
+
+function badge(el, label, text, cls) { el.textContent = t(label) + ": " + text; el.className = "badge " + cls; }
+
+function stepOf(k, position) { return k.steps.find((s) => s.position === position); }
+
+function scoreClass(score) {
+  if (score === null || score === undefined) return "score-none";
+  return score >= 50 ? "score-good" : score >= 30 ? "score-fair" : "score-poor";
+}
+
+// The finger's state on the diagram: its mark, else its rolled print, else its slap's score.
+function fingerState(k, finger) {
+  const mark = k.annotations[finger];
+  if (mark) return { cls: "marked", text: mark, detail: t("state_" + mark) };
+  const rolled = stepOf(k, finger);
+  if (rolled) {
+    if (rolled.state === "accepted") return { cls: scoreClass(rolled.nfiq2), text: rolled.nfiq2 ?? "✓", detail: t("score", { score: rolled.nfiq2 ?? "–" }) };
+    return { cls: rolled.state === "current" ? "current" : "todo", text: slapScore(k, finger), detail: t("not_taken") };
+  }
+  for (const [slap, fingers] of Object.entries(SLAP_FINGERS)) {
+    const step = fingers.includes(finger) ? stepOf(k, Number(slap)) : null;
+    if (step && step.state === "accepted") {
+      const score = step.fingers[finger];
+      return { cls: scoreClass(score), text: score ?? "✓", detail: t("score", { score: score ?? "–" }) };
+    }
+    if (step) return { cls: step.state === "current" ? "current" : "todo", text: "", detail: t("not_taken") };
+  }
+  return { cls: "todo", text: "", detail: t("not_taken") };
+}
+
+// A finger's score in its accepted slap, shown small while its rolled print is still to take.
+function slapScore(k, finger) {
+  for (const [slap, fingers] of Object.entries(SLAP_FINGERS)) {
+    const step = fingers.includes(finger) ? stepOf(k, Number(slap)) : null;
+    if (step && step.state === "accepted" && step.fingers[finger] !== undefined && step.fingers[finger] !== null) return "(" + step.fingers[finger] + ")";
+  }
+  return "";
+}
+
+// Each hand is one row: its four-finger slap, then its five fingers as the subject shows them
+// palm down (left hand little to thumb, right hand thumb to little); the two-thumb slap below.
+function buildHands() {
+  const box = $("hands"); box.textContent = "";
+  for (const hand of HANDS) {
+    const row = document.createElement("div"); row.className = "hand";
+    row.setAttribute("role", "group"); row.setAttribute("aria-label", t(hand.key));
+    row.appendChild(fingerButton(hand.slap, "slap"));
+    for (const f of hand.fingers) row.appendChild(fingerButton(f, "finger"));
+    box.appendChild(row);
+  }
+  box.appendChild(fingerButton(15, "slap thumbs"));
+}
+
+function fingerButton(position, cls) {
+  const b = document.createElement("button");
+  b.type = "button"; b.className = cls; b.id = "pos-" + position; b.dataset.position = position;
+  b.onclick = () => openFinger(position);
+  return b;
+}
+
+function renderHands(k) {
+  for (let f = 1; f <= 10; f++) {
+    const b = $("pos-" + f); const s = fingerState(k, f);
+    b.className = "finger " + s.cls; b.textContent = s.text;
+    b.setAttribute("aria-label", capitalised(positionName(f)) + ": " + s.detail);
+  }
+  for (const slap of [13, 14, 15]) {
+    const b = $("pos-" + slap); const step = stepOf(k, slap);
+    b.hidden = !step;
+    if (!step) continue;
+    const allMarked = SLAP_FINGERS[slap].every((f) => k.annotations[f]);
+    const cls = step.state === "accepted" ? scoreClass(step.nfiq2) : allMarked ? "marked" : step.state === "current" ? "current" : "todo";
+    b.className = "slap " + (slap === 15 ? "thumbs " : "") + cls;
+    b.textContent = t("slap_" + slap) + (step.state === "accepted" && step.nfiq2 !== null ? " · " + step.nfiq2 : "");
+    b.setAttribute("aria-label", capitalised(positionName(slap)) + ": " + (step.state === "accepted" ? t("score", { score: step.nfiq2 ?? "–" }) : t("not_taken")));
+  }
+}
+
+function promptFor(k) {
+  if (!k.current) return t("all_taken");
+  if (k.redo) return t("prompt_redo", { finger: positionName(k.redo) });
+  const p = k.current.position;
+  if (k.current.mode === "rolled") return t("prompt_rolled", { finger: positionName(p) });
+  if (p === 15) return t("prompt_thumbs");
+  return t(p === 13 ? "prompt_right_four" : "prompt_left_four");
+}
+
+// One message after each capture: the verdict, what to do when it failed (each hint once),
+// and the score of every finger of a slap by its name.
+function verdictText(position, q) {
+  const parts = [q.passed ? t("verdict_passed", { print: positionName(position) }) : q.message];
+  if (!q.passed) parts.push(...new Set(q.feedback));
+  const fingers = Object.entries(q.fingers);
+  const scores = fingers.length
+    ? fingers.map(([p, v]) => capitalised(positionName(Number(p))) + " " + (v === null ? "–" : v)).join(", ")
+    : (q.nfiq2 === null ? t("no_score") : t("score", { score: q.nfiq2 }));
+  return scores + ". " + parts.join(" ");
+}
+
+function render(k) {
+  $("station").textContent = k.station;
+  const scannerOk = k.scanner === "ready" || k.scanner === "busy";
+  badge($("scanner-badge"), "scanner", t("scanner_" + k.scanner), scannerOk ? "good" : "bad");
+  badge($("link-badge"), "central", t(k.link ? "connected" : "offline"), k.link ? "good" : "warn");
+  badge($("clock-badge"), "clock", t(k.clock === "synchronised" ? "clock_trusted" : "clock_untrusted"), k.clock === "synchronised" ? "good" : "warn");
+  const banner = $("banner");
+  const bannerText = k.problem || (k.scanner === "disconnected" ? t("banner_scanner") : "");
+  banner.textContent = bannerText; banner.hidden = !bannerText;
+
+  const inBooking = !!k.booking;
+  const reviewing = inBooking && !k.current && !k.pending;
+  $("start-panel").hidden = inBooking;
+  $("capture-panel").hidden = !inBooking || reviewing;
+  $("review-panel").hidden = !reviewing;
+  if (!inBooking) renderBookings(k);
+  if (inBooking && !reviewing) renderCapture(k);
+  if (reviewing) renderReview(k);
+  if (!inBooking || reviewing) closePreview();
+}
+
+function renderCapture(k) {
+  $("prompt").textContent = promptFor(k);
+  renderHands(k);
+  const pending = !!k.pending;
+  const q = pending ? k.pending.quality : null;
+  $("capture").hidden = pending || !k.current;
+  $("retake").hidden = !pending;
+  $("accept").hidden = !pending || (q && !q.passed);
+  $("accept-override").hidden = !(q && !q.passed && q.override_allowed);
+  $("keep-old").hidden = !k.redo;
+  $("pending").hidden = !pending; $("preview").hidden = pending || !k.current;
+  const key = pending ? k.pending.impression_id : "";
+  if (pending && key !== shownPending) {
+    $("pending").src = "/api/pending.jpg?" + encodeURIComponent(key);
+    $("verdict").textContent = q ? verdictText(k.pending.position, q) : "";
+    $("verdict").className = q && q.passed ? "verdict-ok" : "verdict-bad";
+    $("verdict").hidden = !q;
+    $("live").textContent = "";
+  }
+  if (!pending) $("verdict").hidden = true;
+  shownPending = key;
+  if (k.current && !pending) ensurePreview(); else if (pending) $("live").textContent = "";
+}
+
+function renderReview(k) {
+  const key = k.booking.booking_id + ":" + k.steps.map((s) => s.position + s.state + s.retakes + (s.annotation || "") + s.nfiq2).join(",") + lang;
+  if (key === thumbsKey) return;
+  thumbsKey = key;
+  const box = $("thumbs"); box.textContent = "";
+  for (const s of k.steps) {
+    const card = document.createElement("figure"); card.className = "thumb";
+    const marks = (SLAP_FINGERS[s.position] || [s.position]).filter((f) => k.annotations[f]);
+    if (s.state === "accepted") {
+      const img = document.createElement("img");
+      img.src = "/api/print/" + s.position + ".jpg?" + encodeURIComponent(key.length + ":" + s.retakes + ":" + s.nfiq2);
+      img.alt = capitalised(positionName(s.position));
+      card.appendChild(img);
+    } else {
+      const none = document.createElement("div"); none.className = "no-print";
+      none.textContent = marks.map((f) => k.annotations[f]).join(" ") || "–";
+      card.appendChild(none);
+    }
+    const caption = document.createElement("figcaption");
+    const fingers = Object.entries(s.fingers || {});
+    const score = s.state === "accepted"
+      ? (fingers.length ? fingers.map(([p, v]) => (v === null ? "–" : v)).join(" · ") : (s.nfiq2 === null ? t("no_score") : t("score", { score: s.nfiq2 })))
+      : marks.map((f) => capitalised(positionName(f)) + " " + t("state_" + k.annotations[f])).join(", ");
+    caption.textContent = capitalised(positionName(s.position)) + ": " + score + (s.override ? " (" + s.override + ")" : "");
+    caption.className = s.state === "accepted" ? scoreClass(s.nfiq2) : "marked";
+    card.appendChild(caption);
+    const redo = document.createElement("button");
+    redo.type = "button"; redo.className = "small"; redo.id = "review-redo-" + s.position;
+    redo.textContent = s.state === "accepted" ? t("retake") : t("clear_mark");
+    redo.onclick = () => (s.state === "accepted" ? takeAgain(s.position) : unmark(s.position));
+    card.appendChild(redo);
+    box.appendChild(card);
+  }
+  renderSubjectSummary();
+  const list = $("sharing-list"); list.textContent = "";
+  if (!k.sharing.length) { const li = document.createElement("li"); li.textContent = t("no_sharing"); list.appendChild(li); }
+  for (const d of k.sharing) {
+    const li = document.createElement("li");
+    li.textContent = d.name + ": " + d.purpose + " (" + t(d.mandatory ? "mandatory" : "optional") + ")";
+    list.appendChild(li);
+  }
+}
+
+function renderBookings(k) {
+  const tbody = $("bookings").querySelector("tbody"); tbody.textContent = "";
+  for (const b of k.bookings) {
+    const tr = document.createElement("tr");
+    const receipt = b.receipt ? JSON.parse(b.receipt) : null;
+    const shared = receipt && receipt.shared_with && receipt.shared_with.length ? " → " + receipt.shared_with.map((d) => d.name).join(", ") : "";
+    for (let i = 0; i < 4; i++) tr.appendChild(document.createElement("td"));
+    tr.children[0].textContent = b.booking_number + (b.clock_trusted ? "" : t("clock_note"));
+    tr.children[1].textContent = b.impressions;
+    tr.children[2].textContent = t("state_" + b.state);
+    tr.children[2].className = "state-" + b.state;
+    tr.children[3].textContent = receipt ? receipt.receipt + shared : (b.reason || "");
+    tbody.appendChild(tr);
+  }
+}
+
+// ---- the live preview: binary frames are JPEGs, text frames typed JSON ----------------------
+
+function ensurePreview() {
+  if (previewSocket) return;
+  previewSocket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/preview");
+  previewSocket.binaryType = "blob";
+  previewSocket.onmessage = (ev) => {
+    if (typeof ev.data === "string") {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === "live") {
+        $("live").textContent = msg.ok ? (msg.message || t("hold_still")) : msg.reasons.join(" ");
+        $("live").className = msg.ok ? "live-ok" : "live-bad";
+      } else if (msg.type === "idle") {
+        $("live").textContent = ""; $("live").className = "";
+      } else if (msg.type === "fault") {
+        say(t("scanner_problem", { message: msg.message }), true);
+        $("live").textContent = "";
+      }
+      return;
+    }
+    const url = URL.createObjectURL(ev.data);
+    const img = $("preview"); const old = img.src; img.src = url;
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  };
+  previewSocket.onclose = (ev) => {
+    previewSocket = null; $("live").textContent = "";
+    if (ev.code === 4401) checkSession();
+  };
+}
+
+function closePreview() {
+  if (previewSocket) { previewSocket.onclose = null; previewSocket.close(); previewSocket = null; }
+  $("live").textContent = "";
+}
+
+// ---- dialogs ---------------------------------------------------------------------------------
+
+// Resolves to the reason, "" without a reason list, or null when the officer backs out.
+function ask(text, { okLabel = t("yes"), backLabel = t("no"), reasons = false } = {}) {
   const dlg = $("ask");
   $("ask-text").textContent = text;
   $("ask-ok").textContent = okLabel; $("ask-back").textContent = backLabel;
@@ -90,127 +481,183 @@ function ask(text, { okLabel = "Yes", backLabel = "No", reasons = false } = {}) 
   });
 }
 
-$("signin-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const res = await fetch("/api/kiosk/signin", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ officer: $("officer-id").value.trim(), pin: $("officer-pin").value }) });
-  const data = await res.json().catch(() => ({}));
-  $("officer-pin").value = "";
-  if (!res.ok) { $("signin-error").textContent = data.error || data.detail || res.statusText; $("signin-error").hidden = false; return; }
-  signedIn(data);
-});
-$("lock").onclick = async () => { await api("/api/kiosk/signout", {}).catch(() => {}); showSignIn(false); };
-document.addEventListener("pointerdown", touched, true);
-document.addEventListener("keydown", touched, true);
-
-function say(text, bad) { $("message").textContent = text || ""; $("message").className = bad ? "error" : ""; }
-
-function badge(el, text, cls) { el.textContent = text; el.className = "badge " + cls; }
-
-function render(k) {
-  $("station").textContent = k.station;
-  badge($("scanner-badge"), "scanner: " + k.scanner, k.scanner === "ready" || k.scanner === "busy" ? "good" : "bad");
-  badge($("link-badge"), "central: " + (k.link ? "connected" : "offline"), k.link ? "good" : "warn");
-  badge($("clock-badge"), "clock: " + k.clock, k.clock === "synchronised" ? "good" : "warn");
-  const banner = $("banner");
-  if (k.problem) { banner.textContent = k.problem; banner.hidden = false; }
-  else if (k.scanner === "disconnected") { banner.textContent = "Scanner disconnected: check the cable. Accepted prints are safe."; banner.hidden = false; }
-  else banner.hidden = true;
-  const inBooking = !!k.booking;
-  $("start-panel").hidden = inBooking;
-  $("capture-panel").hidden = !inBooking;
-  if (inBooking) {
-    $("prompt").textContent = k.current ? k.current.prompt : "All prints taken: check and submit";
-    const steps = $("steps"); steps.innerHTML = "";
-    for (const s of k.steps) {
-      const li = document.createElement("li");
-      li.textContent = s.label; li.className = s.state; li.dataset.position = s.position;
-      if (s.annotation) li.dataset.note = s.annotation;
-      steps.appendChild(li);
-    }
-    const pending = !!k.pending;
-    $("capture").hidden = pending || !k.current;
-    $("accept").hidden = !pending; $("retake").hidden = !pending;
-    $("submit").hidden = !!k.current;
-    $("pending").hidden = !pending; $("preview").hidden = pending || !k.current;
-    $("mark-xx").hidden = $("mark-up").hidden = !k.current;
-    const key = pending ? k.booking.booking_id + ":" + k.pending.position + ":" + k.pending.retakes : "";
-    if (pending && key !== lastPendingKey) {
-      $("pending").src = "/api/pending.jpg?" + Date.now();
-    }
-    lastPendingKey = key;
-    const q = pending ? k.pending.quality : null;
-    $("quality").hidden = !q;
-    $("accept-override").hidden = !(q && !q.passed && q.override_allowed);
-    $("accept").hidden = !pending || (q && !q.passed);
-    if (q) {
-      const score = q.nfiq2 === null ? "no score" : "NFIQ 2: " + q.nfiq2;
-      const fingers = Object.entries(q.fingers).map(([p, v]) => p + ": " + (v === null ? "–" : v)).join(", ");
-      $("quality").textContent = score + (fingers ? " (" + fingers + ")" : "") + ". " + q.message + " " + q.feedback.join(" ");
-      $("quality").className = q.passed ? "quality-ok" : "quality-bad";
-    }
-    ensurePreview();
-  }
-  const tbody = $("bookings").querySelector("tbody"); tbody.innerHTML = "";
-  for (const b of k.bookings) {
-    const tr = document.createElement("tr");
-    const receipt = b.receipt ? JSON.parse(b.receipt) : null;
-    const shared = receipt && receipt.shared_with && receipt.shared_with.length ? " → " + receipt.shared_with.map((d) => d.name).join(", ") : "";
-    tr.innerHTML = "<td></td><td></td><td></td><td></td>";
-    tr.children[0].textContent = b.booking_number + (b.clock_trusted ? "" : " (clock not trusted)");
-    tr.children[1].textContent = b.impressions;
-    tr.children[2].textContent = STATE_WORDS[b.state] || b.state;
-    tr.children[2].className = "state-" + b.state;
-    tr.children[3].textContent = receipt ? receipt.receipt + shared : (b.reason || "");
-    tbody.appendChild(tr);
-  }
+function openFinger(position) {
+  if (!view || !view.booking) return;
+  const k = view;
+  const step = stepOf(k, position);
+  const isFinger = position <= 10;
+  const mark = isFinger ? k.annotations[position] : null;
+  $("finger-title").textContent = capitalised(positionName(position));
+  $("finger-state").textContent = isFinger ? fingerState(k, position).detail : (step ? t(step.state === "accepted" ? "taken" : "not_taken") : "");
+  $("finger-redo").hidden = !(step && step.state === "accepted") || !!k.pending;
+  $("finger-xx").hidden = $("finger-up").hidden = !isFinger || !!mark;
+  $("finger-clear").hidden = !mark;
+  const dlg = $("finger");
+  const done = (fn) => () => { dlg.close(); fn(); };
+  $("finger-redo").onclick = done(() => takeAgain(position));
+  $("finger-xx").onclick = done(() => markFinger(position, "XX"));
+  $("finger-up").onclick = done(() => markFinger(position, "UP"));
+  $("finger-clear").onclick = done(() => unmark(position));
+  $("finger-close").onclick = () => dlg.close();
+  dlg.showModal();
 }
 
-function ensurePreview() {
-  if (previewSocket) return;
-  previewSocket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/preview");
-  previewSocket.binaryType = "blob";
-  previewSocket.onmessage = (ev) => {
-    if (typeof ev.data === "string") {
-      const msg = JSON.parse(ev.data);
-      if (msg.type === "live") {
-        $("live").textContent = msg.ok ? (msg.message || "Hold still") : msg.reasons.join(" ");
-        $("live").className = msg.ok ? "live-ok" : "live-bad";
-      } else if (msg.type === "idle") {
-        $("live").textContent = ""; $("live").className = "";
-      } else if (msg.type === "fault") {
-        say("Scanner problem: " + msg.message, true);
-        $("live").textContent = "";
-      }
+// ---- actions ---------------------------------------------------------------------------------
+
+async function act(path, body, okText, where = "message") {
+  try { const answer = await api(path, body); say(okText || "", false, where); return answer; }
+  catch (e) { if (!(e instanceof SignedOut)) say(e.message, true, where); return null; }
+}
+
+async function takeAgain(position) {
+  if (await act("/api/redo", { position }, "")) say("");
+}
+
+async function markFinger(position, mark) {
+  const name = positionName(position);
+  if (await ask(t("ask_mark", { finger: name, words: t("words_" + mark) }), { okLabel: t("mark_it"), backLabel: t("back") }) === null) return;
+  const answer = await act("/api/annotate", { position, annotation: mark }, t("marked", { finger: capitalised(name), mark }));
+  if (!answer) return;
+  if (answer.warnings && answer.warnings.length) say(t("marked", { finger: capitalised(name), mark }) + " " + answer.warnings.join(" "), true);
+  undoMark = position; $("undo").hidden = false;
+}
+
+async function unmark(position) {
+  const where = view && !view.current && !view.pending ? "review-message" : "message";
+  await act("/api/annotate", { position, annotation: null }, t("unmarked", { finger: capitalised(positionName(position)) }), where);
+  $("undo").hidden = true; undoMark = null;
+}
+
+$("undo").onclick = () => { if (undoMark !== null) unmark(undoMark); };
+$("capture").onclick = async () => { $("undo").hidden = true; await act("/api/capture", {}, t("capture_hint")); };
+$("accept").onclick = () => {
+  const p = view && view.pending ? view.pending.position : 0;
+  act("/api/accept", {}, t("accepted", { finger: capitalised(positionName(p)) }));
+};
+$("retake").onclick = () => act("/api/retake", {}, t("retake_hint"));
+$("keep-old").onclick = () => act("/api/keep", {}, "");
+$("accept-override").onclick = async () => {
+  const p = view && view.pending ? view.pending.position : 0;
+  const reason = await ask(t("ask_override"), { okLabel: t("accept_with_reason"), backLabel: t("back"), reasons: true });
+  if (reason) act("/api/accept", { override_reason: reason }, t("accepted_reason", { finger: capitalised(positionName(p)) }));
+};
+$("submit").onclick = async () => {
+  try { await api("/api/submit", {}); say(t("submitted"), false, "start-message"); thumbsKey = ""; }
+  catch (e) {
+    if (e instanceof SignedOut) return;
+    if (e.message.startsWith("sequence check") &&
+        await ask(e.message, { okLabel: t("submit_anyway"), backLabel: t("back_to_prints") }) !== null) {
+      if (await act("/api/submit", { confirm_sequence: true }, t("submitted"), "start-message")) thumbsKey = "";
       return;
     }
-    const url = URL.createObjectURL(ev.data);
-    const img = $("preview"); const old = img.src; img.src = url;
-    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-  };
-  previewSocket.onclose = (ev) => { previewSocket = null; if (ev.code === 4401) checkSession(); };
+    say(e.message, true, "review-message");
+  }
+};
+async function cancelBooking() {
+  if (await ask(t("ask_cancel"), { okLabel: t("cancel_it"), backLabel: t("keep_it") }) !== null) {
+    await act("/api/cancel", {}, "");
+  }
+}
+$("cancel").onclick = cancelBooking;
+$("review-cancel").onclick = cancelBooking;
+
+// ---- the subject's details: a form generated from the profile's Type-2 fields -----------------
+
+let subjectTimer = null;
+
+async function openSubject() {
+  let form;
+  try { form = await api("/api/subject"); } catch (e) { if (!(e instanceof SignedOut)) say(e.message, true); return; }
+  const box = $("subject-form"); box.textContent = "";
+  for (const f of form.fields) {
+    const id = "subject-" + f.mnemonic;
+    const label = document.createElement("label"); label.htmlFor = id;
+    label.textContent = f.label + (f.mandatory ? " *" : "");
+    let input;
+    if (f.kind === "code") {
+      input = document.createElement("select");
+      const none = document.createElement("option"); none.value = ""; none.textContent = t("pick");
+      input.appendChild(none);
+      for (const [code, words] of f.codes) {
+        const o = document.createElement("option"); o.value = code; o.textContent = code + " – " + words; input.appendChild(o);
+      }
+    } else {
+      input = document.createElement("input");
+      input.maxLength = 50;
+      if (["date", "height", "weight"].includes(f.kind)) input.inputMode = "numeric";
+      input.placeholder = { date: "YYYYMMDD", height: "510", weight: "180", name: "SMITH,JOHN" }[f.kind] || "";
+    }
+    input.id = id; input.name = f.mnemonic; input.value = form.values[f.mnemonic] || "";
+    if (f.mandatory) input.setAttribute("aria-required", "true");
+    const problem = document.createElement("span"); problem.className = "field-problem"; problem.id = id + "-problem";
+    input.setAttribute("aria-describedby", problem.id);
+    input.addEventListener("input", () => { clearTimeout(subjectTimer); subjectTimer = setTimeout(checkSubject, 300); });
+    input.addEventListener("change", () => { clearTimeout(subjectTimer); subjectTimer = setTimeout(checkSubject, 50); });
+    const row = document.createElement("div"); row.className = "field";
+    row.append(label, input, problem);
+    box.appendChild(row);
+  }
+  $("subject-lookup").hidden = !form.lookup;
+  $("subject-error").textContent = "";
+  $("subject").showModal();
 }
 
-async function refresh() {
-  if (!csrf) return;
-  try { render(await api("/api/kiosk")); } catch (e) { if (!(e instanceof SignedOut)) say(e.message, true); }
+function subjectValues() {
+  const values = {};
+  for (const el of $("subject-form").elements) if (el.name && el.value.trim()) values[el.name] = el.value.trim();
+  return values;
 }
 
-async function act(path, body, okText) {
-  try { await api(path, body); say(okText || ""); }
-  catch (e) { if (e instanceof SignedOut) return; say(e.message, true); }
-  await refresh();
+function showSubjectProblems(problems) {
+  for (const el of $("subject-form").elements) {
+    if (!el.name) continue;
+    const text = problems[el.name] || "";
+    $("subject-" + el.name + "-problem").textContent = text;
+    el.setAttribute("aria-invalid", text ? "true" : "false");
+  }
 }
 
-// The booking number is checked as it is typed: what the profile cannot carry stops the start,
-// a number already booked today or held by central asks the officer to look again.
+async function checkSubject() {
+  try { showSubjectProblems((await api("/api/subject/check", { values: subjectValues() })).problems); }
+  catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
+}
+
+$("subject-save").onclick = async () => {
+  try {
+    const answer = await api("/api/subject", { values: subjectValues() });
+    showSubjectProblems(answer.problems);
+    if (answer.saved) { $("subject").close(); say(t("saved")); say(t("saved"), false, "review-message"); renderSubjectSummary(); }
+  } catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
+};
+$("subject-lookup").onclick = async () => {
+  try {
+    const found = (await api("/api/subject/lookup", {})).values;
+    for (const el of $("subject-form").elements) if (el.name && found[el.name] !== undefined) el.value = found[el.name];
+    $("subject-error").textContent = "";
+    checkSubject();
+  } catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = t("not_found"); }
+};
+$("subject-close").onclick = () => $("subject").close();
+$("subject-open").onclick = openSubject;
+$("subject-edit").onclick = openSubject;
+
+async function renderSubjectSummary() {
+  try {
+    const form = await api("/api/subject");
+    const parts = form.fields.filter((f) => form.values[f.mnemonic]).map((f) => f.label + ": " + form.values[f.mnemonic]);
+    $("subject-text").textContent = parts.length ? parts.join("; ") : t("no_subject");
+  } catch (e) { /* shown by the next action */ }
+}
+
+// ---- the booking number, checked as it is typed -----------------------------------------------
+
 let numberTimer = null;
 let numberChecked = "";
 function showNumberCheck(check) {
   $("number-problems").textContent = check.problems.join(" ");
   $("number-warnings").textContent = check.warnings.join(" ");
   $("start").disabled = !check.ok;
-  $("start").textContent = check.warnings.length ? "Start anyway" : "Start booking";
+  $("start").textContent = t(check.warnings.length ? "start_anyway" : "start");
 }
 async function checkNumber() {
   const number = $("booking-number").value.trim();
@@ -234,48 +681,56 @@ $("start-form").addEventListener("submit", async (ev) => {
   }
   try {
     await api("/api/booking", { booking_number: number });
-    $("booking-number").value = ""; showNumberCheck({ ok: false, problems: [], warnings: [] });
-    say("");
+    hideKeyboard();
+    $("booking-number").value = ""; showNumberCheck({ ok: true, problems: [], warnings: [] });
+    say(""); say("", false, "review-message"); say("", false, "start-message");
   } catch (e) { if (!(e instanceof SignedOut)) $("number-problems").textContent = e.message; }
-  await refresh();
 });
-$("capture").onclick = () => act("/api/capture", {}, "Check the print, then accept or retake");
-$("accept").onclick = () => act("/api/accept", {}, "Print accepted and saved");
-$("retake").onclick = () => act("/api/retake", {}, "Place the finger again");
-$("accept-override").onclick = async () => {
-  const reason = await ask("Why accept this print below the quality threshold?",
-    { okLabel: "Accept with this reason", backLabel: "Back", reasons: true });
-  if (reason) act("/api/accept", { override_reason: reason }, "Print accepted with a reason and saved");
+
+// ---- the on-screen keyboard (simple-keyboard, vendored in static/) ---------------------------
+// It opens under the panel (or inside the open dialog) when a text field gets the focus, so it
+// never covers a control; digits only for the PIN and numeric fields.
+
+const KEY_LAYOUTS = {
+  text: { default: ["1 2 3 4 5 6 7 8 9 0 - {bksp}", "Q W E R T Y U I O P /", "A S D F G H J K L , '",
+                    "Z X C V B N M . {space} {enter}"] },
+  digits: { default: ["1 2 3", "4 5 6", "7 8 9", "{bksp} 0 {enter}"] },
 };
-$("submit").onclick = async () => {
-  try { await api("/api/submit", {}); say("Booking saved and queued for central"); }
-  catch (e) {
-    if (e.message.startsWith("sequence check") &&
-        await ask(e.message, { okLabel: "Submit anyway", backLabel: "Back to the prints" }) !== null) {
-      await act("/api/submit", { confirm_sequence: true }, "Booking saved and queued for central");
-      return;
-    }
-    say(e.message, true);
+let keyboard = null;
+let keyboardTarget = null;
+
+function keyboardFor(input) {
+  const Keyboard = window.SimpleKeyboard && (window.SimpleKeyboard.default || window.SimpleKeyboard);
+  if (!Keyboard) return;
+  if (!keyboard) {
+    keyboard = new Keyboard(".simple-keyboard", {
+      display: { "{bksp}": "⌫", "{enter}": "OK", "{space}": "␣" },
+      onChange: (value) => {
+        if (!keyboardTarget) return;
+        keyboardTarget.value = value.slice(0, keyboardTarget.maxLength > 0 ? keyboardTarget.maxLength : 100);
+        keyboardTarget.dispatchEvent(new Event("input", { bubbles: true }));
+      },
+      onKeyPress: (button) => { if (button === "{enter}") hideKeyboard(); },
+    });
   }
-  await refresh();
-};
-$("cancel").onclick = async () => {
-  if (await ask("Cancel this booking? Its prints will be discarded.",
-    { okLabel: "Cancel the booking", backLabel: "Keep it" }) !== null) act("/api/cancel", {});
-};
-async function mark(code) {
-  const k = await api("/api/kiosk");
-  if (k.current) act("/api/annotate", { position: k.current.position, annotation: code }, "Marked " + code);
-}
-$("mark-xx").onclick = () => mark("XX");
-$("mark-up").onclick = () => mark("UP");
-
-function openEvents() {
-  if (eventSocket) return;
-  eventSocket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/events");
-  eventSocket.onmessage = () => refresh();
-  eventSocket.onclose = () => { eventSocket = null; setTimeout(checkSession, 2000); };
+  keyboardTarget = input;
+  keyboard.setOptions({ layout: KEY_LAYOUTS[input.inputMode === "numeric" ? "digits" : "text"] });
+  keyboard.setInput(input.value);
+  const box = $("keyboard");
+  const dialog = input.closest("dialog");
+  (dialog || document.body).appendChild(box);
+  box.hidden = false;
 }
 
+function hideKeyboard() { $("keyboard").hidden = true; keyboardTarget = null; }
+
+document.addEventListener("focusin", (ev) => {
+  const el = ev.target;
+  if (el instanceof HTMLInputElement && ["text", "password", ""].includes(el.type) && !el.readOnly) keyboardFor(el);
+});
+$("keyboard").addEventListener("mousedown", (ev) => ev.preventDefault());  // keep the field focused
+$("keyboard-hide").onclick = hideKeyboard;
+for (const d of document.querySelectorAll("dialog")) d.addEventListener("close", () => { if (keyboardTarget && d.contains(keyboardTarget)) hideKeyboard(); });
+
+translatePage();
 checkSession();
-setInterval(refresh, 5000);
