@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.sync.conftest import capture_factory, service_rig  # noqa: F401  (shared fixtures)
+from tests.sync.conftest import (  # noqa: F401  (shared fixtures)
+    capture_factory,
+    central_signing,
+    service_rig,
+)
 from tests.sync.pki import Pki
 
 

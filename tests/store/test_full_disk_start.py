@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.app import Station
 from appliance.config import StationConfig, validate_config_data
@@ -23,6 +24,7 @@ from appliance.store.crypto import BlobCipher, new_key
 from appliance.store.database import marker_path, stamp_path
 from appliance.store.errors import DiskFull
 from appliance.store.store import Store
+from central.commands import load_private_key, write_keypair
 from central.receiver import CentralReceiver
 from tests.conftest import until
 from tests.store.conftest import make_booking
@@ -31,13 +33,21 @@ from tests.store.test_disk_full import small_disk  # noqa: F401  (the fixture)
 RESERVE_MB = 2
 
 
-def config_for(data_dir: Path, broker_port: int, *, reserve_mb: int) -> StationConfig:
+def central_keys(folder: Path) -> tuple[Path, Ed25519PrivateKey]:
+    """Central's key pair: the receiver signs its acks, the station holds the public half."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_keypair(folder / "central.key", folder / "central.pub")
+    return folder / "central.pub", load_private_key(folder / "central.key")
+
+
+def config_for(data_dir: Path, broker_port: int, *, reserve_mb: int,
+               central_key: Path) -> StationConfig:
     config, problems = validate_config_data({
         "station": {"station_id": "full-1", "data_dir": str(data_dir)},
         "scanner": {"type": "emulated", "seed": 4},
         "store": {"min_free_mb": 1, "reserve_mb": reserve_mb},
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "reconnect_min_s": 0.1,
-                 "reconnect_max_s": 1.0},
+                 "reconnect_max_s": 1.0, "central_keys": [str(central_key)]},
         "web": {"port": 0},
         "capture": {"sequence": "flats"},
         "records": {"profile": "local-flats"},
@@ -81,11 +91,12 @@ async def test_full_disk_at_start_drains_and_refuses_bookings(
     if not clean_stop:  # as after a crash: the start runs the whole-file check on a full disk
         stamp_path(db).unlink()
     filler = fill(small_disk, free_kib)
+    public, signing = central_keys(tmp_path / "keys")
     central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
-                              prefix="bst", client_id="central-full")
+                              prefix="bst", client_id="central-full", signing_key=signing)
     await asyncio.to_thread(central.start)
-    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=RESERVE_MB),
-                      store_key=key)
+    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=RESERVE_MB,
+                                 central_key=public), store_key=key)
     try:
         await station.start()
         # the sound store opened, was not quarantined, and says what it is short of
@@ -121,10 +132,12 @@ async def test_no_reserve_starts_degraded_and_opens_when_space_returns(
     db = small_disk / "station.db"
     queued = await queue_bookings(db, key, 0)
     filler = fill(small_disk, 0)
+    public, signing = central_keys(tmp_path / "keys")
     central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
-                              prefix="bst", client_id="central-full0")
+                              prefix="bst", client_id="central-full0", signing_key=signing)
     await asyncio.to_thread(central.start)
-    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=0), store_key=key)
+    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=0, central_key=public),
+                      store_key=key)
     try:
         await station.start()
         assert station.store is None

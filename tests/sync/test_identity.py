@@ -49,7 +49,8 @@ async def test_a_lone_station_is_not_fooled_by_an_old_birth(mosquitto, service_r
                                                             loop_errors) -> None:
     """A retained birth left behind is another instance too, but nobody dropped this station."""
     cap = capture_factory(mosquitto.host, mosquitto.port, "bst-telemetry/st-1/status")
-    cap.client.publish("bst-telemetry/st-1/status", b'{"state": "online", "instance": "0123456789abcdef"}',
+    cap.client.publish("bst-telemetry/st-1/status",
+                       b'{"state": "online", "instance": "0123456789abcdef"}',
                        qos=1, retain=True).wait_for_publish(10)
     rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False)
     link = rig.service.link
