@@ -334,6 +334,12 @@ class SyncService:
             return
         other = status.get("instance")
         if isinstance(other, str) and other and other != self.instance:
+            if other > self.instance:
+                # one of the two must give way, and both must agree which without talking:
+                # the instance that sorts first keeps the connection; the other steps aside
+                log.warning("sync: another instance (%s) uses this station's id; keeping the "
+                            "connection, the other one steps aside", other[:16])
+                return
             if self.link.twin_seen(f"its birth names instance {other[:16]!r}"):
                 self.alert("identity", "another station uses this station's id on the broker; "
                            "this one steps aside", severity="critical")

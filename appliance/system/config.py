@@ -50,8 +50,10 @@ class SystemSection(Strict):
         10.0, gt=0, le=600, description="Bound on a clean shutdown (seconds)."
     )
     heartbeat_stale_s: float = Field(
-        30.0, gt=0, le=3600,
-        description="A worker silent this long stops the systemd watchdog feed."
+        30.0, ge=2, le=3600,
+        description="A worker silent this long stops the systemd watchdog feed (at least 2 s:"
+        " an idle owner thread beats once a second, and a bound that tight would starve the"
+        " watchdog of a healthy but briefly descheduled thread)."
     )
     malloc_mmap_threshold_kb: int = Field(
         128,

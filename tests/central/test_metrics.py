@@ -96,13 +96,14 @@ def publish_oversized_end(host: str, port: int) -> None:
         client.disconnect()
 
 
-async def test_fleet_and_receiver_metrics_scraped(mosquitto, service_rig, tmp_path,
-                                                  loop_errors) -> None:
+async def test_fleet_and_receiver_metrics_scraped(mosquitto, service_rig, central_signing,
+                                                  tmp_path, loop_errors) -> None:
     fleet_port, receiver_port = free_port(), free_port()
     fleet = central("metrics", "--host", mosquitto.host, "--port", str(mosquitto.port),
                     "--listen-port", str(fleet_port))
     receiver = central("run", "--host", mosquitto.host, "--port", str(mosquitto.port),
-                       "--dir", str(tmp_path / "central"), "--metrics-port", str(receiver_port))
+                       "--dir", str(tmp_path / "central"), "--metrics-port", str(receiver_port),
+                       "--key", str(central_signing.private))
     try:
         await started(fleet, "central fleet")
         await started(receiver, "listening")

@@ -44,12 +44,13 @@ def ask_as(station: str, txid: str, host: str, port: int) -> dict:
         client.disconnect()
 
 
-async def test_passed_on_recorded_answered_and_exported(mosquitto, service_rig, tmp_path,
-                                                        loop_errors) -> None:
+async def test_passed_on_recorded_answered_and_exported(mosquitto, service_rig, central_signing,
+                                                        tmp_path, loop_errors) -> None:
     store_dir, afis = tmp_path / "central", tmp_path / "afis-import"
     receiver = central("run", "--host", mosquitto.host, "--port", str(mosquitto.port),
                        "--dir", str(store_dir), "--destination", "AFIS|identification",
-                       "--destination", "Archive|records|optional", "--pass-on", f"AFIS={afis}")
+                       "--destination", "Archive|records|optional", "--pass-on", f"AFIS={afis}",
+                       "--key", str(central_signing.private))
     try:
         await started(receiver, "listening")
         rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,11 @@ def test_a_wedged_scanner_stops_the_watchdog(tmp_path: Path, mosquitto,
     WATCHDOG=1 (systemd's WatchdogSec= would restart a station hung like this), and the feed
     comes back once the thread answers again."""
     web = free_port()
-    # the emulator's slowest capture (5 s) against a 1 s staleness bound: a wedge of ~4 s
+    # the emulator's slowest capture (5 s) against the tightest staleness bound (2 s): a wedge
+    # of ~3 s. An idle owner thread beats once a second, so load cannot make it look stale.
     config = write_station_config(tmp_path, mosquitto.port, web,
                                   scanner="capture_latency_s = 5\n",
-                                  system="heartbeat_stale_s = 1\n")
+                                  system="heartbeat_stale_s = 2\n")
     station = StationProcess(tmp_path, config, web, watchdog_usec=500_000)
     station_process.append(station)
     station.start()
@@ -64,8 +66,10 @@ def test_a_wedged_scanner_stops_the_watchdog(tmp_path: Path, mosquitto,
     kiosk = KioskClient(web)
     kiosk.post("/api/booking", {"booking_number": "BK-WEDGE"})
     capture = threading.Thread(target=kiosk.post, args=("/api/capture",), daemon=True)
+    posted_at = time.monotonic()
     capture.start()
-    stale_at = station.notify.wait_for("STATUS=workers not responding: scanner", 120)
+    stale_at = station.notify.wait_for("STATUS=workers not responding: scanner", 120,
+                                       after=posted_at)
     capture.join(180)
     assert not capture.is_alive()
     fed_again = station.notify.wait_for("WATCHDOG=1", 60, after=stale_at)
