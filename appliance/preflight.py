@@ -36,6 +36,9 @@ class Preflight:
     warnings: list[ConfigProblem]
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def preflight(config: StationConfig) -> Preflight:
     """Every check against this machine, in the order a reader of the file meets the keys."""
     errors: list[ConfigProblem] = []
@@ -72,6 +75,11 @@ def preflight(config: StationConfig) -> Preflight:
         if not _resolves(technician_tls.host):
             errors.append(ConfigProblem(path="web.technician_tls.host", message=(
                 f"{technician_tls.host!r} does not resolve to an address")))
+    if config.web.host not in LOOPBACK and technician_tls is None:
+        warnings.append(ConfigProblem(path="web.host", message=(
+            f"{config.web.host!r} serves the kiosk and the technician page over plain HTTP "
+            "beyond this machine: sign-ins and session cookies cross the LAN readable; keep "
+            "web.host on 127.0.0.1 and set [web.technician_tls] for the LAN")))
     if not _resolves(config.web.host):
         errors.append(ConfigProblem(path="web.host",
                                     message=f"{config.web.host!r} does not resolve to an address"))

@@ -73,11 +73,6 @@ class Profile:
         """The profile's rule for a Type-2 field, if it has one."""
         return next((f for f in self.type2_fields if f.number == number), None)
 
-    @property
-    def mandatory_type2(self) -> tuple[int, ...]:
-        """Numbers of the Type-2 fields this profile requires."""
-        return tuple(f.number for f in self.type2_fields if f.mandatory)
-
 
 # -- sources: how a Type-2 field is filled from the booking ----------------------------------
 

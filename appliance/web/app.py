@@ -8,6 +8,7 @@ errors into plain messages for the person at the screen.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -30,6 +31,11 @@ def site_policy(web: WebSection) -> SitePolicy:
     hosts = {"127.0.0.1", "localhost", "::1", *web.server_names}
     if web.host not in ("0.0.0.0", "::", ""):
         hosts.add(web.host)
+    if web.technician_tls is not None:
+        # the names the installer's certificate is made for: this machine's own name is no
+        # attacker's domain, so a rebinding page cannot borrow it
+        own = socket.gethostname()
+        hosts.update({own, f"{own}.local", *web.technician_tls.names})
     return SitePolicy.for_hosts(hosts)
 
 

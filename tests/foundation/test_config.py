@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,29 @@ def test_audit_verify_of_a_named_database_needs_no_config(tmp_path: Path) -> Non
                      "--config", str(tmp_path / "no-such-config.toml"))
     assert result.returncode == 0, result.stderr
     assert "audit chain OK: 1 entries" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["raspberry-pi.toml", "x86-kiosk.toml"])
+def test_installed_examples_keep_the_kiosk_on_loopback_and_the_technician_on_https(
+        name: str) -> None:
+    from appliance.web.app import site_policy
+
+    web = load_config(EXAMPLES / name).web
+    assert web.host == "127.0.0.1"
+    assert web.technician_tls is not None and web.technician_tls.port == 8443
+    policy = site_policy(web)
+    own = socket.gethostname()
+    assert policy.host_allowed(f"{own}.local:8443") and policy.host_allowed(f"{own}:8443")
+    assert not policy.host_allowed("rebind.attacker.example:8443")
+
+
+def test_plain_http_beyond_loopback_is_warned_about(tmp_path: Path) -> None:
+    config = tmp_path / "lan.toml"
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    config.write_text(f'[station]\ndata_dir = "{data}"\n[web]\nhost = "0.0.0.0"\n')
+    result = run_cli("check-config", str(config))
+    assert "warning: web.host: '0.0.0.0' serves the kiosk and the technician page over " \
+        "plain HTTP" in result.stderr
+    config.write_text(f'[station]\ndata_dir = "{data}"\n[web]\nhost = "127.0.0.1"\n')
+    assert "warning: web.host" not in run_cli("check-config", str(config)).stderr
