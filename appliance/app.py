@@ -50,6 +50,8 @@ from drivers.worker import DeviceWorker, ScannerState
 log = logging.getLogger(__name__)
 #: Seconds between two samples of the technician page's charts.
 HISTORY_INTERVAL_S = 300.0
+#: The kiosk warns of a nearly full disk below this many times the store's free-space floor.
+NEARLY_FULL_FLOORS = 2
 
 
 class PortInUse(StationError):
@@ -198,12 +200,30 @@ class Station:
 
     def _store_problems(self) -> list[str]:
         found = [self.store_problem] if self.store_problem else []
+        return found + self._open_store_problems()
+
+    def _open_store_problems(self) -> list[str]:
+        found = []
         if self.store is not None:
             if self.store.damage:
                 found.append(self.store.damage)
             short = self.store.space_problem()
             if short:
                 found.append(short + "; new bookings refused, sending to central goes on")
+        return found
+
+    def _kiosk_notices(self) -> list[str]:
+        """The open store's problems, and a disk nearing the floor before it refuses anything."""
+        found = self._open_store_problems()
+        store = self.store
+        if store is not None and not found:
+            free, floor = store.disk_free_mb(), store.min_free_mb
+            if free < floor:
+                found.append(f"disk full: {floor - free} MB needed (floor {floor} MB); new "
+                             "bookings refused, sending to central goes on; tell a technician")
+            elif free < NEARLY_FULL_FLOORS * floor:
+                found.append(f"disk nearly full: {free} MiB free, new bookings stop below "
+                             f"{floor} MiB; tell a technician")
         return found
 
     def _start_store(self) -> bool:
@@ -396,7 +416,8 @@ class Station:
                 station=self.config.station, web=self.config.web, health=self.health,
                 events=self.events, booking=self.booking,
                 preview=self._preview_factory(self.booking), store=self.store, sync=self.sync,
-                problem=lambda: self.store_problem, diagnostics=self.diagnostics,
+                problem=lambda: self.store_problem, notices=self._kiosk_notices,
+                diagnostics=self.diagnostics,
                 scanner=self.scanner_report, configuration=self.reconfigurer,
                 recent_logs=self.recent_logs.lines, scanner_tools=self.scanner_tools,
             )

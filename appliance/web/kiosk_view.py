@@ -37,6 +37,7 @@ def screen(services: Services, officer: str) -> dict[str, Any]:
         "officer": officer,
         "state": s.state.value if s else "unavailable",
         "problem": services.problem(),
+        "notices": services.notices(),
         "booking": ({"booking_number": s.booking.booking_number,
                      "booking_id": s.booking.booking_id} if s and s.booking else None),
         "steps": s.progress() if s else [],

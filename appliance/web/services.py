@@ -51,6 +51,9 @@ class Services:
     store: Store | None = None
     sync: SyncService | None = None
     problem: Callable[[], str | None] = lambda: None
+    #: What the officer should know while working (disk nearly full, a store short of space):
+    #: shown on the kiosk as a standing banner, nothing refused by it alone.
+    notices: Callable[[], list[str]] = field(default=list)
     diagnostics: Callable[[], dict[str, Any]] = field(default=dict)
     scanner: Callable[[], dict[str, Any]] = field(default=dict)
     configuration: Configuration | None = None

@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from appliance.domain import Annotation, Position
+from appliance.system.clock import ClockTrust, kernel_clock_state
 from tests.e2e.a11y import serious_violations
 from tests.e2e.test_kiosk_browser import browser  # noqa: F401  (the fixture)
 from tests.kiosk_client import OFFICER, PIN
@@ -217,6 +218,13 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     await page.click("#start")
     await page.wait_for_selector("#capture-panel:not([hidden])")
     await expect(page.locator("#prompt")).to_contain_text("mano derecha")
+    # standing banners: central is connected here, and the clock's line follows the kernel's
+    await expect(page.locator("#banner p.know", has_text="central")).to_have_count(0)
+    clock_line = page.locator("#banner p.know", has_text="reloj no es fiable")
+    if kernel_clock_state() is ClockTrust.UNSYNCHRONISED:
+        await expect(clock_line).to_be_visible()
+    else:
+        await expect(clock_line).to_have_count(0)
     await camera.shot("primer-paso")
     await fits(page, *STEP_CONTROLS)
     await no_serious_violations(page)

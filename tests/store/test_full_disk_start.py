@@ -105,6 +105,8 @@ async def test_full_disk_at_start_drains_and_refuses_bookings(
         assert not list(small_disk.glob("station.db.corrupt-*"))
         said = await asyncio.to_thread(alerts, station)
         assert any(a.startswith("disk full:") and "MB needed" in a for a in said), said
+        on_kiosk = await asyncio.to_thread(station.services().notices)  # the officer's banner
+        assert any(n.startswith("disk full:") and "MB needed" in n for n in on_kiosk), on_kiosk
         assert station.booking is not None
         with pytest.raises(DiskFull, match="disk full"):
             await station.booking.start("BK-NEW-1")
@@ -117,6 +119,8 @@ async def test_full_disk_at_start_drains_and_refuses_bookings(
         filler.unlink()
         said = await asyncio.to_thread(alerts, station)
         assert not [a for a in said if "disk full" in a], said
+        assert not [n for n in await asyncio.to_thread(station.services().notices)
+                    if "disk full" in n]
         booking = await station.booking.start("BK-AFTER")
         assert booking.booking_number == "BK-AFTER"
         await station.booking.cancel()

@@ -207,3 +207,19 @@ async def test_the_booking_number_is_checked_as_typed(booking_factory, client_fo
     repeat = await check("BK-306")
     assert repeat["ok"] and "BK-306 was already booked today" in repeat["warnings"][0]
     assert (await check("BK-307"))["warnings"] == []
+
+
+async def test_notices_reach_the_officers_view(booking_factory, client_for) -> None:
+    """What the officer should know (a disk nearly full, say) is in every view of the screen."""
+    booking = await booking_factory()
+    services = services_for(booking)
+    said: list[str] = []
+    services.notices = lambda: list(said)
+    client = client_for(services)
+    await sign_in(client)
+    assert (await client.get("/api/kiosk")).json()["notices"] == []
+    said.append("disk nearly full: 90 MiB free, new bookings stop below 64 MiB; tell a technician")
+    state = (await client.get("/api/kiosk")).json()
+    assert state["notices"] == said and state["problem"] is None
+    started = await client.post("/api/booking", json={"booking_number": "BK-301"})
+    assert started.status_code == 200  # a notice refuses nothing by itself

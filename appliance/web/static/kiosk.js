@@ -323,9 +323,17 @@ function render(k) {
   badge($("scanner-badge"), "scanner", t("scanner_" + k.scanner), scannerOk ? "good" : "bad");
   badge($("link-badge"), "central", t(k.link ? "connected" : "offline"), k.link ? "good" : "warn");
   badge($("clock-badge"), "clock", t(k.clock === "synchronised" ? "clock_trusted" : "clock_untrusted"), k.clock === "synchronised" ? "good" : "warn");
+  // standing banners: what stops the station first, then what the officer should know
+  // (red: the station cannot work as it should; amber: it works, with something to know)
+  const lines = [[k.problem, "stop"], ...(k.notices || []).map((n) => [n, "stop"])];
+  if (k.scanner === "disconnected") lines.push([t("banner_scanner"), "stop"]);
+  if (k.state !== "unavailable" && !k.link) lines.push([t("banner_central"), "know"]);
+  if (k.clock === "unsynchronised") lines.push([t("banner_clock"), "know"]);
   const banner = $("banner");
-  const bannerText = k.problem || (k.scanner === "disconnected" ? t("banner_scanner") : "");
-  banner.textContent = bannerText; banner.hidden = !bannerText;
+  banner.replaceChildren(...lines.filter(([line]) => line).map(([line, kind]) => {
+    const p = document.createElement("p"); p.textContent = line; p.className = kind; return p;
+  }));
+  banner.hidden = !banner.childElementCount;
 
   const inBooking = !!k.booking;
   const reviewing = inBooking && !k.current && !k.pending;
