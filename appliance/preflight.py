@@ -75,14 +75,14 @@ def preflight(config: StationConfig) -> Preflight:
         if not _resolves(technician_tls.host):
             errors.append(ConfigProblem(path="web.technician_tls.host", message=(
                 f"{technician_tls.host!r} does not resolve to an address")))
-    if config.web.host not in LOOPBACK and technician_tls is None:
+    if not _resolves(config.web.host):
+        errors.append(ConfigProblem(path="web.host",
+                                    message=f"{config.web.host!r} does not resolve to an address"))
+    elif config.web.host not in LOOPBACK and technician_tls is None:
         warnings.append(ConfigProblem(path="web.host", message=(
             f"{config.web.host!r} serves the kiosk and the technician page over plain HTTP "
             "beyond this machine: sign-ins and session cookies cross the LAN readable; keep "
             "web.host on 127.0.0.1 and set [web.technician_tls] for the LAN")))
-    if not _resolves(config.web.host):
-        errors.append(ConfigProblem(path="web.host",
-                                    message=f"{config.web.host!r} does not resolve to an address"))
     if not _resolves(mqtt.host):
         warnings.append(ConfigProblem(
             path="mqtt.host", message=f"{mqtt.host!r} does not resolve now; the station starts "

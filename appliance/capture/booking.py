@@ -29,6 +29,7 @@ from appliance.capture.sequence import SEQUENCES, Step
 from appliance.capture.subject import form_from_subject, subject_from_form
 from appliance.domain import SLAP_FINGERS, Annotation, Booking, Impression, Position, Subject
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.imaging.matching import Duplicate, SequenceReport
 from appliance.records.descriptors import check_descriptors
 from appliance.records.profile import Profile, booking_number_problems, get_profile
 from appliance.store.drafts import DraftStore
@@ -61,6 +62,34 @@ class Submitted:
 
     booking_id: str
     transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuspectPair:
+    """Two positions the checks tie together.
+
+    A rolled print that looks like another finger (``other`` is None when it matched no
+    finger at all), or two prints of one finger.
+    """
+
+    position: Position
+    other: Position | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewChecks:
+    """What the review screen shows of the sequence and duplicate checks."""
+
+    suspects: list[SuspectPair]
+    unconfirmed: list[Position]  # rolled prints neither confirmed nor suspect: not blocking
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON the kiosk reads."""
+        return {"suspects": [{"position": int(p.position),
+                              "other": int(p.other) if p.other is not None else None,
+                              "reason": p.reason} for p in self.suspects],
+                "unconfirmed": [int(p) for p in self.unconfirmed]}
 
 
 class ImagingThread:
@@ -113,6 +142,9 @@ class BookingService:
     _redo: Position | None = None  # an accepted print the officer takes again
     _finger_scores: dict[Position, dict[int, int | None]] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The last sequence and duplicate checks, with the prints they judged (one run serves the
+    #: review screen and the submit while nothing was retaken)
+    _checked: tuple[tuple[Any, ...], tuple[SequenceReport | None, list[Duplicate]]] | None = None
 
     def __post_init__(self) -> None:
         self.drafts = DraftStore(self.store)
@@ -382,6 +414,34 @@ class BookingService:
                     "again." for slap, fingers in SLAP_FINGERS.items()
                     if annotation is not None and position in fingers and slap in taken]
 
+    async def review_checks(self) -> ReviewChecks | None:
+        """The sequence and duplicate checks of the prints as they stand, for the review screen.
+
+        None until every step is taken. Each suspect pair names both positions, so the officer
+        sees the two prints side by side and retakes either.
+        """
+        booking = self.booking
+        if booking is None or self.current_step is not None or self.pending is not None:
+            return None
+        sequence, duplicates = await self._checks(booking)
+        pairs = []
+        if sequence is not None:
+            for position in sequence.flagged:
+                result = sequence.results[position]
+                pairs.append(SuspectPair(position, result.matched_position, result.reason))
+        pairs += [SuspectPair(d.first, d.second, d.reason) for d in duplicates]
+        return ReviewChecks(pairs, sequence.unconfirmed if sequence is not None else [])
+
+    async def _checks(self, booking: Booking) -> tuple[SequenceReport | None, list[Duplicate]]:
+        """The checks of ``booking``'s prints, run again only when a print changed."""
+        key = (booking.booking_id,
+               tuple((int(i.position), i.impression_id) for i in booking.impressions))
+        if self._checked is not None and self._checked[0] == key:
+            return self._checked[1]
+        found = await self.imaging.run(self.processor.sequence, booking)
+        self._checked = (key, found)
+        return found
+
     async def submit(self, confirm_sequence: bool = False) -> Submitted:
         """Check, build and commit the booking; returns once it is stored and queued.
 
@@ -453,7 +513,7 @@ class BookingService:
     async def _commit(self, booking: Booking, confirm_sequence: bool) -> str:
         """The submit policy: checks, the transaction, one atomic commit, then the news."""
         booking.clock_trusted = self.clock_trusted
-        sequence, duplicates = await self.imaging.run(self.processor.sequence, booking)
+        sequence, duplicates = await self._checks(booking)
         reasons = [sequence.results[p].reason for p in sequence.flagged] if sequence else []
         reasons += [d.reason for d in duplicates]
         if reasons:

@@ -277,6 +277,14 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
         data = await asyncio.to_thread(jpeg, found[0].image, THUMB_SIDE)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    @api.get("/api/review-checks")
+    async def review_checks(_s: Session = officer) -> dict[str, Any]:
+        """The sequence and duplicate checks of the prints as they stand (once all are taken)."""
+        found = await booking().review_checks()
+        if found is None:
+            raise HTTPException(409, "take every print first")
+        return found.as_dict()
+
     @api.post("/api/submit")
     async def submit(body: Submit | None = None, _s: Session = officer) -> dict[str, str]:
         """Commit the booking and queue it for central."""

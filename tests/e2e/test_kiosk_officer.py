@@ -112,7 +112,9 @@ async def submit_and_wait_held(page: Page, number: str, held_words: str) -> None
 @pytest.mark.timeout(1200)  # thirteen prints checked by NFIQ 2 on a shared, loaded machine
 async def test_a_whole_ten_print_booking_at_1280x800(station_rig, browser, tmp_path  # noqa: F811
                                                       ) -> None:
-    rig = await station_rig(capture={"auto_capture": False}, sharing=SHARING)
+    # the subject rolls the right middle where the right index is asked for, and back
+    rig = await station_rig(capture={"auto_capture": False}, sharing=SHARING,
+                            scanner={"faults": {"swap_positions": [[2, 3]]}})
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(120_000)
     camera = Camera(page, artifacts(tmp_path), "tenprint-1280x800")
@@ -160,9 +162,20 @@ async def test_a_whole_ten_print_booking_at_1280x800(station_rig, browser, tmp_p
     await expect(page.locator("#sharing-list")).to_contain_text("State AFIS")
     await expect(page.locator("#sharing-list")).to_contain_text("chosen by the agency")
     await expect(page.locator("#thumbs")).to_contain_text("amputated (XX)")
+    # the sequence check's suspects: the two prints side by side, either retaken in one tap
+    pair = page.locator("#pair-2-3")
+    await expect(pair).to_contain_text("right index")
+    await expect(pair).to_contain_text("right middle")
+    await expect(page.locator("#pairs .pair")).to_have_count(1)
+    await expect(page.locator("#thumbs .thumb.suspect")).to_have_count(2)
     await camera.shot("review")
-    await fits(page, "#submit", "#review-cancel")
+    await fits(page, "#submit", "#review-cancel", "#pair-redo-2", "#pair-redo-3")
     await no_serious_violations(page)
+    await page.click("#pair-redo-3")
+    await expect(page.locator("#prompt")).to_contain_text("right middle")
+    await take_current(page, None, "03-again")
+    await page.wait_for_selector("#review-panel:not([hidden])")
+    await expect(pair).to_be_visible()  # this subject swaps again: the officer will insist
     # the subject's details, typed once on the form the profile generates
     await page.click("#subject-edit")
     await page.fill("#subject-NAM", "DOE JOHN")

@@ -102,9 +102,16 @@ async def test_swapped_rolled_fingers_are_caught_at_submit(station_rig, loop_err
                             quality={"min_nfiq2_plain": 0, "min_nfiq2_rolled": 0})
     session = rig.station.booking
     await session.start("BK-SWAP")
+    assert await session.review_checks() is None  # nothing to judge before every print is in
     while session.current_step is not None:
         await session.capture()
         await session.accept()
+    # the review screen shows the swapped pair before any submit is tried
+    checks = await session.review_checks()
+    assert checks is not None
+    suspects = {(int(p.position), int(p.other)) for p in checks.suspects}
+    assert suspects == {(2, 3), (3, 2)}, checks
+    assert checks.as_dict()["suspects"][0]["reason"]
     with pytest.raises(CaptureError, match="sequence check") as caught:
         await session.submit()
     assert "right index" in str(caught.value) and "right middle" in str(caught.value)

@@ -13,6 +13,9 @@ const MESSAGES = {
     recent_title: "Today's bookings", col_booking: "Booking", col_prints: "Prints", col_delivery: "Delivery", col_receipt: "Receipt / reason",
     capture: "Capture", accept: "Accept", accept_reason: "Accept with a reason", retake: "Retake",
     keep_old: "Keep the earlier one", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
+    checks_title: "Prints to look at",
+    suspect_pair: "The {a} and the {b} look like each other's finger: retake the one placed wrongly, or both.",
+    suspect_none: "The {a} matches no finger of the slaps: check the finger and retake it if it is wrong.",
     review_title: "Review, then submit", submit: "Submit booking", sharing_title: "Where this booking goes",
     reason: "Reason", reason_worn: "Worn or damaged skin", reason_injury: "Injury or bandage",
     reason_uncooperative: "Subject not cooperating", reason_best: "Best of several attempts",
@@ -56,6 +59,9 @@ const MESSAGES = {
     recent_title: "Reseñas de hoy", col_booking: "Reseña", col_prints: "Huellas", col_delivery: "Envío", col_receipt: "Recibo / motivo",
     capture: "Capturar", accept: "Aceptar", accept_reason: "Aceptar con un motivo", retake: "Repetir",
     keep_old: "Conservar la anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
+    checks_title: "Huellas que revisar",
+    suspect_pair: "{A} y {b} parecen el dedo del otro: repita la que se colocó mal, o las dos.",
+    suspect_none: "{A} no coincide con ningún dedo de las palmadas: compruebe el dedo y repítala si está mal.",
     review_title: "Revisar y enviar", submit: "Enviar reseña", sharing_title: "Adónde va esta reseña",
     reason: "Motivo", reason_worn: "Piel gastada o dañada", reason_injury: "Lesión o vendaje",
     reason_uncooperative: "La persona no colabora", reason_best: "La mejor de varios intentos",
@@ -403,6 +409,7 @@ function renderReview(k) {
     card.appendChild(redo);
     box.appendChild(card);
   }
+  loadChecks(key);
   renderSubjectSummary();
   const list = $("sharing-list"); list.textContent = "";
   if (!k.sharing.length) { const li = document.createElement("li"); li.textContent = t("no_sharing"); list.appendChild(li); }
@@ -411,6 +418,48 @@ function renderReview(k) {
     li.textContent = d.name + ": " + d.purpose + " (" + t(d.mandatory ? "mandatory" : "optional") + ")";
     list.appendChild(li);
   }
+}
+
+// The sequence and duplicate checks of the prints as they stand: each suspect pair side by
+// side with a retake button under either print, and the pair's thumbnails outlined.
+let checksKey = "";
+async function loadChecks(key) {
+  checksKey = key;
+  let found;
+  try { found = await api("/api/review-checks"); } catch (e) { return; }
+  if (checksKey !== key) return;  // a print changed while the check ran: a newer call draws
+  const box = $("pairs"); box.textContent = "";
+  for (const el of document.querySelectorAll(".thumb.suspect")) el.classList.remove("suspect");
+  const seen = new Set();
+  for (const s of found.suspects) {
+    const both = s.other === null ? [s.position] : [s.position, s.other];
+    const id = [...both].sort((a, b) => a - b).join("-");
+    if (seen.has(id)) continue;  // a swap flags both of its positions: one pair on screen
+    seen.add(id);
+    const pair = document.createElement("div"); pair.className = "pair"; pair.id = "pair-" + id;
+    const text = document.createElement("p");
+    text.textContent = s.other === null
+      ? t("suspect_none", { a: positionName(s.position), A: capitalised(positionName(s.position)) })
+      : t("suspect_pair", { a: positionName(s.position), A: capitalised(positionName(s.position)),
+                            b: positionName(s.other) });
+    pair.appendChild(text);
+    for (const p of both) {
+      const card = document.createElement("figure"); card.className = "thumb";
+      const img = document.createElement("img");
+      img.src = "/api/print/" + p + ".jpg?" + encodeURIComponent(key.length + ":" + id);
+      img.alt = capitalised(positionName(p));
+      const caption = document.createElement("figcaption"); caption.textContent = capitalised(positionName(p));
+      const redo = document.createElement("button");
+      redo.type = "button"; redo.className = "small"; redo.id = "pair-redo-" + p;
+      redo.textContent = t("retake"); redo.onclick = () => takeAgain(p);
+      card.append(img, caption, redo);
+      pair.appendChild(card);
+      const thumb = $("review-redo-" + p);
+      if (thumb) thumb.closest(".thumb").classList.add("suspect");
+    }
+    box.appendChild(pair);
+  }
+  $("checks").hidden = !seen.size;
 }
 
 function renderBookings(k) {
