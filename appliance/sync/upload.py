@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.errors import SyncError
-from appliance.store.errors import StoreError
+from appliance.store.errors import DiskFull, StoreError
 from appliance.store.outbox import OutboxItem
 from appliance.store.store import Store
 from appliance.sync.config import MqttSection
@@ -215,6 +215,16 @@ class Uploader:
                 send_meta = ack.need_meta
         except (NotConnected, SyncError) as exc:
             await self._requeue(txid, item.attempts, str(exc))
+        except DiskFull as exc:
+            # the drain is what frees the disk (delivered prints are purged): the store's
+            # reserve is there for this moment. New bookings stay refused until it is held again.
+            released = await asyncio.to_thread(self.store.release_reserve)
+            log.warning("sync: %s; %s", exc, "the store's reserve was given back to the drain"
+                        if released else "no reserve left to give back")
+            await self._requeue(txid, item.attempts, "disk full")
+        except StoreError as exc:
+            log.error("sync: the store failed during the upload of %s: %s", txid, exc)
+            await self._requeue(txid, item.attempts, "store error")
         except KeyError as exc:
             log.error("sync: transaction %s has no data to send: %s", txid, exc)
             await self._requeue(txid, item.attempts, "no data")

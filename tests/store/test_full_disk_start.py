@@ -1,11 +1,12 @@
 """A full disk at start-up is a full disk, never corruption (a real small tmpfs).
 
-The station's store sits on a 24 MiB tmpfs with three bookings queued for central; a filler
+The station's store sits on a 16 MiB tmpfs with three bookings queued for central; a filler
 file leaves 0, 4, 24 or 256 KiB free; then the station starts. It must not quarantine the sound
 store, must say "disk full" with what it needs, refuse new bookings, and still deliver every
 queued booking to central exactly once; once space comes back it takes bookings again without a
 restart. A second case has no reserve at all: the store cannot open, the station starts
-degraded and opens the store by itself when the filler goes.
+degraded and opens the store by itself when the filler goes. A third fills the disk in the
+middle of a booking.
 """
 
 from __future__ import annotations
@@ -157,5 +158,58 @@ async def test_no_reserve_starts_degraded_and_opens_when_space_returns(
         await until(lambda: all(central.store.holds(t) for t in queued), 120, "the queued bookings")
         assert all(central.store.deliveries()[t] == 1 for t in queued)
     finally:
+        await station.stop()
+        await asyncio.to_thread(central.stop)
+
+
+@pytest.mark.parametrize("free_kib", [0, 4, 24, 256])
+async def test_a_disk_that_fills_mid_booking_loses_no_accepted_print(
+        small_disk: Path, mosquitto, tmp_path: Path, free_kib: int) -> None:  # noqa: F811
+    """The disk fills between two prints of a booking: every step either works or says
+    "disk full"; the print accepted before is kept, and once space is back the same booking
+    is finished and delivered to central once."""
+    key = new_key()
+    public, signing = central_keys(tmp_path / "keys")
+    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
+                              prefix="bst", client_id="central-mid", signing_key=signing)
+    await asyncio.to_thread(central.start)
+    station = Station(config_for(small_disk, mosquitto.port, reserve_mb=RESERVE_MB,
+                                 central_key=public), store_key=key)
+    filler = None
+    try:
+        await station.start()
+        session = station.booking
+        assert session is not None
+        booking = await session.start("BK-MID")
+        await session.capture()
+        first = await session.accept(override_reason="test print")
+        filler = fill(small_disk, free_kib)
+        refused: list[str] = []
+        try:
+            while session.current_step is not None or session.pending is not None:
+                if session.pending is None:
+                    await session.capture()
+                await session.accept(override_reason="test print")
+            await session.submit(confirm_sequence=True)
+        except DiskFull as exc:
+            refused.append(str(exc))
+        # something on the way to a committed booking needed the disk, and said so
+        assert refused and refused[0].startswith("disk full"), refused
+        assert session.booking is not None and session.booking.booking_id == booking.booking_id
+        assert first.impression_id in {i.impression_id for i in session.booking.impressions}
+        filler.unlink()
+        filler = None
+        while session.current_step is not None or session.pending is not None:
+            if session.pending is None:
+                await session.capture()
+            await session.accept(override_reason="test print")
+        done = await session.submit(confirm_sequence=True)
+        await until(lambda: central.store.holds(done.transaction_id), 120, "the booking at central")
+        assert central.store.deliveries()[done.transaction_id] == 1
+        await until(lambda: station.store.outbox_state(done.transaction_id) == "stored", 60,
+                    "central's ack")
+    finally:
+        if filler is not None:
+            filler.unlink()
         await station.stop()
         await asyncio.to_thread(central.stop)
