@@ -137,7 +137,9 @@ async def test_each_print_is_wsq_encoded_when_accepted(booking_factory, processo
     read = read_transaction(await service.store.load_transaction(done.transaction_id))
     carried = {Position(int(r.text(13))): r.get(999) for _, r in read.of_type(14)}
     assert carried == made
-    assert all(processor.prepared_wsq(i.impression_id) is None for i in booking.impressions)
+    # let go on the imaging thread after the commit, not before submit returns
+    await until(lambda: all(processor.prepared_wsq(i.impression_id) is None
+                            for i in booking.impressions), what="the WSQ let go after submit")
 async def test_an_accepted_print_is_taken_again_until_submit(booking_factory) -> None:
     service = await booking_factory()
     await service.start("BK-110")

@@ -15,8 +15,9 @@ def emulator_url(**options: object) -> str:
 
 
 def serial_driver(port: str, **overrides: object) -> R30xDriver:
-    """The serial driver with short time limits, so fault tests stay quick."""
-    settings: dict[str, object] = {"timeout_s": 0.5, "packet_timeout_s": 0.3, **overrides}
+    """The serial driver with time limits short enough for quick fault tests, and long enough
+    that an emulator descheduled on a loaded machine is not taken for a silent module."""
+    settings: dict[str, object] = {"timeout_s": 5.0, "packet_timeout_s": 2.0, **overrides}
     return R30xDriver(R30xConfig(port=port, **settings))
 
 
