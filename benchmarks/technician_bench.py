@@ -39,7 +39,7 @@ from appliance.app import Station  # noqa: E402
 from appliance.config import StationConfig  # noqa: E402
 from appliance.web.auth import hash_password  # noqa: E402
 from demo.broker import demo_broker  # noqa: E402
-from demo.run import prepare_state  # noqa: E402
+from demo.run import MQTT_PASSWORD_CREDENTIAL, prepare_state  # noqa: E402
 
 
 def loadavg() -> str:
@@ -101,11 +101,15 @@ async def run(args: argparse.Namespace) -> int:
             for n in range(args.rounds):
                 fh.write(f"known{n}:{hash_password('right')}\n")
         os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
-        async with demo_broker(prefer="mosquitto") as broker:
+        # the demo's broker: passwords and the ACL, the station logged in as itself
+        users = {"bench-1": (creds / MQTT_PASSWORD_CREDENTIAL).read_text().strip()}
+        async with demo_broker(prefer="mosquitto", folder=state / "broker",
+                               users=users) as broker:
             config = StationConfig.model_validate({
                 "station": {"station_id": "bench-1", "data_dir": str(state / "station")},
                 "scanner": {"type": "emulated", "seed": 3}, "store": {"min_free_mb": 1},
-                "mqtt": {"host": broker.host, "port": broker.port},
+                "mqtt": {"host": broker.host, "port": broker.port, "username": "bench-1",
+                         "password_credential": MQTT_PASSWORD_CREDENTIAL},
                 "web": {"port": 0}, "records": {"profile": "local-flats"},
                 "capture": {"sequence": "flats"}, "quality": {"min_nfiq2_plain": 0}})
             station = Station(config)
