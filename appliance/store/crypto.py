@@ -3,7 +3,7 @@
 Each blob is stored as ``nonce (12 bytes) || ciphertext+tag`` beside the id of the key that
 sealed it. The associated data binds a blob to its row (booking id, record id, kind), so a blob
 copied onto another row does not open. The key never sits in the database: it comes from a
-systemd credential or a root-only key file (see :func:`appliance.config.read_secret`).
+systemd credential or a root-only key file (see :func:`appliance.system.secrets.read_secret`).
 """
 
 from __future__ import annotations

@@ -9,13 +9,12 @@ left half-rotated by a power cut works as before and the rotation simply resumes
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from appliance.errors import SecretError
 from appliance.store.config import StoreSection
 from appliance.store.crypto import BlobCipher, key_id_of, parse_key
-from appliance.system.secrets import read_secret
+from appliance.system.secrets import credential_path, read_secret
 
 PREVIOUS_SUFFIX = ".previous"
 
@@ -40,8 +39,7 @@ def read_current_key(section: StoreSection) -> bytes:
 def read_previous_keys(section: StoreSection) -> list[bytes]:
     """The retiring key, when a credential or file provides one; else an empty list."""
     name = previous_credential_name(section)
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir and (Path(cred_dir) / name).exists():
+    if credential_path(name) is not None:
         return [parse_key(read_secret(name))]
     path = previous_key_file(section)
     if path is not None and path.exists():
