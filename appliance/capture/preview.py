@@ -42,6 +42,9 @@ class PreviewFrame:
     ok: bool
     reasons: list[str] = field(default_factory=list)
     message: str = ""
+    #: auto-capture's count: steady frames so far of the ``needed`` in a row (0 needed: off)
+    steady: int = 0
+    needed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,9 @@ class PreviewLoop:
             # without auto-capture nothing is "capturing now": the officer presses Capture
             message = (decision.message if self.auto_capture or not decision.capture
                        else Advice.HOLD_STILL.value)
-            yield PreviewFrame(data, verdict.ok, list(verdict.reasons), message)
+            yield PreviewFrame(data, verdict.ok, list(verdict.reasons), message,
+                               steady=decision.steady_frames if self.auto_capture else 0,
+                               needed=self.auto_frames if self.auto_capture else 0)
             if self._capture_due or booking.current_step is not step or booking.pending is not None:
                 return
 

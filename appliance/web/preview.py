@@ -78,7 +78,8 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
                 if isinstance(message, PreviewFrame):
                     await ws.send_bytes(message.jpeg)
                     await ws.send_json({"type": "live", "ok": message.ok,
-                                        "reasons": message.reasons, "message": message.message})
+                                        "reasons": message.reasons, "message": message.message,
+                                        "steady": message.steady, "needed": message.needed})
                 elif isinstance(message, PreviewIdle):
                     await ws.send_json({"type": "idle"})
                 elif isinstance(message, PreviewFault):

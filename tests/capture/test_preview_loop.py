@@ -33,6 +33,7 @@ async def test_frames_carry_a_jpeg_and_the_live_verdict(booking_factory) -> None
         assert max(Image.open(io.BytesIO(frame.jpeg)).size) <= 400
         assert isinstance(frame.ok, bool) and isinstance(frame.message, str)
         assert service.pending is None  # auto-capture is off
+        assert (frame.steady, frame.needed) == (0, 0)  # and the page shows no countdown
     finally:
         await stream.aclose()
 
@@ -42,13 +43,18 @@ async def test_auto_capture_takes_the_print_once_the_checks_hold(booking_factory
     await service.start("BK-201")
     loop = PreviewLoop(service, fps=15, auto_capture=True, auto_frames=2)
     stream = loop.messages()
+    counts = []
     try:
         async with asyncio.timeout(120):
             async for message in stream:
                 if service.pending is not None:
                     break
                 assert not isinstance(message, PreviewFault)
+                if isinstance(message, PreviewFrame):
+                    assert message.needed == 2  # the page's countdown
+                    counts.append(message.steady)
         assert service.pending.position == service.current_step.position
+        assert counts and counts[-1] == 2 and all(0 <= c <= 2 for c in counts), counts
         assert isinstance(await anext(stream), PreviewIdle)  # the print waits for review
     finally:
         await stream.aclose()

@@ -41,6 +41,26 @@ async def browser():
         await b.close()
 
 
+async def test_auto_capture_counts_down_and_takes_the_print(station_rig, browser) -> None:
+    """With auto-capture on, the page shows how far the steady frames are, then the print."""
+    rig = await station_rig(capture={"sequence": "flats", "auto_capture": True},
+                            records={"profile": "local-flats"})
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
+    await sign_in(page)
+    await page.fill("#booking-number", "BK-2026-0043")
+    await page.click("#start")
+    countdown = page.locator("#auto-countdown")
+    await expect(countdown).to_be_visible(timeout=90_000)
+    await expect(countdown).to_have_attribute("max", str(rig.station.config.quality
+                                                         .auto_capture_frames))
+    await expect(countdown).to_have_attribute("aria-label", re.compile("steady frames"))
+    # the checks held: the print was taken without the Capture button, and the count is gone
+    await page.wait_for_selector("#accept:not([hidden])", timeout=120_000)
+    await expect(countdown).to_be_hidden(timeout=60_000)
+    assert rig.station.booking.pending is not None
+
+
 async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_path) -> None:
     rig = await station_rig(capture={"sequence": "flats", "auto_capture": False},
                             records={"profile": "local-flats"})

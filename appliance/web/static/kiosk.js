@@ -13,6 +13,7 @@ const MESSAGES = {
     recent_title: "Today's bookings", col_booking: "Booking", col_prints: "Prints", col_delivery: "Delivery", col_receipt: "Receipt / reason",
     capture: "Capture", accept: "Accept", accept_reason: "Accept with a reason", retake: "Retake",
     keep_old: "Keep the earlier one", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
+    auto_countdown: "Taken automatically after {left} more steady frames",
     checks_title: "Prints to look at",
     suspect_pair: "The {a} and the {b} look like each other's finger: retake the one placed wrongly, or both.",
     suspect_none: "The {a} matches no finger of the slaps: check the finger and retake it if it is wrong.",
@@ -59,6 +60,7 @@ const MESSAGES = {
     recent_title: "Reseñas de hoy", col_booking: "Reseña", col_prints: "Huellas", col_delivery: "Envío", col_receipt: "Recibo / motivo",
     capture: "Capturar", accept: "Aceptar", accept_reason: "Aceptar con un motivo", retake: "Repetir",
     keep_old: "Conservar la anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
+    auto_countdown: "Se toma sola tras {left} imágenes estables más",
     checks_title: "Huellas que revisar",
     suspect_pair: "{A} y {b} parecen el dedo del otro: repita la que se colocó mal, o las dos.",
     suspect_none: "{A} no coincide con ningún dedo de las palmadas: compruebe el dedo y repítala si está mal.",
@@ -490,8 +492,10 @@ function ensurePreview() {
       if (msg.type === "live") {
         $("live").textContent = msg.ok ? (msg.message || t("hold_still")) : msg.reasons.join(" ");
         $("live").className = msg.ok ? "live-ok" : "live-bad";
+        showCountdown(msg.ok ? msg.steady : 0, msg.needed);
       } else if (msg.type === "idle") {
         $("live").textContent = ""; $("live").className = "";
+        showCountdown(0, 0);
       } else if (msg.type === "fault") {
         say(t("scanner_problem", { message: msg.message }), true);
         $("live").textContent = "";
@@ -506,6 +510,16 @@ function ensurePreview() {
     previewSocket = null; $("live").textContent = "";
     if (ev.code === 4401) checkSession();
   };
+}
+
+// Auto-capture's countdown: how many more steady frames before the print is taken.
+function showCountdown(steady, needed) {
+  const bar = $("auto-countdown");
+  bar.hidden = !needed;
+  if (!needed) return;
+  bar.max = needed; bar.value = steady;
+  bar.setAttribute("aria-label", t("auto_countdown", { left: needed - steady }));
+  bar.title = bar.getAttribute("aria-label");
 }
 
 function closePreview() {
