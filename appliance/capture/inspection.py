@@ -28,6 +28,7 @@ from appliance.domain import (
     QualityReport,
 )
 from appliance.imaging import (
+    Advice,
     GateVerdict,
     QualityAssessor,
     QualityConfig,
@@ -63,9 +64,20 @@ class Inspection:
             "message": self.verdict.message,
             "nfiq2": self.report.nfiq2,
             "feedback": self.report.feedback,
+            "feedback_codes": [advice_code(f) for f in self.report.feedback],
+            "threshold": self.verdict.threshold,
+            "below": [int(p) for p in self.verdict.below],
             "fingers": {int(p): r.nfiq2 for p, r in self.fingers.items()},
             "missing": [int(p) for p in self.segmentation.missing] if self.segmentation else [],
         }
+
+
+def advice_code(text: str) -> str | None:
+    """The catalogue code of an advice sentence (None for a sentence outside the catalogue)."""
+    try:
+        return Advice(text).code
+    except ValueError:
+        return None
 
 
 class PrintInspector:

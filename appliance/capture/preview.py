@@ -45,6 +45,9 @@ class PreviewFrame:
     #: auto-capture's count: steady frames so far of the ``needed`` in a row (0 needed: off)
     steady: int = 0
     needed: int = 0
+    #: the advice codes of ``reasons`` and of ``message`` (a translated page keys on them)
+    codes: list[str] = field(default_factory=list)
+    message_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +125,15 @@ class PreviewLoop:
             data = await asyncio.to_thread(jpeg, frame.image, PREVIEW_SIDE)
             self._capture_due = decision.capture and self.auto_capture
             # without auto-capture nothing is "capturing now": the officer presses Capture
-            message = (decision.message if self.auto_capture or not decision.capture
-                       else Advice.HOLD_STILL.value)
+            if self.auto_capture or not decision.capture:
+                message = decision.message
+                code = decision.codes[0] if decision.codes else Advice.CAPTURE_NOW.code
+            else:
+                message, code = Advice.HOLD_STILL.value, Advice.HOLD_STILL.code
             yield PreviewFrame(data, verdict.ok, list(verdict.reasons), message,
                                steady=decision.steady_frames if self.auto_capture else 0,
-                               needed=self.auto_frames if self.auto_capture else 0)
+                               needed=self.auto_frames if self.auto_capture else 0,
+                               codes=list(verdict.codes), message_code=code)
             if self._capture_due or booking.current_step is not step or booking.pending is not None:
                 return
 

@@ -79,7 +79,9 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
                     await ws.send_bytes(message.jpeg)
                     await ws.send_json({"type": "live", "ok": message.ok,
                                         "reasons": message.reasons, "message": message.message,
-                                        "steady": message.steady, "needed": message.needed})
+                                        "steady": message.steady, "needed": message.needed,
+                                        "codes": message.codes,
+                                        "message_code": message.message_code})
                 elif isinstance(message, PreviewIdle):
                     await ws.send_json({"type": "idle"})
                 elif isinstance(message, PreviewFault):

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
 from tests.conftest import REPO
 from tests.sync.conftest import (  # noqa: F401  (shared fixtures)
@@ -15,6 +16,10 @@ from tests.sync.conftest import (  # noqa: F401  (shared fixtures)
     service_rig,
 )
 from tests.sync.pki import Pki
+
+# A page's assertions wait as long as its actions may: on a loaded 2-core machine a render that
+# follows a check on the station's imaging thread can take longer than Playwright's 5 s default.
+expect.set_options(timeout=60_000)
 
 
 @pytest.fixture

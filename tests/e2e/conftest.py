@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
 from appliance.app import Station
 from appliance.config import StationConfig
@@ -13,6 +14,10 @@ from central.commands import load_private_key, write_keypair
 from central.receiver import CentralReceiver
 from demo.run import prepare_officer, prepare_state
 from tests.kiosk_client import OFFICER, PIN
+
+# A page's assertions wait as long as its actions may: on a loaded 2-core machine a render that
+# follows a check on the station's imaging thread can take longer than Playwright's 5 s default.
+expect.set_options(timeout=60_000)
 
 
 @dataclass

@@ -53,12 +53,41 @@ async def test_auto_capture_counts_down_and_takes_the_print(station_rig, browser
     countdown = page.locator("#auto-countdown")
     await expect(countdown).to_be_visible(timeout=90_000)
     await expect(countdown).to_have_attribute("max", str(rig.station.config.quality
-                                                         .auto_capture_frames))
-    await expect(countdown).to_have_attribute("aria-label", re.compile("steady frames"))
+                                                         .auto_capture_frames), timeout=60_000)
+    await expect(countdown).to_have_attribute("aria-label", re.compile("steady frames"),
+                                              timeout=60_000)
     # the checks held: the print was taken without the Capture button, and the count is gone
     await page.wait_for_selector("#accept:not([hidden])", timeout=120_000)
     await expect(countdown).to_be_hidden(timeout=60_000)
     assert rig.station.booking.pending is not None
+
+
+async def test_a_failed_slap_is_explained_in_the_pages_language(station_rig, browser) -> None:
+    """Every print falls short of the bar: the verdict names the fingers and their scores in
+    Spanish, built on the page from the verdict's figures and the advice catalogue's codes."""
+    rig = await station_rig(capture={"sequence": "flats", "auto_capture": False},
+                            records={"profile": "local-flats"},
+                            quality={"min_nfiq2_plain": 100, "retakes_before_override": 1})
+    page = await browser.new_page()
+    await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
+    await page.click("#language")
+    await sign_in(page)
+    await page.fill("#booking-number", "BK-2026-0044")
+    await page.click("#start")
+    await page.click("#capture")
+    verdict = page.locator("#verdict")
+    await expect(verdict).to_contain_text("Tome de nuevo la palmada de cuatro dedos derecha",
+                                          timeout=120_000)
+    text = await verdict.inner_text()
+    assert "es de mala calidad (NFIQ 2" in text and "índice derecho" in text, text
+    assert not re.search(r"\b(the|take|again|slap|below)\b", text, re.IGNORECASE), text
+    await page.click("#retake")
+    await page.click("#capture")  # the second try may be accepted with a reason
+    await expect(verdict).to_contain_text("O acéptela indicando un motivo", timeout=120_000)
+    await page.click("#language")  # and the same verdict in English
+    await expect(verdict).to_contain_text("Take the right four-finger slap again: the right "
+                                          "index is too poor (NFIQ 2", timeout=60_000)
+    await expect(verdict).to_contain_text("Or accept it with a reason.", timeout=60_000)
 
 
 async def test_officer_takes_a_booking_on_the_kiosk(station_rig, browser, tmp_path) -> None:

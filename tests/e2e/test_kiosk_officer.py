@@ -78,11 +78,20 @@ async def sign_in(page: Page, ready: str = "#start-panel:not([hidden])") -> None
     await page.wait_for_selector(ready)
 
 
-async def take_current(page: Page, camera: Camera | None, step: str) -> None:
+#: Words of the station's English sentences that a Spanish page must not show.
+ENGLISH = re.compile(r"\b(the|take|press|finger|glass|slap|passed|below|again|hold|still)\b",
+                     re.IGNORECASE)
+
+
+async def take_current(page: Page, camera: Camera | None, step: str, *,
+                       spanish: bool = False) -> None:
     """Capture the step on screen and accept it, with a reason when the gate asks for one."""
     await page.click("#capture")
     await page.wait_for_selector("#retake:not([hidden])")
     await expect(page.locator("#verdict")).to_be_visible()
+    if spanish:  # the verdict, the advice and the scores all in the page's language
+        verdict = await page.inner_text("#verdict")
+        assert not ENGLISH.search(verdict), verdict
     if camera:
         await camera.shot(f"{step}-captured")
     await fits(page, *STEP_CONTROLS)
@@ -164,7 +173,7 @@ async def test_a_whole_ten_print_booking_at_1280x800(station_rig, browser, tmp_p
     await expect(page.locator("#thumbs")).to_contain_text("amputated (XX)")
     # the sequence check's suspects: the two prints side by side, either retaken in one tap
     pair = page.locator("#pair-2-3")
-    await expect(pair).to_contain_text("right index")
+    await expect(pair).to_contain_text("right index", timeout=120_000)  # the check runs first
     await expect(pair).to_contain_text("right middle")
     await expect(page.locator("#pairs .pair")).to_have_count(1)
     await expect(page.locator("#thumbs .thumb.suspect")).to_have_count(2)
@@ -175,7 +184,8 @@ async def test_a_whole_ten_print_booking_at_1280x800(station_rig, browser, tmp_p
     await expect(page.locator("#prompt")).to_contain_text("right middle")
     await take_current(page, None, "03-again")
     await page.wait_for_selector("#review-panel:not([hidden])")
-    await expect(pair).to_be_visible()  # this subject swaps again: the officer will insist
+    await expect(pair).to_be_visible(timeout=120_000)  # this subject swaps again: the officer
+    # will insist
     # the subject's details, typed once on the form the profile generates
     await page.click("#subject-edit")
     await page.fill("#subject-NAM", "DOE JOHN")
@@ -239,6 +249,9 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     else:
         await expect(clock_line).to_have_count(0)
     await camera.shot("primer-paso")
+    live = page.locator("#live")  # the live checks' advice, in Spanish too
+    await expect(live).not_to_be_empty(timeout=60_000)
+    assert not ENGLISH.search(await live.inner_text()), await live.inner_text()
     await fits(page, *STEP_CONTROLS)
     await no_serious_violations(page)
     # the subject's details, looked up from the booking system's file
@@ -249,7 +262,7 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     await page.click("#subject-save")
     await expect(page.locator("#subject")).to_be_hidden()
     assert rig.station.booking.booking.subject.first_name == "ANA"
-    await take_current(page, camera, "13")
+    await take_current(page, camera, "13", spanish=True)
 
     # nobody touches the screen: it locks, and the booking waits
     await page.wait_for_selector("#signin-panel:not([hidden])", timeout=120_000)
@@ -261,7 +274,7 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     await expect(page.locator("#pos-13")).to_have_class(re.compile("score-"))
     await expect(page.locator("#prompt")).to_contain_text("mano izquierda")
     while await page.is_visible("#capture"):
-        await take_current(page, camera, "sigue")
+        await take_current(page, camera, "sigue", spanish=True)
     await page.wait_for_selector("#review-panel:not([hidden])")
     await expect(page.locator("#review-panel h2")).to_have_text("Revisar y enviar")
     await camera.shot("revisar")

@@ -88,8 +88,10 @@ async def test_the_preview_websocket_carries_frames_then_verdicts(booking_factor
                 frame = await ws.recv()
             assert frame[:2] == b"\xff\xd8"
             verdict = json.loads(await ws.recv())
-            assert verdict.keys() == {"type", "ok", "reasons", "message"}
-            assert verdict["type"] == "live"
+            assert verdict.keys() == {"type", "ok", "reasons", "message", "steady", "needed",
+                                      "codes", "message_code"}
+            assert verdict["type"] == "live" and len(verdict["codes"]) == len(verdict["reasons"])
+            assert verdict["message_code"]  # the page words the advice in its own language
 
 
 async def test_every_kiosk_route_needs_the_signed_in_officer(booking_factory, client_for) -> None:

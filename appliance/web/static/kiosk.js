@@ -14,6 +14,12 @@ const MESSAGES = {
     capture: "Capture", accept: "Accept", accept_reason: "Accept with a reason", retake: "Retake",
     keep_old: "Keep the earlier one", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
     auto_countdown: "Taken automatically after {left} more steady frames",
+    live_preview: "live preview", captured_print: "captured print",
+    verdict_failed: "The {print} scored NFIQ 2 {score}, below {threshold}: take it again.",
+    verdict_not_measured: "The quality of the {print} could not be measured: take it again.",
+    verdict_slap_failed: "Take the {print} again: {notes}.",
+    note_missing: "the {finger} was not found", note_poor: "the {finger} is too poor ({score})",
+    or_override: "Or accept it with a reason.",
     checks_title: "Prints to look at",
     suspect_pair: "The {a} and the {b} look like each other's finger: retake the one placed wrongly, or both.",
     suspect_none: "The {a} matches no finger of the slaps: check the finger and retake it if it is wrong.",
@@ -61,6 +67,12 @@ const MESSAGES = {
     capture: "Capturar", accept: "Aceptar", accept_reason: "Aceptar con un motivo", retake: "Repetir",
     keep_old: "Conservar la anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
     auto_countdown: "Se toma sola tras {left} imágenes estables más",
+    live_preview: "vista en directo", captured_print: "huella capturada",
+    verdict_failed: "La huella ({print}) obtuvo NFIQ 2 {score}, por debajo de {threshold}: tómela de nuevo.",
+    verdict_not_measured: "No se pudo medir la calidad de la huella ({print}): tómela de nuevo.",
+    verdict_slap_failed: "Tome de nuevo la {print}: {notes}.",
+    note_missing: "no se encontró el {finger}", note_poor: "el {finger} es de mala calidad ({score})",
+    or_override: "O acéptela indicando un motivo.",
     checks_title: "Huellas que revisar",
     suspect_pair: "{A} y {b} parecen el dedo del otro: repita la que se colocó mal, o las dos.",
     suspect_none: "{A} no coincide con ningún dedo de las palmadas: compruebe el dedo y repítala si está mal.",
@@ -108,6 +120,44 @@ const POSITION_NAMES = {
         6: "pulgar izquierdo", 7: "índice izquierdo", 8: "medio izquierdo", 9: "anular izquierdo", 10: "meñique izquierdo",
         13: "palmada de cuatro dedos derecha", 14: "palmada de cuatro dedos izquierda", 15: "palmada de dos pulgares" },
 };
+// The advice catalogue's codes (the station's English text is the fallback): the live checks
+// and the quality report speak the page's language.
+const ADVICE = {
+  es: {
+    PLACE_FINGER: "Apoye el dedo sobre el cristal.",
+    PLACE_FOUR: "Apoye los cuatro dedos planos sobre el cristal.",
+    PLACE_THUMBS: "Apoye los dos pulgares planos sobre el cristal.",
+    TOO_MANY_FINGERS: "Solo deben tocar el cristal los dedos de este paso.",
+    SPREAD_FINGERS: "Separe un poco los dedos para que no se toquen.",
+    PRESS_HARDER: "Apriete un poco más.",
+    PRESS_LIGHTER: "Apriete un poco menos.",
+    MOISTEN_FINGER: "El dedo parece seco: échele el aliento o humedézcalo un poco y vuelva a apoyarlo.",
+    DRY_FINGER: "El dedo parece mojado: séquelo y vuelva a apoyarlo.",
+    CLEAN_GLASS: "Limpie el cristal y el dedo y vuelva a apoyarlo.",
+    MOVE_LEFT: "Desplace hacia la izquierda.",
+    MOVE_RIGHT: "Desplace hacia la derecha.",
+    MOVE_UP: "Desplace hacia arriba (lejos de la persona).",
+    MOVE_DOWN: "Desplace hacia abajo (hacia la persona).",
+    CENTRE_FINGER: "Colóquese en el centro del cristal.",
+    MORE_CONTACT: "Apoye el dedo más plano para que toque más el cristal.",
+    ROLL_WIDER: "Ruede el dedo por completo, de un borde de la uña al otro.",
+    HOLD_STILL: "No se mueva.",
+    FEW_DETAILS: "Muy pocos detalles de las crestas: limpie el dedo y el cristal y apriete de forma uniforme.",
+    PRESS_EVENLY: "Tome la huella de nuevo, apretando de forma uniforme.",
+    BLANK_IMAGE: "La imagen está en blanco: apoye el dedo y capture de nuevo.",
+    DARK_IMAGE: "La imagen está negra: limpie el cristal y revise el escáner.",
+    NOT_A_FINGERPRINT: "No se encontró ninguna huella en la imagen: capture el dedo de nuevo.",
+    TOO_SMALL: "Se capturó muy poco del dedo: captúrelo de nuevo, plano y en el centro.",
+    WRONG_RESOLUTION: "Esta imagen no es una captura a resolución completa: capture el dedo de nuevo.",
+    UNREADABLE: "No se pudo leer la imagen: capture el dedo de nuevo.",
+    NOT_MEASURED: "No se pudo medir la calidad de la huella: tómela de nuevo.",
+    CAPTURE_NOW: "No se mueva: capturando.",
+  },
+};
+function advice(code, english) {
+  return (lang !== "en" && code && ADVICE[lang] && ADVICE[lang][code]) || english;
+}
+
 const SLAP_FINGERS = { 13: [2, 3, 4, 5], 14: [10, 9, 8, 7], 15: [1, 6] };
 const HANDS = [{ key: "left_hand", fingers: [10, 9, 8, 7, 6], slap: 14 },
                { key: "right_hand", fingers: [1, 2, 3, 4, 5], slap: 13 }];
@@ -134,6 +184,7 @@ function capitalised(text) { return text.charAt(0).toUpperCase() + text.slice(1)
 function translatePage() {
   document.documentElement.lang = lang;
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll("[data-t-alt]")) el.alt = t(el.dataset.tAlt);
   $("language").textContent = lang === "en" ? "Español" : "English";
   $("language").lang = lang === "en" ? "es" : "en";
   buildHands();
@@ -313,11 +364,27 @@ function promptFor(k) {
   return t(p === 13 ? "prompt_right_four" : "prompt_left_four");
 }
 
+// Why a print failed, in the page's language, from the verdict's figures (its advice follows).
+function failedText(position, q) {
+  let text;
+  if (Object.keys(q.fingers).length || (q.missing || []).length) {
+    const notes = (q.below || []).map((p) => ((q.missing || []).includes(p)
+      ? t("note_missing", { finger: positionName(p) })
+      : t("note_poor", { finger: positionName(p), score: q.fingers[p] == null ? t("no_score") : "NFIQ 2 " + q.fingers[p] })));
+    text = t("verdict_slap_failed", { print: positionName(position), notes: notes.join("; ") });
+  } else if (q.nfiq2 === null) {
+    text = t("verdict_not_measured", { print: positionName(position) });
+  } else {
+    text = t("verdict_failed", { print: positionName(position), score: q.nfiq2, threshold: q.threshold });
+  }
+  return q.override_allowed ? text + " " + t("or_override") : text;
+}
+
 // One message after each capture: the verdict, what to do when it failed (each hint once),
 // and the score of every finger of a slap by its name.
 function verdictText(position, q) {
-  const parts = [q.passed ? t("verdict_passed", { print: positionName(position) }) : q.message];
-  if (!q.passed) parts.push(...new Set(q.feedback));
+  const parts = [q.passed ? t("verdict_passed", { print: positionName(position) }) : failedText(position, q)];
+  if (!q.passed) parts.push(...new Set(q.feedback.map((f, i) => advice((q.feedback_codes || [])[i], f))));
   const fingers = Object.entries(q.fingers);
   const scores = fingers.length
     ? fingers.map(([p, v]) => capitalised(positionName(Number(p))) + " " + (v === null ? "–" : v)).join(", ")
@@ -368,10 +435,12 @@ function renderCapture(k) {
   const key = pending ? k.pending.impression_id : "";
   if (pending && key !== shownPending) {
     $("pending").src = "/api/pending.jpg?" + encodeURIComponent(key);
+    $("live").textContent = "";
+  }
+  if (pending) {  // drawn again on every render: a language switch retells it
     $("verdict").textContent = q ? verdictText(k.pending.position, q) : "";
     $("verdict").className = q && q.passed ? "verdict-ok" : "verdict-bad";
     $("verdict").hidden = !q;
-    $("live").textContent = "";
   }
   if (!pending) $("verdict").hidden = true;
   shownPending = key;
@@ -490,7 +559,9 @@ function ensurePreview() {
     if (typeof ev.data === "string") {
       const msg = JSON.parse(ev.data);
       if (msg.type === "live") {
-        $("live").textContent = msg.ok ? (msg.message || t("hold_still")) : msg.reasons.join(" ");
+        $("live").textContent = msg.ok
+          ? advice(msg.message_code, msg.message || t("hold_still"))
+          : msg.reasons.map((r, i) => advice((msg.codes || [])[i], r)).join(" ");
         $("live").className = msg.ok ? "live-ok" : "live-bad";
         showCountdown(msg.ok ? msg.steady : 0, msg.needed);
       } else if (msg.type === "idle") {
