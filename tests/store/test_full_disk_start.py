@@ -41,6 +41,17 @@ def central_keys(folder: Path) -> tuple[Path, Ed25519PrivateKey]:
     return folder / "central.pub", load_private_key(folder / "central.key")
 
 
+async def start_central(tmp_path: Path, port: int, client_id: str
+                        ) -> tuple[CentralReceiver, Path]:
+    """The reference receiver on the test's broker, signing its acks with a new central key;
+    returns it with the public key file the station is configured with."""
+    public, signing = central_keys(tmp_path / "keys")
+    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=port, prefix="bst",
+                              client_id=client_id, signing_key=signing)
+    await asyncio.to_thread(central.start)
+    return central, public
+
+
 def config_for(data_dir: Path, broker_port: int, *, reserve_mb: int,
                central_key: Path) -> StationConfig:
     config, problems = validate_config_data({
@@ -92,10 +103,7 @@ async def test_full_disk_at_start_drains_and_refuses_bookings(
     if not clean_stop:  # as after a crash: the start runs the whole-file check on a full disk
         stamp_path(db).unlink()
     filler = fill(small_disk, free_kib)
-    public, signing = central_keys(tmp_path / "keys")
-    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
-                              prefix="bst", client_id="central-full", signing_key=signing)
-    await asyncio.to_thread(central.start)
+    central, public = await start_central(tmp_path, mosquitto.port, "central-full")
     station = Station(config_for(small_disk, mosquitto.port, reserve_mb=RESERVE_MB,
                                  central_key=public), store_key=key)
     try:
@@ -137,10 +145,7 @@ async def test_no_reserve_starts_degraded_and_opens_when_space_returns(
     db = small_disk / "station.db"
     queued = await queue_bookings(db, key, 0)
     filler = fill(small_disk, 0)
-    public, signing = central_keys(tmp_path / "keys")
-    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
-                              prefix="bst", client_id="central-full0", signing_key=signing)
-    await asyncio.to_thread(central.start)
+    central, public = await start_central(tmp_path, mosquitto.port, "central-full0")
     station = Station(config_for(small_disk, mosquitto.port, reserve_mb=0, central_key=public),
                       store_key=key)
     try:
@@ -169,10 +174,7 @@ async def test_a_disk_that_fills_mid_booking_loses_no_accepted_print(
     "disk full"; the print accepted before is kept, and once space is back the same booking
     is finished and delivered to central once."""
     key = new_key()
-    public, signing = central_keys(tmp_path / "keys")
-    central = CentralReceiver(tmp_path / "central", host="127.0.0.1", port=mosquitto.port,
-                              prefix="bst", client_id="central-mid", signing_key=signing)
-    await asyncio.to_thread(central.start)
+    central, public = await start_central(tmp_path, mosquitto.port, "central-mid")
     station = Station(config_for(small_disk, mosquitto.port, reserve_mb=RESERVE_MB,
                                  central_key=public), store_key=key)
     filler = None
