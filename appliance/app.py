@@ -38,7 +38,7 @@ from appliance.store.store import Store
 from appliance.sync.service import StationHooks, SyncService
 from appliance.system.clock import ClockTrust, kernel_clock_state
 from appliance.system.events import Events
-from appliance.system.health import HealthService, HealthSources
+from appliance.system.health import HealthService, HealthSources, below_floor
 from appliance.system.logs import RecentLogs
 from appliance.system.memory import fix_mmap_threshold
 from appliance.system.sdnotify import Heartbeats, Notifier, feed_watchdog, watchdog_interval_s
@@ -202,25 +202,29 @@ class Station:
         found = [self.store_problem] if self.store_problem else []
         return found + self._open_store_problems()
 
-    def _open_store_problems(self) -> list[str]:
+    def _open_store_problems(self, *, take_back: bool = True) -> list[str]:
         found = []
         if self.store is not None:
             if self.store.damage:
                 found.append(self.store.damage)
-            short = self.store.space_problem()
+            short = self.store.space_problem(take_back=take_back)
             if short:
                 found.append(short + "; new bookings refused, sending to central goes on")
         return found
 
     def _kiosk_notices(self) -> list[str]:
-        """The open store's problems, and a disk nearing the floor before it refuses anything."""
-        found = self._open_store_problems()
+        """The open store's problems, and a disk nearing the floor before it refuses anything.
+
+        Called on the event loop for every view of the kiosk: it looks at files only (the
+        reserve is taken back by the health reads and the booking start, on worker threads).
+        """
+        found = self._open_store_problems(take_back=False)
         store = self.store
         if store is not None and not found:
             free, floor = store.disk_free_mb(), store.min_free_mb
-            if free < floor:
-                found.append(f"disk full: {floor - free} MB needed (floor {floor} MB); new "
-                             "bookings refused, sending to central goes on; tell a technician")
+            below = below_floor(free, floor)
+            if below:
+                found.append(below)
             elif free < NEARLY_FULL_FLOORS * floor:
                 found.append(f"disk nearly full: {free} MiB free, new bookings stop below "
                              f"{floor} MiB; tell a technician")

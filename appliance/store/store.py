@@ -205,7 +205,7 @@ class Store:
         """Hold ``reserve_bytes`` back (once there is room for it above the floor); True if held."""
         if self.reserve_bytes <= 0:
             return False
-        if self.reserve_path.exists() and self.reserve_path.stat().st_size >= self.reserve_bytes:
+        if self._reserve_held():
             return True
         floor = self.min_free_mb * 2**20
         if free_bytes(self.path) < self.reserve_bytes + floor + NEAR_FULL_BYTES:
@@ -218,17 +218,24 @@ class Store:
             return False
         return True
 
-    def space_problem(self) -> str | None:
+    def space_problem(self, *, take_back: bool = True) -> str | None:
         """Why the store is short of space beyond the floor: its reserve was given back.
 
         Bookings stay refused until the reserve can be held again (taken back here when room
-        has come back), so the space it freed serves only the drain.
+        has come back, unless ``take_back`` is False: then only files are looked at, as the
+        event loop may), so the space it freed serves only the drain.
         """
-        if self.reserve_bytes <= 0 or self.keep_reserve():
+        if self.reserve_bytes <= 0:
+            return None
+        if self.keep_reserve() if take_back else self._reserve_held():
             return None
         need = (self.reserve_bytes + self.min_free_mb * 2**20 + NEAR_FULL_BYTES
                 - free_bytes(self.path) + 2**20 - 1) // 2**20
         return f"disk full: {max(1, need)} MB needed to hold the store's reserve again"
+
+    def _reserve_held(self) -> bool:
+        return (self.reserve_path.exists()
+                and self.reserve_path.stat().st_size >= self.reserve_bytes)
 
     def release_reserve(self) -> bool:
         """Give the reserve back to the disk; True if there was one."""

@@ -92,6 +92,14 @@ class HealthSources:
     problems: Callable[[], list[str]]
 
 
+def below_floor(free_mb: int, floor_mb: int) -> str | None:
+    """What a data disk under the store's free-space floor means, in one sentence."""
+    if free_mb >= floor_mb:
+        return None
+    return (f"disk full: {floor_mb - free_mb} MB needed (floor {floor_mb} MB); new bookings "
+            "refused, sending to central goes on")
+
+
 class HealthService:
     """Reads every source and says what is wrong, in one sentence per problem."""
 
@@ -104,10 +112,9 @@ class HealthService:
         """The station's health now (blocks on a store read: call from a worker thread)."""
         figures = self.sources.store()
         alerts = list(self.sources.problems())
-        if figures is not None and figures.disk_free_mb < self.min_free_mb:
-            need = self.min_free_mb - figures.disk_free_mb
-            alerts.append(f"disk full: {need} MB needed (floor {self.min_free_mb} MB); new "
-                          "bookings refused, sending to central goes on")
+        below = below_floor(figures.disk_free_mb, self.min_free_mb) if figures else None
+        if below:
+            alerts.append(below)
         return Health(
             station_id=self.station_id,
             queue_depth=figures.queue_depth if figures else 0,
