@@ -24,7 +24,7 @@ from appliance.errors import StationError
 from appliance.store.keys import read_current_key
 from appliance.sync.config import MqttSection
 from appliance.sync.signing import load_public_key
-from appliance.sync.tls import client_context
+from appliance.sync.tls import station_context
 from appliance.system.secrets import read_secret
 
 
@@ -48,13 +48,7 @@ def preflight(config: StationConfig) -> Preflight:
     mqtt = config.mqtt
     if mqtt.tls is not None:
         tls = mqtt.tls
-
-        def context() -> object:
-            passphrase = (read_secret(tls.key_passphrase_credential).strip()
-                          if tls.key_passphrase_credential else None)
-            return client_context(tls, passphrase)
-
-        errors += _secret("mqtt.tls", context)
+        errors += _secret("mqtt.tls", lambda: station_context(tls))
     if mqtt.username and mqtt.password_credential:
         name = mqtt.password_credential
         errors += _secret("mqtt.password_credential", lambda: read_secret(name))

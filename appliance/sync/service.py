@@ -39,7 +39,12 @@ from appliance.sync.link import MqttLink, NotConnected
 from appliance.sync.protocol import PROTOCOL_VERSION, Topics, parse_passed_on
 from appliance.sync.receipts import AckRefused, AckVerifier
 from appliance.sync.signing import CentralKeys
-from appliance.sync.tls import TlsFailure, TlsFailureKind, client_context, clock_against_certificate
+from appliance.sync.tls import (
+    TlsFailure,
+    TlsFailureKind,
+    clock_against_certificate,
+    station_context,
+)
 from appliance.sync.upload import Uploader
 from appliance.system.secrets import read_secret
 
@@ -109,9 +114,7 @@ class SyncService:
         cfg = mqtt
         self.topics = Topics(cfg.topic_prefix, self.station_id)
         if tls_context is None and cfg.tls is not None:
-            passphrase = (read_secret(cfg.tls.key_passphrase_credential).strip()
-                          if cfg.tls.key_passphrase_credential else None)
-            tls_context = client_context(cfg.tls, passphrase)
+            tls_context = station_context(cfg.tls)
         if password is None and cfg.username and cfg.password_credential:
             password = read_secret(cfg.password_credential).decode().strip()
         keys = CentralKeys.load(cfg.central_keys)

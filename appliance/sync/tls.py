@@ -19,6 +19,7 @@ from cryptography import x509
 
 from appliance.errors import SyncError
 from appliance.sync.config import TlsSection
+from appliance.system.secrets import read_secret
 
 # OpenSSL's X509_V_ERR codes (include/openssl/x509_vfy.h)
 X509_V_ERR_CERT_NOT_YET_VALID = 9
@@ -68,6 +69,13 @@ def client_context(tls: TlsSection, passphrase: bytes | None = None) -> ssl.SSLC
             f"(wrong passphrase, or key and certificate do not match?): {exc}"
         ) from exc
     return ctx
+
+
+def station_context(tls: TlsSection) -> ssl.SSLContext:
+    """:func:`client_context` with the key's passphrase read from its credential, if it has one."""
+    passphrase = (read_secret(tls.key_passphrase_credential).strip()
+                  if tls.key_passphrase_credential else None)
+    return client_context(tls, passphrase)
 
 
 def classify(exc: BaseException) -> TlsFailure | None:

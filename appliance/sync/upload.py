@@ -57,6 +57,7 @@ class Uploader:
         self._answers: dict[str, asyncio.Queue[Ack]] = {}
         self._last_start = 0.0
         self.delivered = 0
+        self.looks = 0  # passes of the drain over its state: a test's proof that it looked
 
     @property
     def inflight(self) -> int:
@@ -134,6 +135,7 @@ class Uploader:
             except TimeoutError:
                 pass
             self._wake.clear()
+            self.looks += 1
             if self.paused or not self.link.connected:
                 continue
             free = self.config.window - len(self._inflight)

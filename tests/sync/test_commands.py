@@ -48,6 +48,14 @@ async def send(client: CommandClient, payload: bytes, **kw) -> dict:
     return await asyncio.to_thread(client.send, "st-1", payload, **kw)
 
 
+async def drain_looked(rig) -> None:
+    """Wake the drain and wait until it has passed over the outbox since (a proof of absence)."""
+    uploader = rig.service.uploader
+    seen = uploader.looks
+    rig.service.wake()
+    await until(lambda: uploader.looks >= seen + 2, what="two passes of the drain")
+
+
 def remote_audit(store) -> list[dict]:
     return [e for e in audit_entries(store) if e["action"] == "remote_command"]
 
@@ -64,8 +72,7 @@ async def test_every_command_answers_and_acts(mosquitto, service_rig, ops, loop_
 
     assert (await request(client, "pause"))["result"] == {"paused": True}
     txids, payloads = await commit_many(rig.store, 2)
-    rig.service.wake()
-    await asyncio.sleep(1.0)
+    await drain_looked(rig)
     assert {rig.store.outbox_state(t) for t in txids} == {"queued"}, "paused means no uploads"
 
     answer = await request(client, "throttle", {"rate_per_s": 5})
@@ -86,8 +93,7 @@ async def test_sync_now_ends_a_backoff(mosquitto, service_rig, ops, loop_errors)
     rig = await service_rig(mosquitto.host, mosquitto.port)
     txids, _ = await commit_many(rig.store, 1)
     await rig.store.mark_retry(txids[0], 3600, "test backoff")  # as after failed attempts
-    rig.service.wake()
-    await asyncio.sleep(0.5)
+    await drain_looked(rig)
     assert rig.store.outbox_state(txids[0]) == "queued"
     answer = await request(await ops(), "sync_now")
     assert answer["result"] == {"made_due": 1}
