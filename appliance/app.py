@@ -240,7 +240,8 @@ class Station:
         cipher = BlobCipher(key) if key is not None else load_cipher(self.config.store)
         store = Store(self.config.database_path, cipher,
                       min_free_mb=self.config.store.min_free_mb,
-                      reserve_bytes=self.config.store.reserve_mb * 2**20)
+                      reserve_bytes=self.config.store.reserve_mb * 2**20,
+                      keep_lossless=self.config.store.keep_lossless_prints)
         try:
             store.open()
         except StoreError as exc:

@@ -3,13 +3,16 @@ during a booking, bytes written and fsyncs per booking, and where the writes go.
 
     .venv/bin/python benchmarks/device_bench.py [--starts 3] [--bookings 3]
                                                 [--sequence tenprint|flats] [--workdir DIR]
+                                                [--keep-lossless]
 
 Runs ``booking-station run`` as systemd would (credentials made by install/first_boot.py and
 handed over as the unit's LoadCredential lines say, a notify socket this script holds), with
 the emulated scanner drawing its prints in a child process (``process = true``: the station's
 process holds what it would hold with a real scanner), a Mosquitto process on a free port and
 the reference receiver (``booking-central run``) in its own process, so every booking is
-committed, uploaded and acknowledged as on a station.
+committed, uploaded and acknowledged as on a station. The store's sealed bytes per delivered
+booking are printed by kind; ``--keep-lossless`` turns ``store.keep_lossless_prints`` on (the
+committed prints keep their PNGs until the purge, as every store did before that key).
 
 Side by side in the same run, the reference: a bare Python process that loads only what the
 station cannot start without (NFIQ 2 through NBIS, the minutiae model in onnxruntime, warmed
@@ -131,7 +134,7 @@ SCANNERS = {
 
 
 def write_config(work: Path, broker_port: int, web_port: int, sequence: str,
-                 scanner: str = "livescan") -> Path:
+                 scanner: str = "livescan", keep_lossless: bool = False) -> Path:
     profile = "local-tenprint" if sequence == "tenprint" else "local-flats"
     path = work / f"config-{scanner}.toml"
     path.write_text(f"""
@@ -141,6 +144,7 @@ data_dir = "{work / 'state'}"
 [scanner]
 {SCANNERS[scanner]}[store]
 min_free_mb = 64
+keep_lossless_prints = {str(keep_lossless).lower()}
 [mqtt]
 port = {broker_port}
 ack_timeout_s = 10.0
@@ -262,6 +266,19 @@ def transaction_bytes(db: Path) -> int:
         conn.close()
 
 
+def held_bytes(db: Path) -> dict[str, int]:
+    """Sealed bytes the store holds, by kind: what a delivered, not yet purged booking costs."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {kind: int(conn.execute(sql).fetchone()[0] or 0) for kind, sql in (
+            ("lossless prints", "SELECT SUM(LENGTH(image_enc)) FROM impressions"),
+            ("templates", "SELECT SUM(LENGTH(data_enc)) FROM templates"),
+            ("transaction", "SELECT SUM(LENGTH(data_enc)) FROM transactions"),
+        )}
+    finally:
+        conn.close()
+
+
 WRITE_RE = re.compile(r"\b(?:write|pwrite64|writev|pwritev)\(\d+<([^>]+)>.*\) = (\d+)$")
 
 
@@ -295,6 +312,8 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--bookings", type=int, default=3)
     parser.add_argument("--sequence", choices=["tenprint", "flats"], default="tenprint")
+    parser.add_argument("--keep-lossless", action="store_true",
+                        help="store.keep_lossless_prints on: committed prints keep their PNGs")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the store lives (default: a folder under /var/tmp)")
     args = parser.parse_args()
@@ -320,7 +339,8 @@ def main() -> int:
         assert receiver.stdout is not None
         receiver.stdout.readline()
         creds = credentials(work)
-        config = write_config(work, broker_port, web_port, args.sequence)
+        config = write_config(work, broker_port, web_port, args.sequence,
+                              keep_lossless=args.keep_lossless)
 
         # -- start-up to READY, and the reference floor ---------------------------------
         station_s, floor_s, floor_rss, r30x_s = [], [], [], []
@@ -389,6 +409,11 @@ def main() -> int:
         print(f"store on disk after the bookings: {stored / 1e6:.2f} MB "
               f"({stored / args.bookings / 1e6:.2f} MB per booking, counting the empty store "
               f"and the WAL; the transaction {per_tx / 1e6:.2f} MB)")
+        held = held_bytes(db)
+        print(f"held in the store per delivered booking (sealed blobs; store.keep_lossless_prints"
+              f" {'on' if args.keep_lossless else 'off'}): "
+              f"{sum(held.values()) / args.bookings / 1e6:.2f} MB: " + ", ".join(
+                  f"{kind} {n / args.bookings / 1e6:.2f} MB" for kind, n in held.items()))
         print(f"resident memory during {args.bookings} {args.sequence} bookings: peak "
               f"{peak:.0f} MB (at rest {rest:.0f} MB)")
         print(f"written per booking (committed, uploaded, acknowledged): {written / 1e6:.2f} MB "

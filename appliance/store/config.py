@@ -33,6 +33,12 @@ class StoreSection(Strict):
         description="Space held back in a file beside the database and given back when a full "
         "disk would stop the store from opening, so the station can still drain its outbox."
     )
+    keep_lossless_prints: bool = Field(
+        False,
+        description="Keep each print's lossless image after its booking is committed, until the "
+        "purge. Off, a committed booking holds its prints only as the transaction's WSQ images "
+        "(the lossless copies serve the open booking and the build of its transaction).",
+    )
     biometric_grace_hours: float = Field(
         24.0, ge=0, le=24 * 3650,
         description="Keep images/templates this long after central confirms storage."

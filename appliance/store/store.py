@@ -120,8 +120,11 @@ class Store:
     """Encrypted SQLite store with one writer thread."""
 
     def __init__(self, path: Path, cipher: BlobCipher, *, min_free_mb: int = 0,
-                 reserve_bytes: int = 0) -> None:
+                 reserve_bytes: int = 0, keep_lossless: bool = False) -> None:
         self.path = path
+        #: keep each committed print's lossless PNG until the purge; off, the committed booking
+        #: holds its prints only in the transaction's WSQ (the PNG served the draft and the build)
+        self.keep_lossless = keep_lossless
         self.cipher = cipher
         self.min_free_mb = min_free_mb
         self.reserve_bytes = reserve_bytes
@@ -408,7 +411,10 @@ class Store:
             "templates": [],
         }
         for imp in booking.impressions:
-            image_enc, kid = self._seal(self.lossless(imp), bid, imp.impression_id, "image")
+            image_enc: bytes | None = None
+            kid = key_id
+            if self.keep_lossless:
+                image_enc, kid = self._seal(self.lossless(imp), bid, imp.impression_id, "image")
             h, w = imp.image.shape
             rows["impressions"].append(
                 (imp.impression_id, bid, int(imp.position), int(imp.impression_type), imp.ppi, w,

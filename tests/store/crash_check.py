@@ -74,18 +74,24 @@ def _open(cipher: BlobCipher, blob: bytes | None, key_id: str, aad: bytes) -> by
     return None if blob is None else cipher.open(blob, key_id, aad)
 
 
-def check_store(db: Path, key: bytes, expect: Expectations) -> list[str]:
-    """Every invariant the store breaks (see the module docstring)."""
+def check_store(db: Path, key: bytes, expect: Expectations, *, lossless: bool = False
+                ) -> list[str]:
+    """Every invariant the store breaks (see the module docstring).
+
+    ``lossless``: the store keeps committed prints' lossless images (``keep_lossless``); by
+    default a committed booking must hold none, only its transaction and templates.
+    """
     if not db.exists():
         return [f"confirmed booking {b} lost: no database" for b in expect.committed]
     conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True, isolation_level=None)
     try:
-        return _check(conn, BlobCipher(key), expect)
+        return _check(conn, BlobCipher(key), expect, lossless)
     finally:
         conn.close()
 
 
-def _check(conn: sqlite3.Connection, cipher: BlobCipher, expect: Expectations) -> list[str]:
+def _check(conn: sqlite3.Connection, cipher: BlobCipher, expect: Expectations,
+           lossless: bool) -> list[str]:
     problems: list[str] = []
     rows = conn.execute("PRAGMA integrity_check").fetchall()
     if rows != [("ok",)]:
@@ -108,7 +114,7 @@ def _check(conn: sqlite3.Connection, cipher: BlobCipher, expect: Expectations) -
         try:
             number = cipher.open(number_enc, key_id, associated_data(bid, bid, "number")).decode()
             cipher.open(subject_enc, key_id, associated_data(bid, bid, "subject"))
-            problems += _check_booking(conn, cipher, bid, number, purged_at)
+            problems += _check_booking(conn, cipher, bid, number, purged_at, lossless)
         except StoreError as exc:
             problems.append(f"booking {bid}: {exc}")
         if bid in drafts:
@@ -161,7 +167,7 @@ def _check(conn: sqlite3.Connection, cipher: BlobCipher, expect: Expectations) -
 
 
 def _check_booking(conn: sqlite3.Connection, cipher: BlobCipher, bid: str, number: str,
-                   purged_at: str | None) -> list[str]:
+                   purged_at: str | None, lossless: bool) -> list[str]:
     problems = []
     imps = conn.execute(
         "SELECT impression_id, image_enc, key_id FROM impressions WHERE booking_id = ?", (bid,)
@@ -183,7 +189,13 @@ def _check_booking(conn: sqlite3.Connection, cipher: BlobCipher, bid: str, numbe
                           ).fetchall()
     if len(outbox) != 1:
         return [f"booking {bid}: {len(outbox)} outbox rows"]
-    blobs = [(b, k, associated_data(bid, i, "image")) for i, b, k in imps]
+    images = [(b, k, associated_data(bid, i, "image")) for i, b, k in imps]
+    if lossless:
+        blobs = images
+    elif any(b is not None for b, _, _ in images):
+        return [f"booking {bid} holds lossless prints after its commit"]
+    else:
+        blobs = []
     blobs += [(b, k, associated_data(bid, i, f"template:{f}")) for i, f, b, k in tmpl]
     blobs.append((tx_blob, tx_key, associated_data(bid, txid, "transaction")))
     if purged_at is not None:

@@ -130,6 +130,7 @@ async def test_disk_guard_refuses_and_keeps_everything(tmp_path: Path, key: byte
 
 
 async def test_purge_after_grace_keeps_metadata_and_skips_unacknowledged(store: Store) -> None:
+    store.keep_lossless = True  # store.keep_lossless_prints: the purge must erase those too
     sent = await store.commit_booking(make_booking("A"), TX)
     unsent = await store.commit_booking(make_booking("B"), TX)
     await store.mark_stored(sent, {"receipt": "R-9"})
@@ -146,6 +147,29 @@ async def test_purge_after_grace_keeps_metadata_and_skips_unacknowledged(store: 
 
     assert store.read(images) == 3
     assert store.verify_audit().ok
+
+
+async def test_a_committed_booking_keeps_its_prints_only_in_the_transaction(store: Store) -> None:
+    """By default the lossless PNGs serve the draft and the build; the commit drops them."""
+    drafts = DraftStore(store)
+    booking = make_booking(prints=3)
+    await drafts.begin(booking)
+    for imp in booking.impressions:
+        await drafts.accept(booking, imp)
+    templates = {imp.impression_id: {"iso19794-2": b"T" * 40} for imp in booking.impressions}
+    txid = await store.commit_booking(booking, TX, templates=templates)
+
+    def blobs(conn: sqlite3.Connection) -> tuple[int, int, int, int, int]:
+        one = [conn.execute(sql).fetchone()[0] for sql in (
+            "SELECT COUNT(*) FROM impressions",
+            "SELECT COUNT(*) FROM impressions WHERE image_enc IS NOT NULL",
+            "SELECT COUNT(*) FROM templates WHERE data_enc IS NOT NULL",
+            "SELECT COUNT(*) FROM draft_impressions",
+        )]
+        return (*one, conn.execute("SELECT SUM(LENGTH(image_enc)) FROM impressions").fetchone()[0])
+
+    assert store.read(blobs) == (3, 0, 3, 0, None)
+    assert await store.load_transaction(txid) == TX
 
 
 async def test_drafts_survive_restart_and_vanish_on_commit(tmp_path: Path, key: bytes) -> None:
@@ -227,6 +251,7 @@ async def test_commit_reuses_the_png_encoded_at_acceptance(store: Store, monkeyp
     """Each accepted print is PNG-encoded once: for its draft; the commit reuses those bytes."""
     import appliance.store.store as store_module
 
+    store.keep_lossless = True  # store.keep_lossless_prints
     calls: list[tuple[int, int]] = []
 
     def counting(image):
