@@ -48,6 +48,10 @@ class PreviewFrame:
     #: the advice codes of ``reasons`` and of ``message`` (a translated page keys on them)
     codes: list[str] = field(default_factory=list)
     message_code: str = ""
+    #: where the live checks found skin: (left, top, right, bottom) fractions of the frame, one
+    #: per fingertip of a slap, else one around the print; ``aspect`` is the frame's height/width
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    aspect: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,9 @@ class PreviewLoop:
             yield PreviewFrame(data, verdict.ok, list(verdict.reasons), message,
                                steady=decision.steady_frames if self.auto_capture else 0,
                                needed=self.auto_frames if self.auto_capture else 0,
-                               codes=list(verdict.codes), message_code=code)
+                               codes=list(verdict.codes), message_code=code,
+                               boxes=list(verdict.boxes),
+                               aspect=frame.image.shape[0] / frame.image.shape[1])
             if self._capture_due or booking.current_step is not step or booking.pending is not None:
                 return
 

@@ -39,6 +39,10 @@ class LiveThresholds:
     finger_merge_mm: float = 30.0  # a column of skin wider than this holds two fingers
 
 
+#: A box on the frame, (left, top, right, bottom) as fractions of its width and height.
+Box = tuple[float, float, float, float]
+
+
 @dataclass(slots=True)
 class LiveVerdict:
     """One frame's verdict: ``ok`` when nothing needs fixing; reasons are officer sentences."""
@@ -47,6 +51,8 @@ class LiveVerdict:
     reasons: list[str]
     measures: dict[str, float]
     codes: list[str] = field(default_factory=list)  # Advice names, same order as reasons
+    #: where the skin is: one box per fingertip seen in a slap, else one around the print
+    boxes: list[Box] = field(default_factory=list)
 
 
 class LiveChecker:
@@ -122,9 +128,11 @@ class LiveChecker:
         if motion > lim.motion and not self.rolled:  # a roll moves by design
             advice.append(Advice.HOLD_STILL)
 
+        boxes = [_bounding_box(skin)]
         if self.expected_fingers is not None and self.slap:
             seen, merged = self._count_fingertips(skin, block / px_per_mm)
             measures["fingers"] = float(seen)
+            boxes = self._tip_boxes(skin, block / px_per_mm, seen) or boxes
             if merged:
                 advice.append(Advice.SPREAD_FINGERS)
             elif seen < expected:
@@ -161,17 +169,22 @@ class LiveChecker:
         measures["smudge_mm2"] = smudge
         if smudge > lim.smudge_mm2 and Advice.CLEAN_GLASS not in advice:
             advice.append(Advice.CLEAN_GLASS)
-        return self._verdict(advice, measures)
+        sx, sy = gw * block / w, gh * block / h  # the grid leaves a part-block at each far edge
+        boxes = [(float(x0 * sx), float(y0 * sy), float(x1 * sx), float(y1 * sy))
+                 for x0, y0, x1, y1 in boxes]
+        return self._verdict(advice, measures, boxes)
 
     # ---- parts ------------------------------------------------------------------------------
 
-    def _verdict(self, advice: list[Advice], measures: dict[str, float]) -> LiveVerdict:
+    def _verdict(self, advice: list[Advice], measures: dict[str, float],
+                 boxes: list[Box] | None = None) -> LiveVerdict:
         unique = list(dict.fromkeys(advice))
         return LiveVerdict(
             ok=not unique,
             reasons=[sentence(a, hand=self.slap) for a in unique],
             measures=measures,
             codes=[a.code for a in unique],
+            boxes=boxes or [],
         )
 
     def _placement_advice(self) -> Advice:
@@ -223,6 +236,36 @@ class LiveChecker:
         merged = int((wide.sum(axis=1) > 0).sum()) >= steady_rows
         return seen, merged
 
+    def _tip_boxes(self, skin: np.ndarray, block_mm: float, seen: int) -> list[Box]:
+        """One box per fingertip counted by :meth:`_count_fingertips`, left to right.
+
+        Each is a run of skin across a row of the fingertip band that shows ``seen`` tips,
+        from the top of the skin in its columns down one band's depth (a distal phalanx or
+        two: the palm below is not a finger's).
+        """
+        if seen < 1:
+            return []
+        lim = self.limits
+        depth = max(1, round(lim.finger_band_mm / block_mm))
+        min_run = max(1, round(lim.finger_min_mm / block_mm))
+        top = int(np.flatnonzero(skin.any(axis=1))[0])
+        band = skin[top : top + depth]
+        rows = np.flatnonzero(_runs_at_least(band, min_run).sum(axis=1) == seen)
+        if rows.size == 0:
+            return []
+        row = band[int(rows[rows.size // 2])].astype(np.int8)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], row, [0]))))
+        gh, gw = skin.shape
+        boxes: list[Box] = []
+        for start, end in zip(edges[::2], edges[1::2], strict=True):
+            if end - start < min_run:
+                continue
+            skin_rows = np.flatnonzero(skin[:, start:end].any(axis=1))
+            first = int(skin_rows[0])
+            last = min(int(skin_rows[-1]), first + depth - 1)
+            boxes.append((start / gw, first / gh, end / gw, (last + 1) / gh))
+        return boxes
+
     @staticmethod
     def _crowded_side(skin: np.ndarray, measures: dict[str, float]) -> list[Advice]:
         """A move away from a platen side the print nearly touches while the other is free."""
@@ -267,6 +310,13 @@ def _block_sums(pixels: np.ndarray, block: int) -> np.ndarray:
     for k in range(1, block):
         out += cols[:, :, k]
     return out
+
+
+def _bounding_box(skin: np.ndarray) -> Box:
+    """The box around every skin block, as fractions of the frame."""
+    gh, gw = skin.shape
+    rows, cols = np.flatnonzero(skin.any(axis=1)), np.flatnonzero(skin.any(axis=0))
+    return (cols[0] / gw, rows[0] / gh, (cols[-1] + 1) / gw, (rows[-1] + 1) / gh)
 
 
 def _runs_at_least(mask: np.ndarray, width: int) -> np.ndarray:

@@ -81,7 +81,8 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
                                         "reasons": message.reasons, "message": message.message,
                                         "steady": message.steady, "needed": message.needed,
                                         "codes": message.codes,
-                                        "message_code": message.message_code})
+                                        "message_code": message.message_code,
+                                        "boxes": message.boxes, "aspect": message.aspect})
                 elif isinstance(message, PreviewIdle):
                     await ws.send_json({"type": "idle"})
                 elif isinstance(message, PreviewFault):

@@ -56,9 +56,19 @@ async def test_auto_capture_counts_down_and_takes_the_print(station_rig, browser
                                                          .auto_capture_frames), timeout=60_000)
     await expect(countdown).to_have_attribute("aria-label", re.compile("steady frames"),
                                               timeout=60_000)
+    # a box over each fingertip of the right slap, inside the preview
+    boxes = page.locator("#finger-boxes rect")
+    await expect(boxes).to_have_count(4, timeout=60_000)
+    shown = await page.locator("#preview").bounding_box()
+    first = await boxes.first.bounding_box()
+    assert shown is not None and first is not None
+    for axis, size in (("x", "width"), ("y", "height")):
+        assert shown[axis] - 1 <= first[axis] < first[axis] + first[size] <= (
+            shown[axis] + shown[size] + 1), (axis, shown, first)
     # the checks held: the print was taken without the Capture button, and the count is gone
     await page.wait_for_selector("#accept:not([hidden])", timeout=120_000)
     await expect(countdown).to_be_hidden(timeout=60_000)
+    await expect(page.locator("#finger-boxes")).to_be_hidden(timeout=60_000)
     assert rig.station.booking.pending is not None
 
 

@@ -178,3 +178,36 @@ def test_emulator_previews_lead_to_one_capture(synthetic):
     assert captured, [d.message for _, d in decisions]
     # never while the hand is still coming down
     assert all(present for present, d in decisions if d.capture)
+
+
+def test_each_fingertip_of_a_slap_gets_a_box_over_its_finger(slaps, synthetic, hand):
+    """The boxes drawn over the preview sit on the fingers the generator placed."""
+    rng = np.random.default_rng(5)
+    for fingers in (hand[1:5], hand[1:4]):
+        drawn = synthetic.slap(fingers, rng)
+        h, w = drawn.image.shape
+        verdict = LiveChecker(4).check(preview(drawn.image), 125)
+        assert len(verdict.boxes) == len(fingers) == verdict.measures["fingers"]
+        truth = sorted(drawn.boxes, key=lambda b: b.cx)
+        for (x0, y0, x1, y1), finger in zip(verdict.boxes, truth, strict=True):
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+            assert x0 * w <= finger.cx <= x1 * w, (x0 * w, finger.cx, x1 * w)
+            tip_y = finger.corners()[:2, 1].min()  # the fingertip's edge of the truth box
+            assert y0 * h - 40 <= tip_y <= y1 * h, (y0 * h, tip_y, y1 * h)
+
+
+def test_a_single_print_gets_one_box_around_it(hand):
+    image = hand[1].impression(np.random.default_rng(3)).image  # 500 ppi flat print
+    verdict = LiveChecker(1).check(image, 500)
+    assert len(verdict.boxes) == 1
+    x0, y0, x1, y1 = verdict.boxes[0]
+    dark = np.argwhere(image < 128)
+    (top, left), (bottom, right) = dark.min(axis=0), dark.max(axis=0)
+    h, w = image.shape
+    assert x0 * w <= left + 10 and right - 10 <= x1 * w, (x0 * w, left, right, x1 * w)
+    assert y0 * h <= top + 10 and bottom - 10 <= y1 * h, (y0 * h, top, bottom, y1 * h)
+
+
+def test_empty_glass_has_no_box():
+    blank = np.full((375, 400), 242, np.uint8)
+    assert LiveChecker(4).check(blank, 125).boxes == []

@@ -432,6 +432,7 @@ function renderCapture(k) {
   $("accept-override").hidden = !(q && !q.passed && q.override_allowed);
   $("keep-old").hidden = !k.redo;
   $("pending").hidden = !pending; $("preview").hidden = pending || !k.current;
+  if (pending || !k.current) showBoxes([], 1, true);
   const key = pending ? k.pending.impression_id : "";
   if (pending && key !== shownPending) {
     $("pending").src = "/api/pending.jpg?" + encodeURIComponent(key);
@@ -564,9 +565,10 @@ function ensurePreview() {
           : msg.reasons.map((r, i) => advice((msg.codes || [])[i], r)).join(" ");
         $("live").className = msg.ok ? "live-ok" : "live-bad";
         showCountdown(msg.ok ? msg.steady : 0, msg.needed);
+        showBoxes(msg.boxes || [], msg.aspect || 1, msg.ok);
       } else if (msg.type === "idle") {
         $("live").textContent = ""; $("live").className = "";
-        showCountdown(0, 0);
+        showCountdown(0, 0); showBoxes([], 1, true);
       } else if (msg.type === "fault") {
         say(t("scanner_problem", { message: msg.message }), true);
         $("live").textContent = "";
@@ -583,6 +585,26 @@ function ensurePreview() {
   };
 }
 
+// Where the live checks see skin: a box per fingertip of a slap, one around a single print.
+// The SVG spans the viewer and "meets" like the image's object-fit: contain, so a box drawn
+// in the frame's proportions lies over the same pixels of the preview.
+function showBoxes(boxes, aspect, ok) {
+  const svg = $("finger-boxes");
+  const height = Math.round(1000 * aspect);
+  svg.setAttribute("viewBox", `0 0 1000 ${height}`);
+  svg.setAttribute("class", ok ? "ok" : "bad");
+  svg.textContent = "";
+  for (const [x0, y0, x1, y1] of boxes) {
+    const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    rect.setAttribute("x", (x0 * 1000).toFixed(1)); rect.setAttribute("y", (y0 * height).toFixed(1));
+    rect.setAttribute("width", ((x1 - x0) * 1000).toFixed(1));
+    rect.setAttribute("height", ((y1 - y0) * height).toFixed(1));
+    rect.setAttribute("rx", "12");
+    svg.appendChild(rect);
+  }
+  svg.style.display = boxes.length ? "" : "none";
+}
+
 // Auto-capture's countdown: how many more steady frames before the print is taken.
 function showCountdown(steady, needed) {
   const bar = $("auto-countdown");
@@ -595,7 +617,7 @@ function showCountdown(steady, needed) {
 
 function closePreview() {
   if (previewSocket) { previewSocket.onclose = null; previewSocket.close(); previewSocket = null; }
-  $("live").textContent = "";
+  $("live").textContent = ""; showBoxes([], 1, true);
 }
 
 // ---- dialogs ---------------------------------------------------------------------------------
