@@ -296,15 +296,18 @@ class EmulatedLivescan(ScannerDriver):
         p = self._presentation
         if p is None or p.mode is not mode:
             p = self._presentation = _Presentation(mode=mode, position=self._guided)
-        if (mode is CaptureMode.ROLLED and self.config.image_source == "synthetic"
-                and not self.config.faults.no_finger and p.frames_shown >= APPROACH_FRAMES):
-            if not p.rolled_frames:
-                p.rolled_frames = [f[::PREVIEW_SCALE, ::PREVIEW_SCALE].copy()
-                                   for f in self._roll_frames(p.position)]
+        rolling = (mode is CaptureMode.ROLLED and self.config.image_source == "synthetic"
+                   and not self.config.faults.no_finger)
+        if rolling and not p.rolled_frames:
+            p.rolled_frames = [f[::PREVIEW_SCALE, ::PREVIEW_SCALE].copy()
+                               for f in self._roll_frames(p.position)]
+        if rolling and p.frames_shown >= APPROACH_FRAMES:
             frame = p.rolled_frames[(p.frames_shown - APPROACH_FRAMES) % len(p.rolled_frames)]
             p.frames_shown += 1
             return Frame(image=frame, ppi=500 // PREVIEW_SCALE, sequence=p.frames_shown,
                          finger_present=True, meta={"rolling": True})
+        if rolling:  # a roll starts from the finger put down on its side: the roll's first frame
+            p.preview = p.rolled_frames[0]
         if p.preview is None:
             full = self._final_image(mode, p.position)
             p.preview = full[::PREVIEW_SCALE, ::PREVIEW_SCALE].copy()

@@ -52,6 +52,10 @@ class PreviewFrame:
     #: per fingertip of a slap, else one around the print; ``aspect`` is the frame's height/width
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     aspect: float = 1.0
+    #: a rolled step's progress: skin covered since the finger came down, and the width that
+    #: fills the bar (0 for a flat step)
+    rolled_mm: float = 0.0
+    roll_target_mm: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,10 @@ class PreviewLoop:
                                needed=self.auto_frames if self.auto_capture else 0,
                                codes=list(verdict.codes), message_code=code,
                                boxes=list(verdict.boxes),
-                               aspect=frame.image.shape[0] / frame.image.shape[1])
+                               aspect=frame.image.shape[0] / frame.image.shape[1],
+                               rolled_mm=verdict.measures.get("rolled_mm", 0.0),
+                               roll_target_mm=(checker.limits.roll_width_mm
+                                               if checker.rolled else 0.0))
             if self._capture_due or booking.current_step is not step or booking.pending is not None:
                 return
 

@@ -37,6 +37,9 @@ class LiveThresholds:
     finger_band_mm: float = 25.0  # depth of the band below the highest tip used to count tips
     finger_min_mm: float = 6.0  # narrower columns of skin are not a fingertip
     finger_merge_mm: float = 30.0  # a column of skin wider than this holds two fingers
+    # a roll's progress bar is full at this width of skin covered: a little finger rolls about
+    # 15-18 mm nail to nail, a thumb about 25 (a guide for the officer, not a gate)
+    roll_width_mm: float = 18.0
 
 
 #: A box on the frame, (left, top, right, bottom) as fractions of its width and height.
@@ -72,6 +75,7 @@ class LiveChecker:
         self.rolled = rolled
         self.limits = thresholds or LiveThresholds()
         self._previous: np.ndarray | None = None
+        self._rolled_columns: np.ndarray | None = None  # grid columns a roll has covered
 
     @property
     def slap(self) -> bool:
@@ -81,6 +85,7 @@ class LiveChecker:
     def reset(self) -> None:
         """Forget the previous frame (a new step or a new placement)."""
         self._previous = None
+        self._rolled_columns = None
 
     def check(self, frame_image: np.ndarray, ppi: float) -> LiveVerdict:
         """The verdict for one uint8 frame (dark ridges on light glass) scanned at ``ppi``."""
@@ -122,8 +127,11 @@ class LiveChecker:
             if smudge > lim.smudge_mm2:
                 advice.append(Advice.CLEAN_GLASS)
             measures["present"] = 0.0
+            self._rolled_columns = None  # the finger left: a new roll starts from nothing
             return self._verdict(advice, measures)
         measures["present"] = 1.0
+        if self.rolled:
+            measures["rolled_mm"] = self._roll_covered(skin) * block / px_per_mm
 
         if motion > lim.motion and not self.rolled:  # a roll moves by design
             advice.append(Advice.HOLD_STILL)
@@ -235,6 +243,16 @@ class LiveChecker:
         wide = _runs_at_least(band, max(2, round(lim.finger_merge_mm / block_mm)))
         merged = int((wide.sum(axis=1) > 0).sum()) >= steady_rows
         return seen, merged
+
+    def _roll_covered(self, skin: np.ndarray) -> int:
+        """Grid columns the rolling finger has touched since it came down."""
+        columns = skin.any(axis=0)
+        covered = self._rolled_columns
+        if covered is None or covered.shape != columns.shape:
+            covered = np.zeros_like(columns)
+        covered |= columns
+        self._rolled_columns = covered
+        return int(covered.sum())
 
     def _tip_boxes(self, skin: np.ndarray, block_mm: float, seen: int) -> list[Box]:
         """One box per fingertip counted by :meth:`_count_fingertips`, left to right.

@@ -82,7 +82,9 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
                                         "steady": message.steady, "needed": message.needed,
                                         "codes": message.codes,
                                         "message_code": message.message_code,
-                                        "boxes": message.boxes, "aspect": message.aspect})
+                                        "boxes": message.boxes, "aspect": message.aspect,
+                                        "rolled_mm": round(message.rolled_mm, 1),
+                                        "roll_target_mm": message.roll_target_mm})
                 elif isinstance(message, PreviewIdle):
                     await ws.send_json({"type": "idle"})
                 elif isinstance(message, PreviewFault):

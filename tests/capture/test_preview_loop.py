@@ -10,6 +10,7 @@ from PIL import Image
 
 from appliance.capture.preview import PreviewFault, PreviewFrame, PreviewIdle, PreviewLoop
 from appliance.errors import ScannerUnavailable
+from drivers.base import CaptureMode
 
 
 async def first_of(stream, kind, limit: int = 400):
@@ -75,3 +76,37 @@ async def test_a_scanner_fault_ends_the_preview_with_its_reason(booking_factory)
         assert "device not present" in fault.message
     finally:
         await stream.aclose()
+
+
+async def test_a_rolled_step_shows_how_far_the_roll_has_come(booking_factory) -> None:
+    """Flat steps carry no roll; a rolled step's frames count the skin covered, only growing."""
+    service = await booking_factory(sequence="tenprint")
+    await service.start("BK-203")
+    loop = PreviewLoop(service, fps=15, auto_capture=False, auto_frames=3)
+    stream = loop.messages()
+    try:
+        flat = await first_of(stream, PreviewFrame)
+        assert (flat.rolled_mm, flat.roll_target_mm) == (0.0, 0.0)
+    finally:
+        await stream.aclose()
+    while service.current_step.mode is not CaptureMode.ROLLED:
+        await service.capture()
+        await service.accept(override_reason="test print")
+    stream = PreviewLoop(service, fps=15, auto_capture=False, auto_frames=3).messages()
+    covered: list[float] = []
+    target = 0.0
+    try:
+        async with asyncio.timeout(120):
+            async for message in stream:
+                assert not isinstance(message, PreviewFault)
+                if isinstance(message, PreviewFrame):
+                    target = message.roll_target_mm
+                    if message.rolled_mm:
+                        covered.append(message.rolled_mm)
+                    if len(covered) >= 16:  # more than one pass of the emulated roll
+                        break
+    finally:
+        await stream.aclose()
+    assert target > 0
+    assert covered == sorted(covered), covered  # a roll only adds skin
+    assert covered[0] < target <= covered[-1], (covered, target)

@@ -211,3 +211,16 @@ def test_a_single_print_gets_one_box_around_it(hand):
 def test_empty_glass_has_no_box():
     blank = np.full((375, 400), 242, np.uint8)
     assert LiveChecker(4).check(blank, 125).boxes == []
+
+
+def test_a_roll_counts_the_skin_it_has_covered_until_the_finger_leaves(hand, synthetic):
+    frames = list(synthetic.rolled_sequence(hand[1], np.random.default_rng(2), frames=12))
+    checker = LiveChecker(1, rolled=True)
+    covered = [checker.check(preview(f), 125).measures["rolled_mm"] for f in frames]
+    assert covered == sorted(covered) and covered[-1] > 1.5 * covered[0], covered
+    assert covered[-1] >= checker.limits.roll_width_mm  # an index rolls nail to nail
+    blank = np.full_like(preview(frames[0]), 242)
+    assert "rolled_mm" not in checker.check(blank, 125).measures  # lifted: nothing to count
+    again = checker.check(preview(frames[0]), 125).measures["rolled_mm"]
+    assert again == covered[0]  # a new roll starts from its first contact
+    assert "rolled_mm" not in LiveChecker(1).check(preview(frames[0]), 125).measures

@@ -14,6 +14,7 @@ const MESSAGES = {
     capture: "Capture", accept: "Accept", accept_reason: "Accept with a reason", retake: "Retake",
     keep_old: "Keep the earlier one", to_review: "Review", cancel: "Cancel booking", undo: "Undo",
     auto_countdown: "Taken automatically after {left} more steady frames",
+    roll_progress: "Rolled {mm} mm of about {target} mm, nail to nail",
     live_preview: "live preview", captured_print: "captured print",
     verdict_failed: "The {print} scored NFIQ 2 {score}, below {threshold}: take it again.",
     verdict_not_measured: "The quality of the {print} could not be measured: take it again.",
@@ -67,6 +68,7 @@ const MESSAGES = {
     capture: "Capturar", accept: "Aceptar", accept_reason: "Aceptar con un motivo", retake: "Repetir",
     keep_old: "Conservar la anterior", to_review: "Revisar", cancel: "Cancelar reseña", undo: "Deshacer",
     auto_countdown: "Se toma sola tras {left} imágenes estables más",
+    roll_progress: "Girado {mm} mm de unos {target} mm, de uña a uña",
     live_preview: "vista en directo", captured_print: "huella capturada",
     verdict_failed: "La huella ({print}) obtuvo NFIQ 2 {score}, por debajo de {threshold}: tómela de nuevo.",
     verdict_not_measured: "No se pudo medir la calidad de la huella ({print}): tómela de nuevo.",
@@ -432,7 +434,7 @@ function renderCapture(k) {
   $("accept-override").hidden = !(q && !q.passed && q.override_allowed);
   $("keep-old").hidden = !k.redo;
   $("pending").hidden = !pending; $("preview").hidden = pending || !k.current;
-  if (pending || !k.current) showBoxes([], 1, true);
+  if (pending || !k.current) { showBoxes([], 1, true); showRoll(0, 0); }
   const key = pending ? k.pending.impression_id : "";
   if (pending && key !== shownPending) {
     $("pending").src = "/api/pending.jpg?" + encodeURIComponent(key);
@@ -566,9 +568,10 @@ function ensurePreview() {
         $("live").className = msg.ok ? "live-ok" : "live-bad";
         showCountdown(msg.ok ? msg.steady : 0, msg.needed);
         showBoxes(msg.boxes || [], msg.aspect || 1, msg.ok);
+        showRoll(msg.rolled_mm || 0, msg.roll_target_mm || 0);
       } else if (msg.type === "idle") {
         $("live").textContent = ""; $("live").className = "";
-        showCountdown(0, 0); showBoxes([], 1, true);
+        showCountdown(0, 0); showBoxes([], 1, true); showRoll(0, 0);
       } else if (msg.type === "fault") {
         say(t("scanner_problem", { message: msg.message }), true);
         $("live").textContent = "";
@@ -605,6 +608,16 @@ function showBoxes(boxes, aspect, ok) {
   svg.style.display = boxes.length ? "" : "none";
 }
 
+// A roll's progress: millimetres of skin covered since the finger came down.
+function showRoll(mm, target) {
+  const bar = $("roll-progress");
+  bar.hidden = !target;
+  if (!target) return;
+  bar.max = target; bar.value = Math.min(mm, target);
+  bar.setAttribute("aria-label", t("roll_progress", { mm: Math.round(mm), target: Math.round(target) }));
+  bar.title = bar.getAttribute("aria-label");
+}
+
 // Auto-capture's countdown: how many more steady frames before the print is taken.
 function showCountdown(steady, needed) {
   const bar = $("auto-countdown");
@@ -617,7 +630,7 @@ function showCountdown(steady, needed) {
 
 function closePreview() {
   if (previewSocket) { previewSocket.onclose = null; previewSocket.close(); previewSocket = null; }
-  $("live").textContent = ""; showBoxes([], 1, true);
+  $("live").textContent = ""; showBoxes([], 1, true); showRoll(0, 0);
 }
 
 // ---- dialogs ---------------------------------------------------------------------------------
