@@ -137,7 +137,12 @@ def draw_class(rng: np.random.Generator) -> FingerClass:
     return classes[int(rng.choice(len(classes), p=p / p.sum()))]
 
 
-@functools.lru_cache(maxsize=12)
+#: Two hands' worth: the emulator's subject being booked and the next one it draws ahead, so a
+#: process that starts over with the same subjects (a restarted demo, a test suite) finds them.
+MASTERS_KEPT = 20
+
+
+@functools.lru_cache(maxsize=MASTERS_KEPT)
 def generate_master(
     seed: int,
     finger_class: FingerClass | None = None,

@@ -158,7 +158,9 @@ def test_checker_sees_partial_bookings_and_lost_commits(tmp_path: Path) -> None:
     assert any("invalid state" in p for p in damaged("UPDATE outbox SET state = 'lost'"))
     assert any("both a draft and committed" in p for p in damaged(
         f"UPDATE drafts SET booking_id = '{booking.booking_id}'"))
-    assert any("lost blobs" in p for p in damaged("UPDATE impressions SET image_enc = NULL"))
+    assert any("lost blobs" in p for p in damaged("UPDATE transactions SET data_enc = NULL"))
+    assert any("holds lossless prints" in p for p in damaged(
+        "UPDATE impressions SET image_enc = X'00'"))  # kept past the commit, unasked
     assert any("audit chain broken" in p for p in damaged(
         "UPDATE audit_log SET actor = 'someone else'"))
     assert damaged("DELETE FROM outbox", "DELETE FROM transactions", "DELETE FROM templates",
