@@ -30,6 +30,7 @@ from appliance.capture.subject import form_from_subject, subject_from_form
 from appliance.domain import SLAP_FINGERS, Annotation, Booking, Impression, Position, Subject
 from appliance.errors import CaptureError, ScannerUnavailable
 from appliance.imaging.matching import Duplicate, SequenceReport
+from appliance.phrase import Phrase
 from appliance.records.descriptors import check_descriptors
 from appliance.records.profile import Profile, booking_number_problems, get_profile
 from appliance.store.drafts import DraftStore
@@ -240,11 +241,12 @@ class BookingService:
         """Begin a booking; its draft is on disk before this returns."""
         async with self._lock:
             if self.booking is not None:
-                raise CaptureError("a booking is already in progress; submit or cancel it first")
+                raise CaptureError(Phrase(
+                    "a booking is already in progress; submit or cancel it first", "in_progress"))
             number = booking_number.strip()
             problems = booking_number_problems(self.profile, number)
             if problems:
-                raise CaptureError(" ".join(problems))
+                raise CaptureError(problems[0] if len(problems) == 1 else " ".join(problems))
             self.store.check_space()  # DiskFull: refused before the officer takes a print
             booking = Booking(booking_number=number, subject=subject or Subject(),
                               clock_trusted=self.clock_trusted)
@@ -453,16 +455,20 @@ class BookingService:
             if self.booking is None:
                 raise CaptureError("no booking in progress")
             if self._redo is not None:
-                raise CaptureError(f"finish taking the {self._redo.label} print again, or keep "
-                                   "the one accepted before")
+                raise CaptureError(Phrase(
+                    f"finish taking the {self._redo.label} print again, or keep the one "
+                    "accepted before", "finish_redo", position=int(self._redo)))
             if self.current_step is not None:
-                raise CaptureError(f"{self.current_step.position.label} is not captured yet")
+                position = self.current_step.position
+                raise CaptureError(Phrase(f"{position.label} is not captured yet",
+                                          "not_captured", position=int(position)))
             if not self.booking.impressions:
                 raise CaptureError("a booking needs at least one print")
             missing = check_descriptors(self.profile, self.described(), complete=True)
             if missing:
-                raise CaptureError("subject details: fill in "
-                                   + ", ".join(sorted(missing)) + " before submit")
+                raise CaptureError(Phrase(
+                    "subject details: fill in " + ", ".join(sorted(missing)) + " before submit",
+                    "subject_missing", fields=sorted(missing)))
             self.state = SessionState.SUBMITTING
             booking = self.booking
             try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from appliance.domain import Booking
+from appliance.phrase import Phrase
 from appliance.records.profile import Profile, booking_number_problems
 from appliance.store.store import BookingSummary, Store
 
@@ -44,7 +45,8 @@ async def check_booking_number(store: Store, profile: Profile, number: str,
         return NumberCheck(problems)
     warnings = []
     if current is not None and current.booking_number == number:
-        warnings.append(f"{number} is the booking in progress on this station.")
+        warnings.append(Phrase(f"{number} is the booking in progress on this station.",
+                               "number_in_progress", number=number))
     summaries = await asyncio.to_thread(store.bookings, REPEAT_SCAN)
     day = (today or datetime.now(UTC)).date().isoformat()
     for summary in summaries:
@@ -57,9 +59,12 @@ def _counts(summary: BookingSummary, day: str) -> bool:
     return summary.created_at.startswith(day) or summary.state == "stored"
 
 
-def _repeat_warning(summary: BookingSummary, day: str) -> str:
-    when = ("today at " + summary.created_at[11:16] if summary.created_at.startswith(day)
-            else "on " + summary.created_at[:10])
+def _repeat_warning(summary: BookingSummary, day: str) -> Phrase:
+    today = summary.created_at.startswith(day)
+    when = "today at " + summary.created_at[11:16] if today else "on " + summary.created_at[:10]
     state = DELIVERY_WORDS.get(summary.state, summary.state)
-    return (f"{summary.booking_number} was already booked {when} ({summary.impressions} prints, "
-            f"{state}). Check the number before you go on.")
+    return Phrase(f"{summary.booking_number} was already booked {when} ({summary.impressions} "
+                  f"prints, {state}). Check the number before you go on.",
+                  "number_repeat_today" if today else "number_repeat_on",
+                  number=summary.booking_number, time=summary.created_at[11:16],
+                  date=summary.created_at[:10], prints=summary.impressions, state=summary.state)

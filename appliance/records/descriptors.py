@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from appliance.phrase import Phrase
 from appliance.records.profile import Profile
 
 #: Fields the station fills itself (retention, the booking number, date printed, XX/UP).
@@ -76,7 +77,7 @@ def check_descriptors(profile: Profile, values: dict[str, str], *, complete: boo
         value = values.get(field.mnemonic, "").strip()
         if not value:
             if complete and field.mandatory:
-                problems[field.mnemonic] = "Required."
+                problems[field.mnemonic] = Phrase("Required.", "required")
             continue
         problem = _problem(field, value)
         if problem:
@@ -84,31 +85,36 @@ def check_descriptors(profile: Profile, values: dict[str, str], *, complete: boo
     return problems
 
 
-def _problem(field: FormField, value: str) -> str | None:
+def _problem(field: FormField, value: str) -> Phrase | None:
     if field.kind == "code":
-        return None if value in {c for c, _ in field.codes} else "Pick one of the list."
+        if value in {c for c, _ in field.codes}:
+            return None
+        return Phrase("Pick one of the list.", "pick_list")
     if field.kind == "date":
         return _date_problem(value)
     if field.kind == "height":
-        ok = re.fullmatch(r"[3-8](0\d|1[01])", value)
-        return None if ok else "Feet and inches as three digits, e.g. 510 for 5 ft 10 in."
+        if re.fullmatch(r"[3-8](0\d|1[01])", value):
+            return None
+        return Phrase("Feet and inches as three digits, e.g. 510 for 5 ft 10 in.", "height")
     if field.kind == "weight":
-        ok = re.fullmatch(r"\d{2,3}", value) and 50 <= int(value) <= 499
-        return None if ok else "Pounds, 50 to 499."
+        if re.fullmatch(r"\d{2,3}", value) and 50 <= int(value) <= 499:
+            return None
+        return Phrase("Pounds, 50 to 499.", "weight")
     if not TEXT.fullmatch(value) or len(value) > TEXT_MAX:
-        return f"Letters, digits and ASCII signs only, at most {TEXT_MAX}."
+        return Phrase(f"Letters, digits and ASCII signs only, at most {TEXT_MAX}.", "ascii_text",
+                      max=TEXT_MAX)
     if field.kind == "name" and not NAME.fullmatch(value.upper()):
-        return "Last name, a comma, then the first name: SMITH,JOHN."
+        return Phrase("Last name, a comma, then the first name: SMITH,JOHN.", "name")
     return None
 
 
-def _date_problem(value: str) -> str | None:
+def _date_problem(value: str) -> Phrase | None:
     if not re.fullmatch(r"\d{8}", value):
-        return "A date as YYYYMMDD, e.g. 19800131."
+        return Phrase("A date as YYYYMMDD, e.g. 19800131.", "date_format")
     try:
         day = date(int(value[:4]), int(value[4:6]), int(value[6:]))
     except ValueError:
-        return "No such date."
+        return Phrase("No such date.", "no_such_date")
     if day > date.today() or day.year < 1900:
-        return "A date between 1900 and today."
+        return Phrase("A date between 1900 and today.", "date_range")
     return None

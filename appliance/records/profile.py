@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from appliance.domain import SLAP_FINGERS, Annotation, Booking, Position
+from appliance.phrase import Phrase
 from appliance.records.errors import ProfileError
 
 #: A Type-2 value: text, or subfields of information items.
@@ -186,16 +187,18 @@ def booking_number_problems(profile: Profile, number: str) -> list[str]:
     Checked when the officer types it, so that submit never refuses a booking for its number.
     """
     if not number.strip():
-        return ["Type the booking number."]
-    problems = []
+        return [Phrase("Type the booking number.", "number_empty")]
+    problems: list[str] = []
     if len(number) > profile.booking_number_max:
-        problems.append(f"A booking number has at most {profile.booking_number_max} characters; "
-                        f"this one has {len(number)}.")
+        problems.append(Phrase(
+            f"A booking number has at most {profile.booking_number_max} characters; "
+            f"this one has {len(number)}.", "number_too_long",
+            max=profile.booking_number_max, length=len(number)))
     refused = sorted({ch for ch in number if ch not in profile.booking_number_chars})
     if refused:
         shown = " ".join(repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}" for ch in refused)
-        problems.append(f"Only letters A-Z, digits, spaces and ASCII signs can be sent; "
-                        f"not {shown}.")
+        problems.append(Phrase(f"Only letters A-Z, digits, spaces and ASCII signs can be sent; "
+                               f"not {shown}.", "number_chars", chars=shown))
     return problems
 
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from appliance.errors import CaptureError, ScannerUnavailable, StationError
+from appliance.phrase import wording
 from appliance.store.errors import DiskFull
 from appliance.web import admin, kiosk, preview
 from appliance.web.config import WebSection
@@ -46,17 +47,22 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.monotoni
                   openapi_url=None)
     app.add_middleware(SecurityMiddleware, policy=site_policy(services.web))
 
+    # Each refusal carries, beside the English, the code and figures the kiosk words it from
     @app.exception_handler(ScannerUnavailable)
     async def scanner_error(_r: Request, exc: ScannerUnavailable) -> JSONResponse:
-        return JSONResponse({"error": f"scanner problem: {exc}"}, status_code=503)
+        return JSONResponse({"error": f"scanner problem: {exc}",
+                             "words": {"code": "scanner_unavailable", "params": {}}},
+                            status_code=503)
 
     @app.exception_handler(CaptureError)
     async def capture_error(_r: Request, exc: CaptureError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=409)
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        return JSONResponse({"error": str(exc), "words": wording(said)}, status_code=409)
 
     @app.exception_handler(DiskFull)
     async def disk_full(_r: Request, exc: DiskFull) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=507)
+        return JSONResponse({"error": str(exc), "words": {"code": "disk_full", "params": {}}},
+                            status_code=507)
 
     @app.exception_handler(StationError)
     async def station_error(_r: Request, exc: StationError) -> JSONResponse:

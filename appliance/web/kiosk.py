@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from appliance.capture.booking import BookingService
 from appliance.capture.preview import jpeg
 from appliance.domain import Annotation, Position
+from appliance.phrase import wording
 from appliance.records import descriptors
 from appliance.web import kiosk_view
 from appliance.web.officers import OFFICER_ID_MAX, PIN_MAX, OfficerDesk, SignInRefused
@@ -85,6 +86,11 @@ class Annotate(BaseModel):
 
     position: int = Field(ge=1, le=15)
     annotation: Annotation | None
+
+
+def _words(problems: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Code and figures of each field's problem, for a page that words them itself."""
+    return {name: wording(text) for name, text in problems.items()}
 
 
 def router(services: Services, desk: OfficerDesk) -> APIRouter:
@@ -190,7 +196,9 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
     async def check_number(body: CheckNumber, _s: Session = officer) -> dict[str, Any]:
         """Whether a booking can start with this number; warnings about repeats."""
         check = await booking().check_number(body.booking_number.strip())
-        return {"ok": check.ok, "problems": check.problems, "warnings": check.warnings}
+        return {"ok": check.ok, "problems": check.problems, "warnings": check.warnings,
+                "problem_words": [wording(p) for p in check.problems],
+                "warning_words": [wording(w) for w in check.warnings]}
 
     @api.get("/api/subject")
     async def subject_form(_s: Session = viewer) -> dict[str, Any]:
@@ -203,14 +211,14 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
     async def subject_check(body: Describe, _s: Session = officer) -> dict[str, Any]:
         """What is wrong with the values as typed (nothing is kept)."""
         s = booking()
-        return {"problems": descriptors.check_descriptors(s.profile, body.values,
-                                                          complete=False)}
+        problems = descriptors.check_descriptors(s.profile, body.values, complete=False)
+        return {"problems": problems, "problem_words": _words(problems)}
 
     @api.post("/api/subject")
     async def subject_save(body: Describe, _s: Session = officer) -> dict[str, Any]:
         """Keep the subject's details (none kept while any value is wrong)."""
         problems = await booking().describe(body.values)
-        return {"saved": not problems, "problems": problems}
+        return {"saved": not problems, "problems": problems, "problem_words": _words(problems)}
 
     @api.post("/api/subject/lookup")
     async def subject_lookup(_s: Session = officer) -> dict[str, Any]:

@@ -229,6 +229,16 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     await camera.shot("acceso")
     await no_serious_violations(page)
     await sign_in(page)
+    # a number the transaction cannot carry is refused as typed, in the page's language
+    await page.fill("#booking-number", "BK-Ñ7")
+    problems = page.locator("#number-problems")
+    await expect(problems).to_contain_text("Solo se pueden enviar letras A-Z")
+    assert not ENGLISH.search(await problems.inner_text()), await problems.inner_text()
+    await page.click("#language")  # in English, the station's own words; and back
+    await expect(problems).to_contain_text("Only letters A-Z, digits, spaces and ASCII signs")
+    await page.click("#language")
+    await expect(problems).to_contain_text("Solo se pueden enviar letras A-Z")
+    await page.fill("#booking-number", "")
     # typed on the on-screen keyboard, as on the kiosk's touch screen
     await page.click("#booking-number")
     await expect(page.locator("#keyboard")).to_be_visible()
@@ -258,6 +268,14 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     await page.click("#subject-open")
     await page.click("#subject-lookup")
     await expect(page.locator("#subject-NAM")).to_have_value("GARCIA,ANA")
+    # the form's labels, code words and problems are the page's language too
+    await expect(page.locator("label[for='subject-NAM']")).to_have_text(
+        re.compile(r"^Nombre \(apellido, nombre\)"))
+    await expect(page.locator("#subject-SEX option[value='F']")).to_have_text("F – femenino")
+    await page.fill("#subject-DOB", "19801332")
+    await expect(page.locator("#subject-DOB-problem")).to_have_text("Esa fecha no existe.")
+    await page.fill("#subject-DOB", "19900215")
+    await expect(page.locator("#subject-DOB-problem")).to_have_text("")
     await camera.shot("datos-buscados")
     await page.click("#subject-save")
     await expect(page.locator("#subject")).to_be_hidden()

@@ -195,15 +195,24 @@ async def test_the_booking_number_is_checked_as_typed(booking_factory, client_fo
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    assert await check("BK-2026-0042") == {"ok": True, "problems": [], "warnings": []}
+    assert await check("BK-2026-0042") == {"ok": True, "problems": [], "warnings": [],
+                                           "problem_words": [], "warning_words": []}
     accented = await check("BK-Ñ42")
     assert not accented["ok"] and "'Ñ'" in accented["problems"][0]
+    # the page words it in its own language from the code and the figures
+    assert accented["problem_words"] == [{"code": "number_chars", "params": {"chars": "'Ñ'"}}]
     assert not (await check("B" * 21))["ok"]
     assert not (await check("BK\x1e42"))["ok"]  # a record separator would break the record
     refused = await client.post("/api/booking", json={"booking_number": "BK-Ñ42"})
     assert refused.status_code == 409 and "'Ñ'" in refused.json()["error"]
+    assert refused.json()["words"] == {"code": "number_chars", "params": {"chars": "'Ñ'"}}
     assert booking.booking is None  # refused at the start, not after thirteen prints
     await client.post("/api/booking", json={"booking_number": "BK-306"})
+    again = await client.post("/api/booking", json={"booking_number": "BK-308"})
+    assert again.status_code == 409 and again.json()["words"]["code"] == "in_progress"
+    early = await client.post("/api/submit", json={"confirm_sequence": True})
+    assert early.status_code == 409 and early.json()["words"] == {
+        "code": "not_captured", "params": {"position": int(booking.current_step.position)}}
     while booking.current_step is not None:
         await client.post("/api/capture")
         if (await client.post("/api/accept", json={})).status_code != 200:
@@ -212,6 +221,9 @@ async def test_the_booking_number_is_checked_as_typed(booking_factory, client_fo
     assert submitted.status_code == 200, submitted.text
     repeat = await check("BK-306")
     assert repeat["ok"] and "BK-306 was already booked today" in repeat["warnings"][0]
+    words = repeat["warning_words"][0]
+    assert words["code"] == "number_repeat_today" and words["params"]["number"] == "BK-306"
+    assert words["params"]["state"] in {"queued", "sending", "stored"}
     assert (await check("BK-307"))["warnings"] == []
 
 

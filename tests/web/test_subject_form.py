@@ -53,6 +53,8 @@ async def test_a_car_booking_from_the_kiosk_passes_validate(booking_factory, cli
     wrong = {**SUBJECT, "DOB": "19801332", "HGT": "5'10", "SEX": "Q", "NAM": "JOHN DOE"}
     checked = (await client.post("/api/subject/check", json={"values": wrong})).json()
     assert set(checked["problems"]) == {"DOB", "HGT", "SEX", "NAM"}
+    assert {m: w["code"] for m, w in checked["problem_words"].items()} == {
+        "DOB": "no_such_date", "HGT": "height", "SEX": "pick_list", "NAM": "name"}
     refused = (await client.post("/api/subject", json={"values": wrong})).json()
     assert refused["saved"] is False and booking.booking.subject.last_name == ""
     assert (await client.post("/api/subject/lookup")).status_code == 404
@@ -67,7 +69,7 @@ async def test_a_car_booking_from_the_kiosk_passes_validate(booking_factory, cli
     (booking.lookup_dir / "BK-CAR-1.json").write_text(json.dumps(SUBJECT))
     found = (await client.post("/api/subject/lookup")).json()["values"]
     saved = (await client.post("/api/subject", json={"values": found})).json()
-    assert saved == {"saved": True, "problems": {}}
+    assert saved == {"saved": True, "problems": {}, "problem_words": {}}
     assert (await client.get("/api/subject")).json()["values"] == SUBJECT
     done = await client.post("/api/submit", json={"confirm_sequence": True})
     assert done.status_code == 200, done.text

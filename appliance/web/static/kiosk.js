@@ -160,11 +160,66 @@ function advice(code, english) {
   return (lang !== "en" && code && ADVICE[lang] && ADVICE[lang][code]) || english;
 }
 
+// The station's other sentences for the officer, by the code it sends beside its English: the
+// subject form's labels, code words and problems, and the booking number's checks. English
+// (and any code without an entry here) shows the station's own text.
+const WORDS = {
+  es: {
+    label_NAM: "Nombre (apellido, nombre)", label_POB: "Lugar de nacimiento (código de estado o país)",
+    label_DOB: "Fecha de nacimiento", label_SEX: "Sexo", label_RAC: "Raza",
+    label_HGT: "Estatura (pies y pulgadas)", label_WGT: "Peso (libras)", label_EYE: "Color de ojos",
+    label_HAI: "Color de pelo", label_DOA: "Fecha de la detención", label_ASL: "Delito",
+    label_CRI: "Organismo responsable (ORI)",
+    code_SEX_M: "masculino", code_SEX_F: "femenino", code_SEX_X: "desconocido", code_SEX_U: "no declarado",
+    code_RAC_A: "asiático o de las islas del Pacífico", code_RAC_B: "negro",
+    code_RAC_I: "indígena americano o nativo de Alaska", code_RAC_W: "blanco", code_RAC_U: "desconocida",
+    code_EYE_BLK: "negros", code_EYE_BLU: "azules", code_EYE_BRO: "marrones", code_EYE_GRN: "verdes",
+    code_EYE_GRY: "grises", code_EYE_HAZ: "avellana", code_EYE_MAR: "granates", code_EYE_MUL: "multicolores",
+    code_EYE_PNK: "rosados", code_EYE_XXX: "desconocido",
+    code_HAI_BAL: "calvo", code_HAI_BLK: "negro", code_HAI_BLN: "rubio", code_HAI_BRO: "castaño",
+    code_HAI_GRY: "gris", code_HAI_RED: "pelirrojo", code_HAI_SDY: "rubio rojizo", code_HAI_WHI: "blanco",
+    code_HAI_XXX: "desconocido",
+    required: "Obligatorio.", pick_list: "Elija uno de la lista.",
+    height: "Pies y pulgadas en tres cifras, p. ej. 510 para 5 ft 10 in.", weight: "Libras, de 50 a 499.",
+    ascii_text: "Solo letras, cifras y signos ASCII, como mucho {max}.",
+    name: "Apellido, una coma y el nombre: SMITH,JOHN.", date_format: "Una fecha como AAAAMMDD, p. ej. 19800131.",
+    no_such_date: "Esa fecha no existe.", date_range: "Una fecha entre 1900 y hoy.",
+    number_empty: "Escriba el número de reseña.",
+    number_too_long: "Un número de reseña tiene como mucho {max} caracteres; este tiene {length}.",
+    number_chars: "Solo se pueden enviar letras A-Z, cifras, espacios y signos ASCII; no {chars}.",
+    number_in_progress: "{number} es la reseña en curso en esta estación.",
+    number_repeat_today: "{number} ya se reseñó hoy a las {time} ({prints} huellas, {state}). Compruebe el número antes de seguir.",
+    number_repeat_on: "{number} ya se reseñó el {date} ({prints} huellas, {state}). Compruebe el número antes de seguir.",
+    in_progress: "Ya hay una reseña en curso: envíela o cancélela primero.",
+    finish_redo: "Termine de tomar de nuevo la huella de {position}, o conserve la que aceptó antes.",
+    not_captured: "Falta capturar: {position}.",
+    subject_missing: "Datos de la persona: rellene {fields} antes de enviar.",
+    disk_full: "Disco lleno: no se admiten reseñas nuevas; lo ya guardado está a salvo y el envío a la central sigue. Avise a un técnico.",
+    scanner_unavailable: "Problema con el escáner: compruebe que está conectado y vuelva a intentarlo.",
+  },
+};
+function word(code, english, params = {}) {
+  const text = lang !== "en" && code && WORDS[lang] && WORDS[lang][code];
+  if (!text) return english;
+  return text.replace(/\{(\w+)\}/g, (_m, k) => {
+    if (k === "state") return t("state_" + params.state);
+    if (k === "position") return positionName(params.position);
+    if (k === "fields") return (params.fields || []).map((m) => word("label_" + m, m)).join(", ");
+    return params[k] === undefined ? "" : params[k];
+  });
+}
+// A list of the station's sentences, each worded from its code where the page has one.
+function worded(texts, words) {
+  return texts.map((text, i) => { const w = (words || [])[i]; return w ? word(w.code, text, w.params) : text; });
+}
+
 const SLAP_FINGERS = { 13: [2, 3, 4, 5], 14: [10, 9, 8, 7], 15: [1, 6] };
 const HANDS = [{ key: "left_hand", fingers: [10, 9, 8, 7, 6], slap: 14 },
                { key: "right_hand", fingers: [1, 2, 3, 4, 5], slap: 13 }];
 
 let lang = "en";
+let numberShown = null;  // the booking number's last check shown, worded again in a new language
+let subjectShown = null;  // the subject form's last problems shown, likewise
 let view = null;
 let csrf = null;
 let stream = null;
@@ -191,6 +246,9 @@ function translatePage() {
   $("language").lang = lang === "en" ? "es" : "en";
   buildHands();
   if (view) render(view);
+  if (numberShown) showNumberCheck(numberShown);
+  wordSubjectForm();
+  if (subjectShown) showSubjectProblems(subjectShown.problems, subjectShown.words);
 }
 
 class SignedOut extends Error {}
@@ -202,7 +260,10 @@ async function api(path, body) {
     body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));
   if (res.status === 401 || res.status === 423) { showSignIn(res.status === 423); throw new SignedOut(); }
-  if (!res.ok) throw new Error(data.error || data.detail || res.statusText);
+  if (!res.ok) {
+    const w = data.words;  // the refusal's code and figures, worded in the page's language
+    throw new Error(w ? word(w.code, data.error, w.params) : (data.error || data.detail || res.statusText));
+  }
   return data;
 }
 
@@ -749,14 +810,17 @@ async function openSubject() {
   for (const f of form.fields) {
     const id = "subject-" + f.mnemonic;
     const label = document.createElement("label"); label.htmlFor = id;
-    label.textContent = f.label + (f.mandatory ? " *" : "");
+    label.dataset.word = "label_" + f.mnemonic; label.dataset.english = f.label;
+    label.dataset.suffix = f.mandatory ? " *" : "";
     let input;
     if (f.kind === "code") {
       input = document.createElement("select");
       const none = document.createElement("option"); none.value = ""; none.textContent = t("pick");
       input.appendChild(none);
       for (const [code, words] of f.codes) {
-        const o = document.createElement("option"); o.value = code; o.textContent = code + " – " + words; input.appendChild(o);
+        const o = document.createElement("option"); o.value = code;
+        o.dataset.word = "code_" + f.mnemonic + "_" + code; o.dataset.english = words;
+        o.dataset.prefix = code + " – "; input.appendChild(o);
       }
     } else {
       input = document.createElement("input");
@@ -774,9 +838,18 @@ async function openSubject() {
     row.append(label, input, problem);
     box.appendChild(row);
   }
+  wordSubjectForm();
   $("subject-lookup").hidden = !form.lookup;
   $("subject-error").textContent = "";
+  subjectShown = null;
   $("subject").showModal();
+}
+
+// Labels and code words of the form in the page's language (the station's English otherwise).
+function wordSubjectForm() {
+  for (const el of $("subject-form").querySelectorAll("[data-word]")) {
+    el.textContent = (el.dataset.prefix || "") + word(el.dataset.word, el.dataset.english) + (el.dataset.suffix || "");
+  }
 }
 
 function subjectValues() {
@@ -785,24 +858,29 @@ function subjectValues() {
   return values;
 }
 
-function showSubjectProblems(problems) {
+function showSubjectProblems(problems, words) {
+  subjectShown = { problems, words };
   for (const el of $("subject-form").elements) {
     if (!el.name) continue;
-    const text = problems[el.name] || "";
+    const w = (words || {})[el.name];
+    const text = problems[el.name] ? (w ? word(w.code, problems[el.name], w.params) : problems[el.name]) : "";
     $("subject-" + el.name + "-problem").textContent = text;
     el.setAttribute("aria-invalid", text ? "true" : "false");
   }
 }
 
 async function checkSubject() {
-  try { showSubjectProblems((await api("/api/subject/check", { values: subjectValues() })).problems); }
+  try {
+    const checked = await api("/api/subject/check", { values: subjectValues() });
+    showSubjectProblems(checked.problems, checked.problem_words);
+  }
   catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
 }
 
 $("subject-save").onclick = async () => {
   try {
     const answer = await api("/api/subject", { values: subjectValues() });
-    showSubjectProblems(answer.problems);
+    showSubjectProblems(answer.problems, answer.problem_words);
     if (answer.saved) { $("subject").close(); say(t("saved")); say(t("saved"), false, "review-message"); renderSubjectSummary(); }
   } catch (e) { if (!(e instanceof SignedOut)) $("subject-error").textContent = e.message; }
 };
@@ -821,7 +899,8 @@ $("subject-edit").onclick = openSubject;
 async function renderSubjectSummary() {
   try {
     const form = await api("/api/subject");
-    const parts = form.fields.filter((f) => form.values[f.mnemonic]).map((f) => f.label + ": " + form.values[f.mnemonic]);
+    const parts = form.fields.filter((f) => form.values[f.mnemonic])
+      .map((f) => word("label_" + f.mnemonic, f.label) + ": " + form.values[f.mnemonic]);
     $("subject-text").textContent = parts.length ? parts.join("; ") : t("no_subject");
   } catch (e) { /* shown by the next action */ }
 }
@@ -831,8 +910,9 @@ async function renderSubjectSummary() {
 let numberTimer = null;
 let numberChecked = "";
 function showNumberCheck(check) {
-  $("number-problems").textContent = check.problems.join(" ");
-  $("number-warnings").textContent = check.warnings.join(" ");
+  numberShown = check;
+  $("number-problems").textContent = worded(check.problems, check.problem_words).join(" ");
+  $("number-warnings").textContent = worded(check.warnings, check.warning_words).join(" ");
   $("start").disabled = !check.ok;
   $("start").textContent = t(check.warnings.length ? "start_anyway" : "start");
 }
