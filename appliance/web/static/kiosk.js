@@ -985,6 +985,10 @@ document.addEventListener("focusin", (ev) => {
   const el = ev.target;
   if (el instanceof HTMLInputElement && ["text", "password", ""].includes(el.type) && !el.readOnly) keyboardFor(el);
 });
+// typing on a real keyboard (or the field cut to its length) keeps the on-screen one in step
+document.addEventListener("input", (ev) => {
+  if (keyboard && ev.target === keyboardTarget) keyboard.setInput(ev.target.value);
+});
 $("keyboard").addEventListener("mousedown", (ev) => ev.preventDefault());  // keep the field focused
 $("keyboard-hide").onclick = hideKeyboard;
 for (const d of document.querySelectorAll("dialog")) d.addEventListener("close", () => { if (keyboardTarget && d.contains(keyboardTarget)) hideKeyboard(); });
