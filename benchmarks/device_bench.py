@@ -266,6 +266,17 @@ def transaction_bytes(db: Path) -> int:
         conn.close()
 
 
+def live_bytes(db: Path) -> int:
+    """Bytes of the database's pages in use (its size less the free pages SQLite will reuse)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        pages, free, size = (conn.execute(f"PRAGMA {p}").fetchone()[0]
+                             for p in ("page_count", "freelist_count", "page_size"))
+        return (pages - free) * size
+    finally:
+        conn.close()
+
+
 def held_bytes(db: Path) -> dict[str, int]:
     """Sealed bytes the store holds, by kind: what a delivered, not yet purged booking costs."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -406,9 +417,11 @@ def main() -> int:
         wchar = (after["wchar"] - before["wchar"]) / args.bookings
         stored = sum(p.stat().st_size for p in db.parent.glob("station.db*"))
         per_tx = transaction_bytes(db) / args.bookings
+        live = live_bytes(db)
         print(f"store on disk after the bookings: {stored / 1e6:.2f} MB "
               f"({stored / args.bookings / 1e6:.2f} MB per booking, counting the empty store "
-              f"and the WAL; the transaction {per_tx / 1e6:.2f} MB)")
+              f"and the WAL; the transaction {per_tx / 1e6:.2f} MB); pages in use "
+              f"{live / 1e6:.2f} MB, the rest free pages the next drafts reuse")
         held = held_bytes(db)
         print(f"held in the store per delivered booking (sealed blobs; store.keep_lossless_prints"
               f" {'on' if args.keep_lossless else 'off'}): "
