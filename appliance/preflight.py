@@ -26,6 +26,7 @@ from appliance.sync.config import MqttSection
 from appliance.sync.signing import load_public_key
 from appliance.sync.tls import station_context
 from appliance.system.secrets import read_secret
+from appliance.web.config import is_loopback
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +35,6 @@ class Preflight:
 
     errors: list[ConfigProblem]
     warnings: list[ConfigProblem]
-
-
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def preflight(config: StationConfig) -> Preflight:
@@ -69,14 +67,11 @@ def preflight(config: StationConfig) -> Preflight:
         if not _resolves(technician_tls.host):
             errors.append(ConfigProblem(path="web.technician_tls.host", message=(
                 f"{technician_tls.host!r} does not resolve to an address")))
-    if not _resolves(config.web.host):
-        errors.append(ConfigProblem(path="web.host",
-                                    message=f"{config.web.host!r} does not resolve to an address"))
-    elif config.web.host not in LOOPBACK and technician_tls is None:
-        warnings.append(ConfigProblem(path="web.host", message=(
-            f"{config.web.host!r} serves the kiosk and the technician page over plain HTTP "
-            "beyond this machine: sign-ins and session cookies cross the LAN readable; keep "
-            "web.host on 127.0.0.1 and set [web.technician_tls] for the LAN")))
+        elif not is_loopback(technician_tls.host):
+            warnings.append(ConfigProblem(path="web.technician_tls.host", message=(
+                f"the technician page answers beyond this machine, over HTTPS on "
+                f"{technician_tls.host}:{technician_tls.port}; let the firewall admit only the "
+                "technicians' network (web.host, the kiosk, stays on loopback)")))
     if not _resolves(mqtt.host):
         warnings.append(ConfigProblem(
             path="mqtt.host", message=f"{mqtt.host!r} does not resolve now; the station starts "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from appliance.strict import Strict
 
@@ -30,7 +31,10 @@ class TechnicianTls(Strict):
 class WebSection(Strict):
     """The kiosk and admin pages."""
 
-    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    host: str = Field(
+        "127.0.0.1", description="Address the kiosk (and the plain-HTTP technician page) listens "
+        "on: loopback only (127.0.0.1, ::1 or localhost); the LAN reaches the technician page "
+        "over HTTPS through [web.technician_tls].")
     port: int = Field(8080, ge=0, le=65535, description="Port of the kiosk and admin pages.")
     server_names: tuple[str, ...] = Field(
         (),
@@ -52,8 +56,28 @@ class WebSection(Strict):
         description="Credential holding the kiosk officers' 'officer_id:argon2id-hash' lines "
         "(their PINs).",
     )
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        if not is_loopback(host):
+            raise ValueError(
+                f"{host!r} would serve the kiosk and its sign-in over plain HTTP beyond this "
+                "machine; keep web.host on 127.0.0.1 (binding beyond it is for the technician "
+                "page's HTTPS listener, [web.technician_tls])")
+        return host
+
     kiosk_idle_lock_s: float = Field(
         300.0, ge=15, le=3600,
         description="Seconds without a touch before the kiosk locks (the booking in progress is "
         "kept; the officer signs in again).",
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only: localhost or a loopback address."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -184,13 +184,34 @@ def test_installed_examples_keep_the_kiosk_on_loopback_and_the_technician_on_htt
     assert not policy.host_allowed("rebind.attacker.example:8443")
 
 
-def test_plain_http_beyond_loopback_is_warned_about(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "kiosk.example"])
+def test_the_kiosk_cannot_listen_beyond_loopback(host: str) -> None:
+    with pytest.raises(ValueError, match="plain HTTP beyond this machine"):
+        StationConfig.model_validate({"web": {"host": host}})
+    for own in ("127.0.0.1", "::1", "localhost", "127.0.1.1"):
+        assert StationConfig.model_validate({"web": {"host": own}}).web.host == own
+
+
+def test_the_technicians_https_beyond_loopback_is_warned_about(tmp_path: Path) -> None:
     config = tmp_path / "lan.toml"
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
     config.write_text(f'[station]\ndata_dir = "{data}"\n[web]\nhost = "0.0.0.0"\n')
+    refused = run_cli("check-config", str(config))
+    assert refused.returncode != 0 and "plain HTTP beyond this machine" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    cert, key = tmp_path / "admin.crt", tmp_path / "admin.key"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                           "/CN=station", "-keyout", str(key), "-out", str(cert)],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    tls = f'[web.technician_tls]\nport = 0\ncertificate = "{cert}"\nkey_file = "{key}"\n'
+    config.write_text(f'[station]\ndata_dir = "{data}"\n' + tls + 'host = "0.0.0.0"\n')
+    result = run_cli("check-config", str(config))  # (no store key here: the machine's errors)
+    assert "plain HTTP" not in result.stderr, result.stderr
+    assert "warning: web.technician_tls.host: the technician page answers beyond this " \
+        "machine, over HTTPS on 0.0.0.0:0" in result.stderr
+    config.write_text(f'[station]\ndata_dir = "{data}"\n' + tls + 'host = "127.0.0.1"\n')
     result = run_cli("check-config", str(config))
-    assert "warning: web.host: '0.0.0.0' serves the kiosk and the technician page over " \
-        "plain HTTP" in result.stderr
-    config.write_text(f'[station]\ndata_dir = "{data}"\n[web]\nhost = "127.0.0.1"\n')
-    assert "warning: web.host" not in run_cli("check-config", str(config)).stderr
+    assert "web.technician_tls" not in result.stderr, result.stderr
