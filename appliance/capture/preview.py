@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -56,6 +57,8 @@ class PreviewFrame:
     #: fills the bar (0 for a flat step)
     rolled_mm: float = 0.0
     roll_target_mm: float = 0.0
+    #: when the station had the frame from the scanner (Unix time): the page's latency anchor
+    captured_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class PreviewLoop:
                               rolled=step.mode is CaptureMode.ROLLED)
         auto = AutoCapture(self.auto_frames)
         async for frame in booking.frames(step.mode, self.fps):
+            captured_at = time.time()
             verdict = checker.check(frame.image, frame.ppi)
             decision = auto.feed(verdict)
             data = await asyncio.to_thread(jpeg, frame.image, PREVIEW_SIDE)
@@ -146,7 +150,8 @@ class PreviewLoop:
                                aspect=frame.image.shape[0] / frame.image.shape[1],
                                rolled_mm=verdict.measures.get("rolled_mm", 0.0),
                                roll_target_mm=(checker.limits.roll_width_mm
-                                               if checker.rolled else 0.0))
+                                               if checker.rolled else 0.0),
+                               captured_at=captured_at)
             if self._capture_due or booking.current_step is not step or booking.pending is not None:
                 return
 

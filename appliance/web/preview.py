@@ -84,7 +84,8 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
                                         "message_code": message.message_code,
                                         "boxes": message.boxes, "aspect": message.aspect,
                                         "rolled_mm": round(message.rolled_mm, 1),
-                                        "roll_target_mm": message.roll_target_mm})
+                                        "roll_target_mm": message.roll_target_mm,
+                                        "captured_at": message.captured_at})
                 elif isinstance(message, PreviewIdle):
                     await ws.send_json({"type": "idle"})
                 elif isinstance(message, PreviewFault):

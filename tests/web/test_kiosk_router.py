@@ -90,7 +90,7 @@ async def test_the_preview_websocket_carries_frames_then_verdicts(booking_factor
             verdict = json.loads(await ws.recv())
             assert verdict.keys() == {"type", "ok", "reasons", "message", "steady", "needed",
                                       "codes", "message_code", "boxes", "aspect",
-                                      "rolled_mm", "roll_target_mm"}
+                                      "rolled_mm", "roll_target_mm", "captured_at"}
             assert verdict["type"] == "live" and len(verdict["codes"]) == len(verdict["reasons"])
             assert verdict["aspect"] > 0 and all(
                 len(box) == 4 and 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1
