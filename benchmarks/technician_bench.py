@@ -14,6 +14,13 @@ over real sockets, side by side in the same run:
   the guessers' own CPU counts against the booking too, which an attacker on the LAN's would
   not.
 
+* the technician page's poll (what ``admin.js`` asks every 5 s: scanner, health, outbox,
+  history, the audit chain's check and the audit page) as the station's CPU per poll: a
+  signed-in technician in another process polls ``--polls`` times back to back; the station's
+  process CPU over that time, less its own idle CPU over as long a time just after (telemetry,
+  health samples, the scanner's owner thread), divided by the polls. The idle CPU per second
+  is printed beside it.
+
 The load average is printed before and after: on a shared machine the absolute times say
 little, the ratios more.
 """
@@ -78,6 +85,46 @@ async def one_booking(station: Station, number: str) -> float:
     return time.perf_counter() - started
 
 
+#: What the technician page asks at every refresh (admin.js ``load``), as a technician.
+POLL = ("/api/admin/scanner", "/api/admin/health", "/api/admin/outbox?limit=50",
+        "/api/admin/history?span=day", "/api/admin/audit/verify", "/api/admin/audit?limit=100")
+
+
+async def poller(base: str, polls: int) -> int:
+    """A signed-in technician polling the page's routes; prints when it starts and stops."""
+    async with client(base, "127.0.0.1") as tech:
+        answer = await tech.post("/api/admin/login", json={"user": "known0", "password": "right"})
+        assert answer.status_code == 200, answer.text
+        for path in POLL:  # one refresh to warm the routes
+            assert (await tech.get(path)).status_code == 200, path
+        print("polling", flush=True)
+        sys.stdin.readline()
+        for _ in range(polls):
+            for path in POLL:
+                assert (await tech.get(path)).status_code == 200, path
+        print("done", flush=True)
+    return 0
+
+
+async def poll_cost(base: str, polls: int) -> tuple[float, float, float]:
+    """Station CPU per poll (less idle CPU over as long), idle CPU per second, wall seconds."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--poller", base, "--polls", str(polls),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    assert (await proc.stdout.readline()).strip() == b"polling"
+    cpu, wall = time.process_time(), time.perf_counter()
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    assert (await proc.stdout.readline()).strip() == b"done"
+    busy_cpu, busy_wall = time.process_time() - cpu, time.perf_counter() - wall
+    await proc.wait()
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.sleep(busy_wall)  # the station alone for as long
+    idle_per_s = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    return (busy_cpu - idle_per_s * busy_wall) / polls, idle_per_s, busy_wall
+
+
 async def guess_until(base: str, worker: int, done: asyncio.Event, counts: list[int]) -> None:
     round_ = 0
     while not done.is_set():
@@ -123,6 +170,10 @@ async def run(args: argparse.Namespace) -> int:
                       f"{statistics.median(unknown):.3f} s over {len(unknown)}")
                 ratio = statistics.median(unknown) / statistics.median(known)
                 print(f"unknown / known: {ratio:.2f} (1.00 = indistinguishable)")
+                per_poll, idle, wall = await poll_cost(base, args.polls)
+                print(f"technician page poll ({len(POLL)} requests, as admin.js refreshes): "
+                      f"{per_poll * 1000:.1f} ms of station CPU per poll over {args.polls} polls "
+                      f"in {wall:.1f} s, idle CPU subtracted ({idle * 1000:.1f} ms per second)")
                 alone = [await one_booking(station, f"BK-ALONE-{n}") for n in range(args.bookings)]
                 # the guessers run in their own process, as an attacker's would
                 crowd = await asyncio.create_subprocess_exec(
@@ -167,10 +218,14 @@ async def crowd(base: str, guessers: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crowd", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--poller", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--polls", type=int, default=40, help="technician page refreshes")
     parser.add_argument("--rounds", type=int, default=8, help="names of each kind (x2 tries)")
     parser.add_argument("--bookings", type=int, default=2, help="bookings in each condition")
     parser.add_argument("--guessers", type=int, default=8, help="parallel password guessers")
     args = parser.parse_args()
+    if args.poller:
+        return asyncio.run(poller(args.poller, args.polls))
     if args.crowd:
         try:
             return asyncio.run(crowd(args.crowd, args.guessers))

@@ -92,9 +92,13 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection for the web pages and CLI reports."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+def connect_readonly(path: Path, *, shared: bool = False) -> sqlite3.Connection:
+    """A read-only connection for the web pages and CLI reports.
+
+    ``shared``: usable from a thread other than its opener's (the caller serialises its use).
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30,
+                           check_same_thread=not shared)
     conn.execute("PRAGMA query_only=ON")
     return conn
 

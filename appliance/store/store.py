@@ -34,7 +34,6 @@ from appliance.store.crypto import BlobCipher, associated_data
 from appliance.store.database import (
     NEAR_FULL_BYTES,
     check_integrity,
-    connect_readonly,
     disk_full_error,
     free_bytes,
     fsync_dir,
@@ -53,6 +52,7 @@ from appliance.store.database import (
 from appliance.store.errors import DiskFull, StoreCorrupt, is_corruption
 from appliance.store.lock import StoreLock
 from appliance.store.outbox import OutboxItem, OutboxState
+from appliance.store.readers import Readers
 from appliance.store.retention import MetadataPurge, RetentionReport, purge_expired, reclaim_space
 from appliance.store.rotation import RotationProgress, RotationReport
 from appliance.store.writer import WriterThread
@@ -132,6 +132,7 @@ class Store:
         self.damage: str | None = None
         self._last_full_check: float | None = None
         self._writer = WriterThread(path, self._prepare)
+        self._readers = Readers(path)
         self._lock = StoreLock(path)
         # PNG bytes of accepted prints, encoded once for the draft and reused by the commit
         self._lossless: OrderedDict[str, bytes] = OrderedDict()
@@ -250,6 +251,7 @@ class Store:
 
     def close(self) -> None:
         """Stop the writer after the queued writes; stamp a clean stop; let go of the store."""
+        self._readers.close()
         self._writer.stop()
         if not self._writer.alive:
             stop_stamp(self.path)
@@ -265,12 +267,8 @@ class Store:
         return await self._writer.run(fn)
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read on a fresh read-only connection (call from a worker thread)."""
-        conn = connect_readonly(self.path)
-        try:
-            return fn(conn)
-        finally:
-            conn.close()
+        """Run a read on this thread's read-only connection (call from a worker thread)."""
+        return self._readers.run(fn)
 
     def lossless(self, impression: Impression) -> bytes:
         """The PNG of an impression's image, encoded once.
