@@ -14,12 +14,13 @@ over real sockets, side by side in the same run:
   the guessers' own CPU counts against the booking too, which an attacker on the LAN's would
   not.
 
-* the technician page's poll (what ``admin.js`` asks every 5 s: scanner, health, outbox,
-  history, the audit chain's check and the audit page) as the station's CPU per poll: a
-  signed-in technician in another process polls ``--polls`` times back to back; the station's
-  process CPU over that time, less its own idle CPU over as long a time just after (telemetry,
-  health samples, the scanner's owner thread), divided by the polls. The idle CPU per second
-  is printed beside it.
+* the technician page's poll as the station's CPU per 5 s refresh, before (six routes: scanner,
+  health, outbox, history, the chain's check, the audit page; a new read connection per read,
+  put back for the run) and now (one ``/api/admin/refresh``, kept read connections, the
+  history every twelfth refresh): a signed-in technician in another process polls ``--polls``
+  times back to back; the station's process CPU over that time, less its own idle CPU over as
+  long a time just after (telemetry, health samples, the scanner's owner thread), divided by
+  the polls.
 
 The load average is printed before and after: on a shared machine the absolute times say
 little, the ratios more.
@@ -85,31 +86,49 @@ async def one_booking(station: Station, number: str) -> float:
     return time.perf_counter() - started
 
 
-#: What the technician page asks at every refresh (admin.js ``load``), as a technician.
-POLL = ("/api/admin/scanner", "/api/admin/health", "/api/admin/outbox?limit=50",
-        "/api/admin/history?span=day", "/api/admin/audit/verify", "/api/admin/audit?limit=100")
+#: What the technician page asked at every refresh before #26 (admin.js ``load``)...
+POLL_BEFORE = ("/api/admin/scanner", "/api/admin/health", "/api/admin/outbox?limit=50",
+               "/api/admin/history?span=day", "/api/admin/audit/verify",
+               "/api/admin/audit?limit=100")
+#: ...and now: one refresh every 5 s, the charts' history every twelfth (a minute).
+POLL_NOW = ("/api/admin/refresh?limit=100&outbox_limit=50",)
+HISTORY = ("/api/admin/history?span=day",)
 
 
-async def poller(base: str, polls: int) -> int:
-    """A signed-in technician polling the page's routes; prints when it starts and stops."""
+async def poller(base: str, polls: int, paths: list[str]) -> int:
+    """A signed-in technician polling ``paths``; prints when it starts and stops."""
     async with client(base, "127.0.0.1") as tech:
         answer = await tech.post("/api/admin/login", json={"user": "known0", "password": "right"})
         assert answer.status_code == 200, answer.text
-        for path in POLL:  # one refresh to warm the routes
+        for path in paths:  # one refresh to warm the routes
             assert (await tech.get(path)).status_code == 200, path
         print("polling", flush=True)
         sys.stdin.readline()
         for _ in range(polls):
-            for path in POLL:
+            for path in paths:
                 assert (await tech.get(path)).status_code == 200, path
         print("done", flush=True)
     return 0
 
 
-async def poll_cost(base: str, polls: int) -> tuple[float, float, float]:
+def fresh_read(station: Station):  # noqa: ANN201 - the store's read, as it was before #26
+    """A read on a connection opened for it and closed after, as every read was before."""
+    from appliance.store.database import connect_readonly
+
+    def read(fn):  # noqa: ANN001, ANN202
+        conn = connect_readonly(station.store.path)
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    return read
+
+
+async def poll_cost(base: str, polls: int, paths: tuple[str, ...]) -> tuple[float, float, float]:
     """Station CPU per poll (less idle CPU over as long), idle CPU per second, wall seconds."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--poller", base, "--polls", str(polls),
+        sys.executable, __file__, "--poller", base, "--polls", str(polls), *paths,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stdin is not None
     assert (await proc.stdout.readline()).strip() == b"polling"
@@ -170,10 +189,21 @@ async def run(args: argparse.Namespace) -> int:
                       f"{statistics.median(unknown):.3f} s over {len(unknown)}")
                 ratio = statistics.median(unknown) / statistics.median(known)
                 print(f"unknown / known: {ratio:.2f} (1.00 = indistinguishable)")
-                per_poll, idle, wall = await poll_cost(base, args.polls)
-                print(f"technician page poll ({len(POLL)} requests, as admin.js refreshes): "
-                      f"{per_poll * 1000:.1f} ms of station CPU per poll over {args.polls} polls "
-                      f"in {wall:.1f} s, idle CPU subtracted ({idle * 1000:.1f} ms per second)")
+                kept = station.store.read
+                costs: dict[str, list[float]] = {"before": [], "now": [], "history": []}
+                for _ in range(2):
+                    station.store.read = fresh_read(station)  # type: ignore[method-assign]
+                    costs["before"].append((await poll_cost(base, args.polls, POLL_BEFORE))[0])
+                    station.store.read = kept  # type: ignore[method-assign]
+                    costs["now"].append((await poll_cost(base, args.polls, POLL_NOW))[0])
+                    costs["history"].append((await poll_cost(base, args.polls, HISTORY))[0])
+                before = statistics.median(costs["before"])
+                now = statistics.median(costs["now"]) + statistics.median(costs["history"]) / 12
+                print(f"technician page poll, station CPU per 5 s refresh (medians of 2 runs of "
+                      f"{args.polls} polls, idle CPU subtracted): before (six routes, a new read "
+                      f"connection per read) {before * 1000:.1f} ms; now (one refresh route, kept "
+                      f"read connections, the history every twelfth) {now * 1000:.1f} ms; "
+                      f"ratio {now / before:.2f}")
                 alone = [await one_booking(station, f"BK-ALONE-{n}") for n in range(args.bookings)]
                 # the guessers run in their own process, as an attacker's would
                 crowd = await asyncio.create_subprocess_exec(
@@ -219,13 +249,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crowd", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--poller", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--polls", type=int, default=40, help="technician page refreshes")
+    parser.add_argument("--polls", type=int, default=100, help="technician page refreshes")
+    parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=8, help="names of each kind (x2 tries)")
     parser.add_argument("--bookings", type=int, default=2, help="bookings in each condition")
     parser.add_argument("--guessers", type=int, default=8, help="parallel password guessers")
     args = parser.parse_args()
     if args.poller:
-        return asyncio.run(poller(args.poller, args.polls))
+        return asyncio.run(poller(args.poller, args.polls, args.paths))
     if args.crowd:
         try:
             return asyncio.run(crowd(args.crowd, args.guessers))

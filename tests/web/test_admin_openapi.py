@@ -39,7 +39,8 @@ from tests.web.conftest import officer_credentials
 
 HOST = "testserver"  # the host schemathesis's ASGI client sends
 ORIGIN = f"http://{HOST}"
-READER_PATHS = ("/api/admin/audit", "/api/admin/session", "/api/admin/logout")
+READER_PATHS = ("/api/admin/audit", "/api/admin/session", "/api/admin/logout",
+                "/api/admin/refresh")
 EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -118,12 +118,38 @@ async def test_the_auditor_reads_the_audit_log_and_nothing_else(booking_factory,
     assert session["role"] == "auditor"
     for path in ("/api/admin/audit", "/api/admin/audit/verify", "/api/admin/audit/export"):
         assert (await client.get(path)).status_code == 200, path
+    # the page's refresh gives the auditor the chain and the audit page, nothing of a technician's
+    refreshed = (await client.get("/api/admin/refresh")).json()
+    assert set(refreshed) == {"verify", "audit"} and refreshed["verify"]["ok"] is True
     for method, path in admin_routes(client._transport.app):  # type: ignore[attr-defined]
-        if path.startswith("/api/admin/audit") or path in ("/api/admin/session", "/admin") \
+        if path.startswith("/api/admin/audit") or path in ("/api/admin/session", "/admin",
+                                                           "/api/admin/refresh") \
                 or (method, path) in PUBLIC or path == "/api/admin/logout":
             continue
         answer = await client.request(method, path, headers=csrf, json={"per_s": 1})
         assert answer.status_code == 403, (method, path)
+
+
+async def test_one_refresh_answers_what_the_page_asked_of_five_routes(booking_factory,
+                                                                       client_for, creds) -> None:
+    booking = await booking_factory()
+    await a_finished_booking(booking, "BK-REFRESH-1", Subject())
+    client = client_for(services_for(booking))
+    await sign_in(client, "tech", creds[1])
+    refreshed = (await client.get("/api/admin/refresh", params={
+        "limit": 100, "outbox_limit": 50, "action": "booking_committed"})).json()
+    assert set(refreshed) == {"verify", "audit", "scanner", "health", "outbox"}, refreshed
+    assert refreshed["audit"] == (await client.get("/api/admin/audit", params={
+        "limit": 100, "action": "booking_committed"})).json()
+    assert [e["action"] for e in refreshed["audit"]] == ["booking_committed"]
+    assert refreshed["outbox"] == (await client.get("/api/admin/outbox?limit=50")).json()
+    scanner = await client.get("/api/admin/scanner")  # no scanner tools here: 503, and null
+    assert refreshed["scanner"] == (scanner.json() if scanner.status_code == 200 else None)
+    health = (await client.get("/api/admin/health")).json()
+    assert refreshed["health"]["overall"] == health["overall"]
+    assert refreshed["verify"]["ok"] and refreshed["verify"]["verified_to"] >= 1
+    bad = await client.get("/api/admin/refresh", params={"actor": "no spaces allowed"})
+    assert bad.status_code == 422
 
 
 async def test_an_older_pbkdf2_line_is_rehashed_at_sign_in(booking_factory, client_for,

@@ -68,7 +68,10 @@ function auditQuery() {
 
 async function loadAudit() {
   const q = auditQuery(); q.set("limit", "100");
-  const rows = await (await call("/api/admin/audit?" + q)).json();
+  showAudit(await (await call("/api/admin/audit?" + q)).json());
+}
+
+function showAudit(rows) {
   const tb = $("audit").querySelector("tbody"); tb.replaceChildren();
   for (const r of rows) {
     const tr = document.createElement("tr");
@@ -78,7 +81,10 @@ async function loadAudit() {
 }
 
 async function verify(whole) {
-  const v = await (await call("/api/admin/audit/verify" + (whole ? "?whole=true" : ""))).json();
+  showChain(await (await call("/api/admin/audit/verify" + (whole ? "?whole=true" : ""))).json());
+}
+
+function showChain(v) {
   $("chain").textContent = v.ok
     ? "Chain verifies up to entry " + v.verified_to + " (" + v.checked + " checked this time)."
     : "CHAIN BROKEN at entry " + v.first_bad + ": " + v.problem;
@@ -108,17 +114,15 @@ async function scannerTool(path, body, what) {
   } catch (err) { $("scanner-result").textContent = err.message; }
 }
 
-async function loadTechnician() {
-  await loadScanner();
-  const h = await (await call("/api/admin/health")).json();
-  fillHealth(h.items || []);
-  fillPairs("link", h.link);
-  const o = await (await call("/api/admin/outbox?limit=50")).json();
+function showTechnician(r) {
+  if (r.scanner) fillPairs("scanner-counters", r.scanner);
+  fillHealth(r.health.items || []);
+  fillPairs("link", r.health.link);
   const tb = $("outbox").querySelector("tbody"); tb.replaceChildren();
-  for (const r of o.rows) {
+  for (const o of (r.outbox ? r.outbox.rows : [])) {
     const tr = document.createElement("tr");
-    [r.booking, r.size + " B", r.state, r.attempts, Math.round(r.age_s) + " s",
-      r.state === "queued" ? Math.round(r.next_attempt_in_s) + " s" : "—"].forEach((v) => cell(tr, String(v)));
+    [o.booking, o.size + " B", o.state, o.attempts, Math.round(o.age_s) + " s",
+      o.state === "queued" ? Math.round(o.next_attempt_in_s) + " s" : "—"].forEach((v) => cell(tr, String(v)));
     tb.appendChild(tr);
   }
 }
@@ -158,14 +162,19 @@ async function loadConfig() {
     "; a change that leaves the station unhealthy is rolled back after " + c.rollback_after_s + " s.";
 }
 
-async function load() {
+// One request refreshes the page (chain, audit page, and for a technician the scanner, health
+// and outbox); the charts follow every twelfth refresh, a minute, or when asked.
+let refreshes = 0;
+async function load(charts = true) {
   try {
-    if (session.role === "technician") {
-      await loadTechnician();
-      await window.loadHistory(call, span);
+    const q = auditQuery(); q.set("limit", "100"); q.set("outbox_limit", "50");
+    const r = await (await call("/api/admin/refresh?" + q)).json();
+    if (r.health) {
+      showTechnician(r);
+      if (charts) await window.loadHistory(call, span);
     }
-    await verify(false);
-    await loadAudit();
+    showChain(r.verify);
+    showAudit(r.audit);
     showError("");
   } catch (err) {
     if (err.message !== "signed out") showError("Could not refresh: " + err.message);
@@ -242,6 +251,6 @@ async function start() {
   };
   await load();
   if (session.role === "technician") await loadConfig().catch((err) => showError(err.message));
-  setInterval(load, 5000);
+  setInterval(() => load(++refreshes % 12 === 0), 5000);
 }
 start();
