@@ -28,17 +28,12 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the demo's broker and credentials, from the checkout
+from benchstation import bench_station
 
-from appliance.app import Station  # noqa: E402
-from appliance.config import StationConfig  # noqa: E402
-from demo.broker import demo_broker  # noqa: E402
-from demo.run import MQTT_PASSWORD_CREDENTIAL, prepare_officer, prepare_state  # noqa: E402
+from appliance.app import Station
+from demo.run import prepare_officer
 
 OFFICER, PIN = "bench", "246810"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -140,53 +135,32 @@ async def run(args: argparse.Namespace) -> int:
     from playwright.async_api import async_playwright
 
     print(f"before: {loadavg()}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp)
-        creds, _password = prepare_state(state)
-        prepare_officer(creds, OFFICER, PIN)
-        os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
-        users = {"bench-1": (creds / MQTT_PASSWORD_CREDENTIAL).read_text().strip()}
-        async with demo_broker(prefer="mosquitto", folder=state / "broker",
-                               users=users) as broker:
-            config = StationConfig.model_validate({
-                "station": {"station_id": "bench-1", "data_dir": str(state / "station")},
-                "scanner": {"type": "emulated", "seed": 3}, "store": {"min_free_mb": 1},
-                "mqtt": {"host": broker.host, "port": broker.port, "username": "bench-1",
-                         "password_credential": MQTT_PASSWORD_CREDENTIAL,
-                         "allow_unsigned_acks": True},
-                "web": {"port": 0}, "records": {"profile": "local-flats"},
-                "capture": {"sequence": "flats", "auto_capture": False},
-                "quality": {"min_nfiq2_plain": 0}})
-            station = Station(config)
-            await station.start()
-            try:
-                async with async_playwright() as pw:
-                    browser = await pw.chromium.launch(
-                        executable_path=CHROMIUM, headless=True,
-                        args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-                    context = await browser.new_context(viewport={"width": 1280, "height": 800},
-                                                        bypass_csp=True)
-                    await context.add_init_script(PROBE)
-                    page = await context.new_page()
-                    page.set_default_timeout(120_000)
-                    await page.goto(f"http://127.0.0.1:{station.web_port}/")
-                    await page.fill("#officer-id", OFFICER)
-                    await page.fill("#officer-pin", PIN)
-                    await page.click("#signin")
-                    await page.wait_for_selector("#start-panel:not([hidden])")
-                    await figures_of_the_preview(page, station, args.seconds)
-                    verdicts, reviews = [], []
-                    for n in range(args.bookings):
-                        waits, review = await take_booking(page, f"BK-BENCH-{n}")
-                        verdicts += waits
-                        reviews.append(review)
-                    print("Capture pressed to the verdict shown: "
-                          + spread([v * 1000 for v in verdicts]))
-                    print("last Accept to the review screen, thumbnails loaded: "
-                          + spread([r * 1000 for r in reviews]))
-                    await browser.close()
-            finally:
-                await station.stop()
+    async with bench_station(lambda creds: prepare_officer(creds, OFFICER, PIN),
+                             mqtt={"allow_unsigned_acks": True},
+                             capture={"auto_capture": False}) as station, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=["--no-sandbox", "--disable-gpu",
+                                                 "--no-first-run"])
+        context = await browser.new_context(viewport={"width": 1280, "height": 800},
+                                            bypass_csp=True)
+        await context.add_init_script(PROBE)
+        page = await context.new_page()
+        page.set_default_timeout(120_000)
+        await page.goto(f"http://127.0.0.1:{station.web_port}/")
+        await page.fill("#officer-id", OFFICER)
+        await page.fill("#officer-pin", PIN)
+        await page.click("#signin")
+        await page.wait_for_selector("#start-panel:not([hidden])")
+        await figures_of_the_preview(page, station, args.seconds)
+        verdicts, reviews = [], []
+        for n in range(args.bookings):
+            waits, review = await take_booking(page, f"BK-BENCH-{n}")
+            verdicts += waits
+            reviews.append(review)
+        print("Capture pressed to the verdict shown: " + spread([v * 1000 for v in verdicts]))
+        print("last Accept to the review screen, thumbnails loaded: "
+              + spread([r * 1000 for r in reviews]))
+        await browser.close()
     print(f"after: {loadavg()}", flush=True)
     return 0
 

@@ -34,20 +34,14 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from benchstation import bench_station
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the demo's broker and credentials, from the checkout
-
-from appliance.app import Station  # noqa: E402
-from appliance.config import StationConfig  # noqa: E402
-from appliance.web.auth import hash_password  # noqa: E402
-from demo.broker import demo_broker  # noqa: E402
-from demo.run import MQTT_PASSWORD_CREDENTIAL, prepare_state  # noqa: E402
+from appliance.app import Station
+from appliance.web.auth import hash_password
 
 
 def loadavg() -> str:
@@ -160,74 +154,58 @@ async def guess_until(base: str, worker: int, done: asyncio.Event, counts: list[
 
 async def run(args: argparse.Namespace) -> int:
     print(f"before: {loadavg()}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp)
-        creds, _password = prepare_state(state)
+
+    def technicians(creds: Path) -> None:
         with (creds / "booking-station-admin-users").open("a") as fh:
             for n in range(args.rounds):
                 fh.write(f"known{n}:{hash_password('right')}\n")
-        os.environ["CREDENTIALS_DIRECTORY"] = str(creds)
-        # the demo's broker: passwords and the ACL, the station logged in as itself
-        users = {"bench-1": (creds / MQTT_PASSWORD_CREDENTIAL).read_text().strip()}
-        async with demo_broker(prefer="mosquitto", folder=state / "broker",
-                               users=users) as broker:
-            config = StationConfig.model_validate({
-                "station": {"station_id": "bench-1", "data_dir": str(state / "station")},
-                "scanner": {"type": "emulated", "seed": 3}, "store": {"min_free_mb": 1},
-                "mqtt": {"host": broker.host, "port": broker.port, "username": "bench-1",
-                         "password_credential": MQTT_PASSWORD_CREDENTIAL},
-                "web": {"port": 0}, "records": {"profile": "local-flats"},
-                "capture": {"sequence": "flats"}, "quality": {"min_nfiq2_plain": 0}})
-            station = Station(config)
-            await station.start()
-            try:
-                base = f"http://127.0.0.1:{station.web_port}"
-                known, unknown = await sign_in_times(base, args.rounds)
-                print(f"sign-in, wrong password of a known name: median "
-                      f"{statistics.median(known):.3f} s over {len(known)}")
-                print(f"sign-in, unknown name:                   median "
-                      f"{statistics.median(unknown):.3f} s over {len(unknown)}")
-                ratio = statistics.median(unknown) / statistics.median(known)
-                print(f"unknown / known: {ratio:.2f} (1.00 = indistinguishable)")
-                kept = station.store.read
-                costs: dict[str, list[float]] = {"before": [], "now": [], "history": []}
-                for _ in range(2):
-                    station.store.read = fresh_read(station)  # type: ignore[method-assign]
-                    costs["before"].append((await poll_cost(base, args.polls, POLL_BEFORE))[0])
-                    station.store.read = kept  # type: ignore[method-assign]
-                    costs["now"].append((await poll_cost(base, args.polls, POLL_NOW))[0])
-                    costs["history"].append((await poll_cost(base, args.polls, HISTORY))[0])
-                before = statistics.median(costs["before"])
-                now = statistics.median(costs["now"]) + statistics.median(costs["history"]) / 12
-                print(f"technician page poll, station CPU per 5 s refresh (medians of 2 runs of "
-                      f"{args.polls} polls, idle CPU subtracted): before (six routes, a new read "
-                      f"connection per read) {before * 1000:.1f} ms; now (one refresh route, kept "
-                      f"read connections, the history every twelfth) {now * 1000:.1f} ms; "
-                      f"ratio {now / before:.2f}")
-                alone = [await one_booking(station, f"BK-ALONE-{n}") for n in range(args.bookings)]
-                # the guessers run in their own process, as an attacker's would
-                crowd = await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--crowd", base, "--guessers", str(args.guessers),
-                    stdout=asyncio.subprocess.PIPE)
-                assert crowd.stdout is not None
-                await crowd.stdout.readline()  # "guessing"
-                try:
-                    attacked = [await one_booking(station, f"BK-ATTACKED-{n}")
-                                for n in range(args.bookings)]
-                finally:
-                    crowd.send_signal(signal.SIGINT)
-                    tail = (await crowd.stdout.read()).decode().split()
-                    await crowd.wait()
-                counts = [int(tail[-1]) if tail and tail[-1].isdigit() else -1]
-                print(f"flats booking alone:            median {statistics.median(alone):.2f} s "
-                      f"over {len(alone)}")
-                print(f"flats booking, {args.guessers} guessers:      median "
-                      f"{statistics.median(attacked):.2f} s over {len(attacked)} "
-                      f"({counts[0]} guesses answered meanwhile)")
-                print(f"attacked / alone: "
-                      f"{statistics.median(attacked) / statistics.median(alone):.2f}")
-            finally:
-                await station.stop()
+
+    async with bench_station(technicians) as station:
+        base = f"http://127.0.0.1:{station.web_port}"
+        known, unknown = await sign_in_times(base, args.rounds)
+        print(f"sign-in, wrong password of a known name: median "
+              f"{statistics.median(known):.3f} s over {len(known)}")
+        print(f"sign-in, unknown name:                   median "
+              f"{statistics.median(unknown):.3f} s over {len(unknown)}")
+        ratio = statistics.median(unknown) / statistics.median(known)
+        print(f"unknown / known: {ratio:.2f} (1.00 = indistinguishable)")
+        kept = station.store.read
+        costs: dict[str, list[float]] = {"before": [], "now": [], "history": []}
+        for _ in range(2):
+            station.store.read = fresh_read(station)  # type: ignore[method-assign]
+            costs["before"].append((await poll_cost(base, args.polls, POLL_BEFORE))[0])
+            station.store.read = kept  # type: ignore[method-assign]
+            costs["now"].append((await poll_cost(base, args.polls, POLL_NOW))[0])
+            costs["history"].append((await poll_cost(base, args.polls, HISTORY))[0])
+        before = statistics.median(costs["before"])
+        now = statistics.median(costs["now"]) + statistics.median(costs["history"]) / 12
+        print(f"technician page poll, station CPU per 5 s refresh (medians of 2 runs of "
+              f"{args.polls} polls, idle CPU subtracted): before (six routes, a new read "
+              f"connection per read) {before * 1000:.1f} ms; now (one refresh route, kept "
+              f"read connections, the history every twelfth) {now * 1000:.1f} ms; "
+              f"ratio {now / before:.2f}")
+        alone = [await one_booking(station, f"BK-ALONE-{n}") for n in range(args.bookings)]
+        # the guessers run in their own process, as an attacker's would
+        crowd = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--crowd", base, "--guessers", str(args.guessers),
+            stdout=asyncio.subprocess.PIPE)
+        assert crowd.stdout is not None
+        await crowd.stdout.readline()  # "guessing"
+        try:
+            attacked = [await one_booking(station, f"BK-ATTACKED-{n}")
+                        for n in range(args.bookings)]
+        finally:
+            crowd.send_signal(signal.SIGINT)
+            tail = (await crowd.stdout.read()).decode().split()
+            await crowd.wait()
+        counts = [int(tail[-1]) if tail and tail[-1].isdigit() else -1]
+        print(f"flats booking alone:            median {statistics.median(alone):.2f} s "
+              f"over {len(alone)}")
+        print(f"flats booking, {args.guessers} guessers:      median "
+              f"{statistics.median(attacked):.2f} s over {len(attacked)} "
+              f"({counts[0]} guesses answered meanwhile)")
+        print(f"attacked / alone: "
+              f"{statistics.median(attacked) / statistics.median(alone):.2f}")
     print(f"after: {loadavg()}", flush=True)
     return 0
 
