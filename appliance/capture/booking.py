@@ -412,8 +412,9 @@ class BookingService:
             self.state = SessionState.CAPTURING if self.current_step else SessionState.READY
             await self._guide()
             taken = {i.position for i in self.booking.impressions}
-            return [f"The {slap.label} slap was accepted with this finger on it: take the slap "
-                    "again." for slap, fingers in SLAP_FINGERS.items()
+            return [Phrase(f"The {slap.label} slap was accepted with this finger on it: take "
+                           "the slap again.", "retake_slap", position=int(slap))
+                    for slap, fingers in SLAP_FINGERS.items()
                     if annotation is not None and position in fingers and slap in taken]
 
     async def review_checks(self) -> ReviewChecks | None:

@@ -260,7 +260,8 @@ def router(services: Services, desk: OfficerDesk) -> APIRouter:
     async def annotate(body: Annotate, _s: Session = officer) -> dict[str, Any]:
         """Mark or clear XX / UP; warns when an accepted slap shows the finger."""
         warnings = await booking().annotate(Position(body.position), body.annotation)
-        return {"ok": True, "warnings": warnings}
+        return {"ok": True, "warnings": warnings,
+                "warning_words": [wording(w) for w in warnings]}
 
     @api.post("/api/redo")
     async def redo(body: Redo, _s: Session = officer) -> dict[str, bool]:

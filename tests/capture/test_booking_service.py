@@ -10,6 +10,7 @@ import pytest
 from appliance.capture.booking import SessionState
 from appliance.domain import Annotation, Position
 from appliance.errors import CaptureError, ScannerUnavailable
+from appliance.phrase import wording
 from appliance.records.transaction import read_transaction
 from appliance.store.drafts import DraftStore
 from tests.conftest import until
@@ -174,6 +175,8 @@ async def test_a_finger_marked_inside_a_slap(booking_factory) -> None:
     await service.accept()  # the right four-finger slap, all four fingers on it
     warnings = await service.annotate(Position.RIGHT_RING, Annotation.AMPUTATED)
     assert warnings and "right four" in warnings[0]  # the accepted slap shows the finger
+    assert wording(warnings[0]) == {"code": "retake_slap",
+                                    "params": {"position": int(Position.PLAIN_RIGHT_FOUR)}}
     assert await service.annotate(Position.LEFT_INDEX, Annotation.UNABLE_TO_PRINT) == []
     for finger in (Position.LEFT_MIDDLE, Position.LEFT_RING, Position.LEFT_LITTLE):
         await service.annotate(finger, Annotation.UNABLE_TO_PRINT)

@@ -196,6 +196,7 @@ const WORDS = {
     subject_missing: "Datos de la persona: rellene {fields} antes de enviar.",
     disk_full: "Disco lleno: no se admiten reseñas nuevas; lo ya guardado está a salvo y el envío a la central sigue. Avise a un técnico.",
     scanner_unavailable: "Problema con el escáner: compruebe que está conectado y vuelva a intentarlo.",
+    retake_slap: "La {position} se aceptó con este dedo: tómela de nuevo.",
   },
 };
 function word(code, english, params = {}) {
@@ -634,7 +635,7 @@ function ensurePreview() {
         $("live").textContent = ""; $("live").className = "";
         showCountdown(0, 0); showBoxes([], 1, true); showRoll(0, 0);
       } else if (msg.type === "fault") {
-        say(t("scanner_problem", { message: msg.message }), true);
+        say(word("scanner_unavailable", t("scanner_problem", { message: msg.message })), true);
         $("live").textContent = "";
       }
       return;
@@ -756,7 +757,7 @@ async function markFinger(position, mark) {
   if (await ask(t("ask_mark", { finger: name, words: t("words_" + mark) }), { okLabel: t("mark_it"), backLabel: t("back") }) === null) return;
   const answer = await act("/api/annotate", { position, annotation: mark }, t("marked", { finger: capitalised(name), mark }));
   if (!answer) return;
-  if (answer.warnings && answer.warnings.length) say(t("marked", { finger: capitalised(name), mark }) + " " + answer.warnings.join(" "), true);
+  if (answer.warnings && answer.warnings.length) say(t("marked", { finger: capitalised(name), mark }) + " " + worded(answer.warnings, answer.warning_words).join(" "), true);
   undoMark = position; $("undo").hidden = false;
 }
 
