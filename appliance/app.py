@@ -29,6 +29,7 @@ from appliance.capture.preview import PreviewLoop
 from appliance.capture.processing import BookingProcessor, Originator
 from appliance.config import StationConfig
 from appliance.errors import StationError
+from appliance.phrase import Phrase
 from appliance.reconfigure import Reconfigurer
 from appliance.store.crypto import BlobCipher
 from appliance.store.errors import DiskFull, StoreError, StoreUnavailable
@@ -209,7 +210,8 @@ class Station:
                 found.append(self.store.damage)
             short = self.store.space_problem(take_back=take_back)
             if short:
-                found.append(short + "; new bookings refused, sending to central goes on")
+                found.append(Phrase(short + "; new bookings refused, sending to central goes on",
+                                    short.code, **short.params))
         return found
 
     def _kiosk_notices(self) -> list[str]:
@@ -226,8 +228,9 @@ class Station:
             if below:
                 found.append(below)
             elif free < NEARLY_FULL_FLOORS * floor:
-                found.append(f"disk nearly full: {free} MiB free, new bookings stop below "
-                             f"{floor} MiB; tell a technician")
+                found.append(Phrase(f"disk nearly full: {free} MiB free, new bookings stop "
+                                    f"below {floor} MiB; tell a technician", "disk_nearly_full",
+                                    free=free, floor=floor))
         return found
 
     def _start_store(self) -> bool:

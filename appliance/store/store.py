@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.domain import Booking, Impression, Subject
+from appliance.phrase import Phrase
 from appliance.store import audit, backup, outbox, rotation
 from appliance.store.crypto import BlobCipher, associated_data
 from appliance.store.database import (
@@ -222,7 +223,7 @@ class Store:
             return False
         return True
 
-    def space_problem(self, *, take_back: bool = True) -> str | None:
+    def space_problem(self, *, take_back: bool = True) -> Phrase | None:
         """Why the store is short of space beyond the floor: its reserve was given back.
 
         Bookings stay refused until the reserve can be held again (taken back here when room
@@ -235,7 +236,8 @@ class Store:
             return None
         need = (self.reserve_bytes + self.min_free_mb * 2**20 + NEAR_FULL_BYTES
                 - free_bytes(self.path) + 2**20 - 1) // 2**20
-        return f"disk full: {max(1, need)} MB needed to hold the store's reserve again"
+        return Phrase(f"disk full: {max(1, need)} MB needed to hold the store's reserve again",
+                      "disk_reserve", need=max(1, need))
 
     def _reserve_held(self) -> bool:
         return (self.reserve_path.exists()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from appliance.phrase import Phrase
+
 
 class StoreFigures(Protocol):
     """What the store reports about itself (``appliance.store.store.StoreHealth``)."""
@@ -92,12 +94,13 @@ class HealthSources:
     problems: Callable[[], list[str]]
 
 
-def below_floor(free_mb: int, floor_mb: int) -> str | None:
+def below_floor(free_mb: int, floor_mb: int) -> Phrase | None:
     """What a data disk under the store's free-space floor means, in one sentence."""
     if free_mb >= floor_mb:
         return None
-    return (f"disk full: {floor_mb - free_mb} MB needed (floor {floor_mb} MB); new bookings "
-            "refused, sending to central goes on")
+    return Phrase(f"disk full: {floor_mb - free_mb} MB needed (floor {floor_mb} MB); new "
+                  "bookings refused, sending to central goes on", "disk_below_floor",
+                  need=floor_mb - free_mb, floor=floor_mb)
 
 
 class HealthService:

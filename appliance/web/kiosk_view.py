@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from appliance.phrase import wording
 from appliance.web.officers import OfficerDesk
 from appliance.web.services import Services
 from appliance.web.sessions import Session
@@ -37,7 +38,8 @@ def screen(services: Services, officer: str) -> dict[str, Any]:
         "officer": officer,
         "state": s.state.value if s else "unavailable",
         "problem": services.problem(),
-        "notices": services.notices(),
+        "notices": (notices := services.notices()),
+        "notice_words": [wording(n) for n in notices],
         "booking": ({"booking_number": s.booking.booking_number,
                      "booking_id": s.booking.booking_id} if s and s.booking else None),
         "steps": s.progress() if s else [],

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import websockets
 
+from appliance.system.health import below_floor
 from appliance.web.config import WebSection
 from tests.web.conftest import OFFICER, PIN, services_for, serving, sign_in
 
@@ -236,8 +237,13 @@ async def test_notices_reach_the_officers_view(booking_factory, client_for) -> N
     client = client_for(services)
     await sign_in(client)
     assert (await client.get("/api/kiosk")).json()["notices"] == []
-    said.append("disk nearly full: 90 MiB free, new bookings stop below 64 MiB; tell a technician")
+    said.append(below_floor(40, 64))
+    said.append("a notice without a code")
     state = (await client.get("/api/kiosk")).json()
     assert state["notices"] == said and state["problem"] is None
+    # the page words the disk's notice in its language from the code and figures
+    assert state["notice_words"] == [
+        {"code": "disk_below_floor", "params": {"need": 24, "floor": 64}},
+        {"code": "", "params": {}}]
     started = await client.post("/api/booking", json={"booking_number": "BK-301"})
     assert started.status_code == 200  # a notice refuses nothing by itself

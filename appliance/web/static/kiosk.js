@@ -197,6 +197,9 @@ const WORDS = {
     disk_full: "Disco lleno: no se admiten reseñas nuevas; lo ya guardado está a salvo y el envío a la central sigue. Avise a un técnico.",
     scanner_unavailable: "Problema con el escáner: compruebe que está conectado y vuelva a intentarlo.",
     retake_slap: "La {position} se aceptó con este dedo: tómela de nuevo.",
+    disk_below_floor: "Disco lleno: faltan {need} MB (mínimo {floor} MB); no se admiten reseñas nuevas, el envío a la central continúa.",
+    disk_reserve: "Disco lleno: faltan {need} MB para recuperar la reserva del almacén; no se admiten reseñas nuevas, el envío a la central continúa.",
+    disk_nearly_full: "Disco casi lleno: quedan {free} MiB; las reseñas nuevas se detienen por debajo de {floor} MiB. Avise a un técnico.",
   },
 };
 function word(code, english, params = {}) {
@@ -464,7 +467,7 @@ function render(k) {
   badge($("clock-badge"), "clock", t(k.clock === "synchronised" ? "clock_trusted" : "clock_untrusted"), k.clock === "synchronised" ? "good" : "warn");
   // standing banners: what stops the station first, then what the officer should know
   // (red: the station cannot work as it should; amber: it works, with something to know)
-  const lines = [[k.problem, "stop"], ...(k.notices || []).map((n) => [n, "stop"])];
+  const lines = [[k.problem, "stop"], ...worded(k.notices || [], k.notice_words).map((n) => [n, "stop"])];
   if (k.scanner === "disconnected") lines.push([t("banner_scanner"), "stop"]);
   if (k.state !== "unavailable" && !k.link) lines.push([t("banner_central"), "know"]);
   if (k.clock === "unsynchronised") lines.push([t("banner_clock"), "know"]);
