@@ -60,7 +60,11 @@ async def test_auto_capture_counts_down_and_takes_the_print(station_rig, browser
     boxes = page.locator("#finger-boxes rect")
     await expect(boxes).to_have_count(4, timeout=60_000)
     shown = await page.locator("#preview").bounding_box()
-    first = await boxes.first.bounding_box()
+    first = None
+    for _ in range(600):  # every frame redraws the boxes: measure one that is on screen
+        first = await boxes.first.bounding_box(timeout=60_000)
+        if first is not None:
+            break
     assert shown is not None and first is not None
     for axis, size in (("x", "width"), ("y", "height")):
         assert shown[axis] - 1 <= first[axis] < first[axis] + first[size] <= (
