@@ -89,10 +89,19 @@ async def sign_in_again(page: Page, panel: str) -> None:
         await page.fill("#officer-id", OFFICER)
         await page.fill("#officer-pin", PIN)
         await page.click("#signin")
-        await page.wait_for_selector("#signin-panel", state="hidden")
-        await page.wait_for_selector(f"{panel}:not([hidden]), #signin-panel:not([hidden])")
-        if await page.is_visible(panel):
-            return
+        signed_in = False
+        for _ in range(1200):  # about 120 s: the page shows the booking, or locks again
+            if await page.is_visible(panel):
+                return
+            if await page.is_visible("#signin-error"):
+                raise AssertionError("sign-in refused: " + await page.inner_text("#signin-error"))
+            hidden = await page.is_hidden("#signin-panel")
+            if signed_in and not hidden:
+                break  # locked again before the booking showed: sign in once more
+            signed_in = signed_in or hidden
+            await page.wait_for_timeout(100)
+        else:
+            raise AssertionError(f"{panel} never showed after signing in (signed in: {signed_in})")
     raise AssertionError(f"{panel} never showed after signing in again")
 
 
@@ -240,6 +249,9 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
                             records={"profile": "local-flats"}, web={"kiosk_idle_lock_s": 15})
     page = await browser.new_page(viewport={"width": 800, "height": 480})
     page.set_default_timeout(120_000)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.on("console", lambda m: page_errors.append(m.text) if m.type == "error" else None)
     camera = Camera(page, artifacts(tmp_path), "flats-800x480-es")
     await page.goto(f"http://127.0.0.1:{rig.station.web_port}/")
     await page.click("#language")
@@ -306,7 +318,12 @@ async def test_a_short_booking_at_800x480_in_spanish_with_the_idle_lock(
     assert await page.is_hidden("#capture-panel")
     await camera.shot("bloqueada")
     assert rig.station.booking.booking is not None
-    await sign_in_again(page, "#capture-panel")
+    try:
+        await sign_in_again(page, "#capture-panel")
+    except Exception:
+        await camera.shot("after-sign-in")
+        print("page errors:", page_errors)
+        raise
     await expect(page.locator("#pos-13")).to_have_class(re.compile("score-"))
     await expect(page.locator("#prompt")).to_contain_text("mano izquierda")
     while await page.is_visible("#capture"):
