@@ -30,17 +30,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from benchstation import bench_station
 
 from appliance.app import Station
+from appliance.store.readers import read_once
 from appliance.web.auth import hash_password
 
 
@@ -105,18 +109,9 @@ async def poller(base: str, polls: int, paths: list[str]) -> int:
     return 0
 
 
-def fresh_read(station: Station):  # noqa: ANN201 - the store's read, as it was before #26
-    """A read on a connection opened for it and closed after, as every read was before."""
-    from appliance.store.database import connect_readonly
-
-    def read(fn):  # noqa: ANN001, ANN202
-        conn = connect_readonly(station.store.path)
-        try:
-            return fn(conn)
-        finally:
-            conn.close()
-
-    return read
+def fresh_read(station: Station) -> Callable[[Callable[[Any], Any]], Any]:
+    """A read on a connection opened for it and closed after, as every read was before #26."""
+    return functools.partial(read_once, station.store.path)
 
 
 async def poll_cost(base: str, polls: int, paths: tuple[str, ...]) -> tuple[float, float, float]:

@@ -306,7 +306,7 @@ class EmulatedLivescan(ScannerDriver):
             p.frames_shown += 1
             return Frame(image=frame, ppi=500 // PREVIEW_SCALE, sequence=p.frames_shown,
                          finger_present=True, meta={"rolling": True})
-        if rolling:  # a roll starts from the finger put down on its side: the roll's first frame
+        if p.preview is None and rolling:  # a roll starts from the finger put down on its side
             p.preview = p.rolled_frames[0]
         if p.preview is None:
             full = self._final_image(mode, p.position)

@@ -58,11 +58,7 @@ class Readers:
                     reader.conn.rollback()
 
     def _once(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = connect_readonly(self.path)
-        try:
-            return fn(conn)
-        finally:
-            conn.close()
+        return read_once(self.path, fn)
 
     def close(self) -> None:
         """Close every kept connection, each once its read in progress is done."""
@@ -73,3 +69,12 @@ class Readers:
             with reader.lock:
                 reader.conn.close()
                 reader.closed = True
+
+
+def read_once(path: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn`` on a read-only connection opened for it and closed after."""
+    conn = connect_readonly(path)
+    try:
+        return fn(conn)
+    finally:
+        conn.close()

@@ -211,12 +211,10 @@ def router(services: Services) -> APIRouter:
         }
         if session.role is Role.TECHNICIAN:
             answer["health"] = await overview()
-            for name, part in (
-                    ("scanner", lambda: endpoint["/api/admin/scanner"](_s=session)),
-                    ("outbox", lambda: endpoint["/api/admin/outbox"](limit=outbox_limit,
-                                                                    _s=session))):
+            for name, path, args in (("scanner", "/api/admin/scanner", {}),
+                                     ("outbox", "/api/admin/outbox", {"limit": outbox_limit})):
                 try:
-                    answer[name] = await part()
+                    answer[name] = await endpoint[path](**args, _s=session)
                 except HTTPException:  # not running (no scanner tools, no store): null
                     answer[name] = None
         return jsonable_encoder(answer)

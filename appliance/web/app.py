@@ -29,9 +29,7 @@ log = logging.getLogger(__name__)
 
 def site_policy(web: WebSection) -> SitePolicy:
     """The host names this station's pages answer to."""
-    hosts = {"127.0.0.1", "localhost", "::1", *web.server_names}
-    if web.host not in ("0.0.0.0", "::", ""):
-        hosts.add(web.host)
+    hosts = {"127.0.0.1", "localhost", "::1", web.host, *web.server_names}  # host: loopback
     if web.technician_tls is not None:
         # the names the installer's certificate is made for: this machine's own name is no
         # attacker's domain, so a rebinding page cannot borrow it

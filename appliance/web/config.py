@@ -56,6 +56,12 @@ class WebSection(Strict):
         description="Credential holding the kiosk officers' 'officer_id:argon2id-hash' lines "
         "(their PINs).",
     )
+    kiosk_idle_lock_s: float = Field(
+        300.0, ge=15, le=3600,
+        description="Seconds without a touch before the kiosk locks (the booking in progress is "
+        "kept; the officer signs in again).",
+    )
+
     @field_validator("host")
     @classmethod
     def _loopback_only(cls, host: str) -> str:
@@ -65,12 +71,6 @@ class WebSection(Strict):
                 "machine; keep web.host on 127.0.0.1 (binding beyond it is for the technician "
                 "page's HTTPS listener, [web.technician_tls])")
         return host
-
-    kiosk_idle_lock_s: float = Field(
-        300.0, ge=15, le=3600,
-        description="Seconds without a touch before the kiosk locks (the booking in progress is "
-        "kept; the officer signs in again).",
-    )
 
 
 def is_loopback(host: str) -> bool:
