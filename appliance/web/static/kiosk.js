@@ -274,6 +274,9 @@ async function api(path, body) {
 // ---- sign-in, the idle lock ---------------------------------------------------------------
 
 function showSignIn(locked) {
+  // a background check may find the lock again while the officer types: keep what is typed
+  const showing = !$("signin-panel").hidden;
+  clearTimeout(idleTimer);
   csrf = null; view = null;
   if (previewSocket) { previewSocket.onclose = null; previewSocket.close(); previewSocket = null; }
   if (stream) { stream.close(); stream = null; }
@@ -283,7 +286,7 @@ function showSignIn(locked) {
   $("signin-panel").hidden = false;
   $("signin-note").hidden = !locked;
   $("signin-title").textContent = t(locked ? "screen_locked" : "signin_title");
-  $("officer-pin").value = "";
+  if (!showing) $("officer-pin").value = "";
 }
 
 function signedIn(session) {
@@ -304,7 +307,7 @@ function touched() {
     api("/api/kiosk/activity", {}).catch(() => {});
   }
   clearTimeout(idleTimer);
-  idleTimer = setTimeout(checkSession, idleLockMs + 1000);
+  if (csrf) idleTimer = setTimeout(checkSession, idleLockMs + 1000);
 }
 
 async function checkSession() {
