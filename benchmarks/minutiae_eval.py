@@ -30,6 +30,11 @@ Run from the repository root (about 15-25 minutes on two shared cores)::
     ``model-keep`` is the station's model with ``minutiae.release_memory`` off (onnxruntime
     keeps its buffers between images): what releasing them costs in time and saves in memory.
 
+``--loso DIR`` is the leave-one-sensor-out mode: ``DIR`` holds one model per FVC2002 set, each
+in a folder named after the set it was trained without (``python -m models.training.train
+--leave-out DB3_B --out DIR/DB3_B``); each is scored on its own set only (all ten fingers, all
+pairs) beside MINDTCT, LEADER and the shipped model, and the four sets' scores are also pooled.
+
 ``--model DIR`` evaluates another model folder (``minutiae.onnx`` + ``manifest.json``, e.g. one
 written by ``python -m models.training.train --out DIR``) in place of the shipped one.
 
@@ -64,6 +69,7 @@ from models.training.verification import (  # noqa: E402
 )
 
 BENCH_SEED = 990_000
+DEFAULT_DBS = "DB1_B,DB2_B,DB3_B"
 EXTRACTORS = ("model", "mindtct", "leader")
 #: (c) runs every extractor with the station's ``system.malloc_mmap_threshold_kb`` default.
 MMAP_THRESHOLD_KB = 128
@@ -79,11 +85,13 @@ MODEL_DIR: Path | None = None
 class ModelExtractor:
     name = "model"
 
-    def __init__(self, threads: int, release_memory: bool = True) -> None:
+    def __init__(self, threads: int, release_memory: bool = True,
+                 model_dir: Path | None = None, name: str = "model") -> None:
         from appliance.minutiae import MinutiaeExtractor
 
+        self.name = name
         self.extractor = MinutiaeExtractor(
-            MODEL_DIR, threads=threads, release_memory=release_memory
+            model_dir or MODEL_DIR, threads=threads, release_memory=release_memory
         )
         self.extractor.warm_up()
 
@@ -237,9 +245,11 @@ def verification(
     reps: int = 0,
     held_out: frozenset[int] = frozenset(),
     as_500: bool = False,
+    pooled: dict[str, tuple[list, list]] | None = None,
 ) -> dict:
     """Part (b); ``as_500`` takes every image as 500 ppi instead of its set's published
-    resolution (the cache keeps those minutiae apart: ``DB2_B@500_...``)."""
+    resolution (the cache keeps those minutiae apart: ``DB2_B@500_...``). ``pooled`` gathers
+    each extractor's genuine and impostor scores over the sets."""
     bozorth = matcher()
     report: dict = {}
     for db in dbs:
@@ -270,6 +280,9 @@ def verification(
                             imp_held.append(s)
                         if a[1] == 1 and b[1] == 1:
                             imp_fvc.append(s)
+            if pooled is not None:
+                pooled.setdefault(ex.name, ([], []))[0].extend(gen)
+                pooled[ex.name][1].extend(imp)
             eer, fnmr = rates(np.array(gen), np.array(imp))
             eer_fvc, _ = rates(np.array(gen), np.array(imp_fvc))
             eer_held = rates(np.array(gen_held), np.array(imp_held))[0] if gen_held else None
@@ -309,6 +322,78 @@ def bootstrap_summary(fingers: np.ndarray, scores: dict[str, np.ndarray], reps: 
                 "tied": float(np.mean(diff == 0)),
             }
     return out
+
+
+# --- leave one sensor out --------------------------------------------------------------------
+
+#: The sensor behind each FVC2002 set B, for the table.
+SENSORS = {
+    "DB1_B": "optical (Identix TouchView II)",
+    "DB2_B": "optical (Biometrika FX2000)",
+    "DB3_B": "capacitive (Precise 100 SC)",
+    "DB4_B": "synthetic (SFinGe)",
+}
+#: The columns of the leave-one-sensor-out table, in order.
+LOSO_COLUMNS = ("model", "mindtct", "leader", "shipped")
+
+
+def loso_models(folder: Path, dbs: list[str]) -> dict[str, Path]:
+    """Each set's model in ``folder`` (``folder/DB1_B`` ...), checked to have been trained
+    without that set; sets without a model are left out, a model that saw its set is refused."""
+    from models.training.release import left_out_set
+
+    out = {}
+    for db in dbs:
+        model_dir = folder / db
+        if not (model_dir / "manifest.json").exists():
+            continue
+        left = left_out_set(model_dir)
+        if left != db:
+            raise SystemExit(f"{model_dir}: its manifest says it left out {left}, not {db}")
+        out[db] = model_dir
+    return out
+
+
+def loso(args, cache: Path | None) -> dict:
+    """Each sensor measured with the model trained without it, beside MINDTCT, LEADER and the
+    shipped model (which saw fingers 101..105 of every sensor), all pairs of all ten fingers."""
+    models = loso_models(args.loso, [d for d in args.dbs.split(",") if d])
+    if not models:
+        raise SystemExit(f"no leave-one-sensor-out models under {args.loso}")
+    baselines = [Cached(make(n, 1), cache) for n in ("mindtct", "leader")]
+    shipped = ModelExtractor(1, name="shipped")
+    pooled: dict[str, tuple[list, list]] = {}
+    report: dict = {}
+    for db, model_dir in models.items():
+        model = ModelExtractor(1, model_dir=model_dir)
+        report.update(verification([model, *baselines, shipped], args.data, [db],
+                                   args.bootstrap, pooled=pooled))
+        report[db]["model_dir"] = str(model_dir)
+    report["pooled"] = {name: {"eer": rates(np.array(g), np.array(i))[0]}
+                        for name, (g, i) in pooled.items()}
+    for ex in baselines:
+        ex.save()
+    print("leave one sensor out: each FVC2002 set B scored with the model trained without it")
+    print("    BOZORTH3 on ISO 19794-2 templates; all 280 genuine and 2800 impostor pairs per set")
+    print("    shipped: the shipped model, which trained on fingers 101..105 of every set")
+    print(f"{'set':6} {'sensor':31} " + " ".join(f"{c:>8}" for c in LOSO_COLUMNS)
+          + f" {'n/img':>6} {'min n':>5}")
+    for db in models:
+        per = report[db]
+        eers = " ".join(f"{100 * per[c]['eer']:7.2f}%" for c in LOSO_COLUMNS)
+        print(f"{db:6} {SENSORS[db]:31} {eers} {per['model']['minutiae_per_image']:6.1f} "
+              f"{per['model']['fewest_minutiae']:5d}")
+    eers = " ".join(f"{100 * report['pooled'][c]['eer']:7.2f}%" for c in LOSO_COLUMNS)
+    print(f"{'pooled':6} {'':31} {eers}")
+    if args.bootstrap:
+        print(f"\n    model minus each other, 95 % interval of {args.bootstrap} finger resamples")
+        for db in models:
+            for name, r in report[db].get("bootstrap", {}).items():
+                if "diff_95" in r:
+                    lo, hi = r["diff_95"]
+                    print(f"{db:6} {name:16} {100 * lo:+6.2f} .. {100 * hi:+6.2f} points; "
+                          f"model lower in {100 * r['model_lower']:.0f} %")
+    return report
 
 
 # --- (c) speed and memory ---------------------------------------------------------------------
@@ -360,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path,
                    default=Path(os.environ.get("BST_DATA_DIR", REPO.parent / "shared" / "data")))
-    p.add_argument("--dbs", default="DB1_B,DB2_B,DB3_B")
+    p.add_argument("--dbs", default=DEFAULT_DBS)
     p.add_argument("--extractors", default=",".join(EXTRACTORS))
     p.add_argument("--synthetic", type=int, default=40, help="synthetic impressions for (a)")
     p.add_argument("--timing-images", type=int, default=20)
@@ -374,12 +459,23 @@ def main(argv: list[str] | None = None) -> int:
                    "`booking-station extract IMAGE` without --ppi does")
     p.add_argument("--model", type=Path,
                    help="a model folder (minutiae.onnx + manifest.json) instead of the shipped one")
+    p.add_argument("--loso", type=Path,
+                   help="leave-one-sensor-out: a folder of models named after the set each was "
+                   "trained without (models.training.train --leave-out DB3_B --out DIR/DB3_B); "
+                   "scores each on its set (--dbs, default all four) and nothing else")
     p.add_argument("--timing-child", nargs=2, metavar=("NAME", "THREADS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     global MODEL_DIR
     MODEL_DIR = args.model
     if args.timing_child:
         timing_child(args.timing_child[0], int(args.timing_child[1]), args.data, args.timing_images)
+        return 0
+    if args.loso:
+        if args.dbs == DEFAULT_DBS:
+            args.dbs = "DB1_B,DB2_B,DB3_B,DB4_B"
+        result = loso(args, args.cache)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
         return 0
     names = [n for n in args.extractors.split(",") if n]
     skip = set(args.skip.split(","))

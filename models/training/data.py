@@ -55,6 +55,14 @@ NIST_TEST_PATTERNS = frozenset({"cmp00018", "cmp00019"})
 NIST_CACHE = "nist-ref"
 
 
+def training_sets(left_out: str | None) -> tuple[str, ...]:
+    """The FVC2002 sets a training reads: all four, or all but the sensor ``left_out`` (a
+    leave-one-sensor-out run, which then measures the model on that sensor alone)."""
+    if left_out is not None and left_out not in FVC_PPI:
+        raise ValueError(f"left-out set {left_out!r}: one of {', '.join(FVC_PPI)}")
+    return tuple(db for db in FVC_PPI if db != left_out)
+
+
 def parse_fingers(text: str) -> tuple[int, ...]:
     """``"101-105"`` or ``"101,103,106-110"`` as a sorted tuple of finger numbers."""
     out: set[int] = set()
@@ -166,15 +174,17 @@ def load_fvc(path: Path, db: str, ppi: int | None = None) -> np.ndarray:
     return resample(image, FVC_PPI[db] if ppi is None else ppi)
 
 
-def build_fvc(cache: Path, data_dir: Path, fingers=TRAIN_FINGERS) -> list[Sample]:
-    """FVC2002 set B prints of ``fingers`` from DB1..DB4 with reference labels: read from
-    ``cache`` where they were labelled before (the source images need not be there then),
-    else labelled from ``data_dir``; prints in neither are left out."""
+def build_fvc(
+    cache: Path, data_dir: Path, fingers=TRAIN_FINGERS, sets=tuple(FVC_PPI)
+) -> list[Sample]:
+    """FVC2002 set B prints of ``fingers`` from ``sets`` (DB1..DB4 unless told) with reference
+    labels: read from ``cache`` where they were labelled before (the source images need not be
+    there then), else labelled from ``data_dir``; prints in neither are left out."""
     folder = cache / FVC_CACHE
     folder.mkdir(parents=True, exist_ok=True)
     label = _Labeller()
     out = []
-    for db in FVC_PPI:
+    for db in sets:
         for finger in fingers:
             for imp in range(1, 9):
                 src = data_dir / "fvc2002" / db / f"{finger}_{imp}.tif"

@@ -158,21 +158,35 @@ def training_fingers(out: Path) -> tuple[int, ...]:
     return tuple(record.get("training", {}).get("fingers", TRAIN_FINGERS))
 
 
+def left_out_set(out: Path) -> str | None:
+    """The FVC2002 set (sensor) the model in ``out`` was trained without, as its manifest's
+    training record states it (None: it saw all four)."""
+    from appliance.minutiae.manifest import MANIFEST_NAME
+
+    path = out / MANIFEST_NAME
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return record.get("training", {}).get("left_out")
+
+
+def criterion_sets(left_out: str | None) -> tuple[str, ...]:
+    """The sets whose training fingers choose the threshold: never the left-out sensor's."""
+    return tuple(db for db in CRITERION_SETS if db != left_out)
+
+
 def training_finger_detections(
-    out: Path, cache: Path, fingers: tuple[int, ...] | None = None
+    out: Path, cache: Path, fingers: tuple[int, ...] | None = None, left_out: str | None = None
 ) -> dict[str, tuple[dict, dict]]:
     """The model in ``out``'s detections on its training fingers (``fingers``, else
-    :func:`training_fingers`) of each of
-    :data:`CRITERION_SETS` in ``cache`` (at :data:`DETECTION_FLOOR`, so every threshold's
-    minutiae are a prefix of them): set -> ((finger, impression) -> (N, 5) x, y, angle, kind,
-    quality strongest first, (finger, impression) -> image shape). Sets without prints are
-    left out."""
+    :func:`training_fingers`) of each of :data:`CRITERION_SETS` but ``left_out`` in ``cache``
+    (at :data:`DETECTION_FLOOR`, so every threshold's minutiae are a prefix of them):
+    set -> ((finger, impression) -> (N, 5) x, y, angle, kind, quality strongest first,
+    (finger, impression) -> image shape). Sets without prints are left out."""
     from appliance.minutiae.extractor import MinutiaeExtractor
 
     fingers = training_fingers(out) if fingers is None else fingers
     extractor = MinutiaeExtractor(out, threads=2, threshold=DETECTION_FLOOR)
     per_db = {}
-    for db in CRITERION_SETS:
+    for db in criterion_sets(left_out):
         found, shapes = {}, {}
         for path in sorted((cache / FVC_CACHE).glob(f"{db}_*.npz")):
             finger, imp = (int(v) for v in path.stem.split("_")[2:4])
@@ -191,17 +205,17 @@ def training_finger_detections(
 
 
 def choose_threshold_fvc(
-    out: Path, cache: Path, fingers: tuple[int, ...] | None = None
+    out: Path, cache: Path, fingers: tuple[int, ...] | None = None, left_out: str | None = None
 ) -> tuple[float, dict] | None:
     """The threshold with the lowest mean BOZORTH3 EER on the training fingers (those of
     :func:`training_finger_detections`) of
-    FVC2002 DB1..DB3 (all genuine and impostor pairs), with the manifest's top-up
+    FVC2002 DB1..DB3 but ``left_out`` (all genuine and impostor pairs), with the manifest's top-up
     (``min_minutiae`` from ``floor_threshold``), or None without those prints."""
     from appliance.minutiae.manifest import load_manifest
 
     manifest = load_manifest(out)
     top_up = (manifest.min_minutiae, manifest.floor_threshold)
-    per_db = training_finger_detections(out, cache, fingers)
+    per_db = training_finger_detections(out, cache, fingers, left_out)
     if not per_db:
         return None
     eers = score_points(per_db, THRESHOLDS, [top_up] * len(THRESHOLDS))
@@ -273,7 +287,11 @@ def kept(found: dict, thr: float, top_up: tuple[int, float], cap: int = 0) -> di
 
 
 def choose_thresholds(
-    out: Path, cache: Path, real: bool = True, fingers: tuple[int, ...] | None = None
+    out: Path,
+    cache: Path,
+    real: bool = True,
+    fingers: tuple[int, ...] | None = None,
+    left_out: str | None = None,
 ) -> tuple[float, dict, dict]:
     """The manifest's threshold for the model in ``out``, its synthetic validation figures and
     how it was chosen: the best synthetic F1's, replaced (``real``) by the training-finger
@@ -281,7 +299,7 @@ def choose_thresholds(
     thr, stats = choose_threshold(out)
     chosen: dict = {"synthetic_f1_threshold": round(thr, 2)}
     if real:
-        fvc = choose_threshold_fvc(out, cache, fingers)
+        fvc = choose_threshold_fvc(out, cache, fingers, left_out)
         if fvc is None:
             raise SystemExit(
                 f"no labelled FVC prints under {cache / FVC_CACHE}: "
@@ -322,6 +340,7 @@ def redecode(
     previous = load_manifest(folder)
     old = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     fingers = training_fingers(folder)
+    left_out = left_out_set(folder)
     ensure_training_prints(cache, data, fingers)
     flips = previous.flips
     if threshold is None:
@@ -330,7 +349,7 @@ def redecode(
             trial = Path(scratch)
             shutil.copy2(folder / MODEL_FILE, trial / MODEL_FILE)
             write_manifest(trial, 0.5, {}, flips, decoding)
-            thr, stats, chosen = choose_thresholds(trial, cache, fingers=fingers)
+            thr, stats, chosen = choose_thresholds(trial, cache, fingers=fingers, left_out=left_out)
     else:
         thr, stats, chosen = threshold, None, {"given_threshold": threshold}
     history = {k: v for k, v in old.items() if k not in _OWN_KEYS}

@@ -41,10 +41,12 @@ from models.training.data import (
     parse_fingers,
     random_crop,
     targets,
+    training_sets,
 )
 from models.training.labels import contour_shares, soften_contour
 from models.training.model import MinutiaeNet
 from models.training.release import (
+    DECODING,
     INPUT_NAME,
     MODEL_FILE,
     OUTPUT_NAMES,
@@ -97,6 +99,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=parse_fingers,
         default=parse_fingers("101-105"),
         help="FVC2002 set B fingers to train on, e.g. 101-105 or 101-110",
+    )
+    p.add_argument(
+        "--leave-out",
+        choices=("DB1_B", "DB2_B", "DB3_B", "DB4_B"),
+        default=None,
+        help="train without this FVC2002 sensor, neither its prints nor its threshold choice "
+        "(a leave-one-sensor-out run: benchmarks/minutiae_eval.py --loso measures it there)",
+    )
+    p.add_argument(
+        "--min-minutiae",
+        type=int,
+        default=DECODING.min_minutiae,
+        help="the manifest's top-up, with which the threshold is chosen (1.2.1 ships 30)",
+    )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=DECODING.floor_threshold,
+        help="the top-up's lowest probability (1.2.1 ships 0.06)",
     )
     p.add_argument("--device", default="cpu", help="torch device: cpu, or cuda on a GPU machine")
     p.add_argument(
@@ -218,7 +239,7 @@ def log_step(step: int, last: int, parts: dict, running: dict, t0: float) -> Non
 def train(args) -> MinutiaeNet:
     torch.manual_seed(args.seed)
     syn = build_synthetic(args.cache, args.masters, workers=args.workers)
-    real = build_fvc(args.cache, args.data, args.fingers)
+    real = build_fvc(args.cache, args.data, args.fingers, training_sets(args.leave_out))
     if args.nist and args.data.is_dir():
         real += build_nist(args.cache, args.data)
     if args.contour_weight is not None:
@@ -290,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model = train(args)
     export(model, args.out / MODEL_FILE)
-    write_manifest(args.out, 0.5, {})
+    decoding = replace(DECODING, min_minutiae=args.min_minutiae, floor_threshold=args.floor)
+    write_manifest(args.out, 0.5, {}, decoding=decoding)
     fvc = args.data.is_dir()  # BOZORTH3 scores the training fingers where the data is
-    thr, stats, chosen = choose_thresholds(args.out, args.cache, real=fvc, fingers=args.fingers)
+    thr, stats, chosen = choose_thresholds(
+        args.out, args.cache, real=fvc, fingers=args.fingers, left_out=args.leave_out
+    )
     params = sum(p.numel() for p in model.parameters())
     write_manifest(
         args.out,
@@ -307,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                 "masters": args.masters,
                 "seed": args.seed,
                 "fingers": list(args.fingers),
+                "left_out": args.leave_out,
                 "workers": args.workers,
                 "device": args.device,
                 "nist": args.nist,
@@ -320,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threshold_choice": chosen,
             },
         },
+        decoding=decoding,
     )
     return 0
 

@@ -11,8 +11,17 @@ import pytest
 
 from appliance.minutiae import DEFAULT_MODEL_DIR, MinutiaeExtractor
 from appliance.minutiae.manifest import file_sha256
-from models.training.data import FVC_CACHE, _save, load_fvc
-from models.training.release import DECODING, VERSION, Decoding, redecode, training_fingers
+from models.training.data import FVC_CACHE, _save, load_fvc, training_sets
+from models.training.release import (
+    DECODING,
+    VERSION,
+    Decoding,
+    choose_threshold_fvc,
+    left_out_set,
+    redecode,
+    training_finger_detections,
+    training_fingers,
+)
 
 
 def test_redecode_rewrites_the_manifest_and_keeps_the_model_and_its_history(
@@ -105,3 +114,35 @@ def test_the_training_fingers_are_the_manifests(tmp_path: Path) -> None:
     record["training"]["fingers"] = [106, 107, 108, 109, 110]
     (folder / "manifest.json").write_text(json.dumps(record))
     assert training_fingers(folder) == (106, 107, 108, 109, 110)
+
+
+def test_a_sensor_left_out_is_neither_trained_on_nor_chooses_the_threshold(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    assert training_sets(None) == ("DB1_B", "DB2_B", "DB3_B", "DB4_B")
+    assert training_sets("DB3_B") == ("DB1_B", "DB2_B", "DB4_B")
+    with pytest.raises(ValueError, match="left-out set"):
+        training_sets("DB5_B")
+    folder = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    assert left_out_set(folder) is None
+    record = json.loads((folder / "manifest.json").read_text())
+    record["training"].update(fingers=[101], left_out="DB2_B")
+    (folder / "manifest.json").write_text(json.dumps(record))
+    assert left_out_set(folder) == "DB2_B"
+
+    # labelled prints of finger 101 in DB1 and DB2: only DB1's are scored
+    cache = tmp_path / "cache"
+    (cache / FVC_CACHE).mkdir(parents=True)
+    for db in ("DB1_B", "DB2_B"):
+        for imp in (1, 2):
+            image = load_fvc(data_dir / "fvc2002" / db / f"101_{imp}.tif", db)
+            _save(cache / FVC_CACHE / f"{db}_101_{imp}.npz", image, np.zeros((0, 5)))
+    assert set(training_finger_detections(folder, cache, left_out="DB2_B")) == {"DB1_B"}
+    assert set(training_finger_detections(folder, cache)) == {"DB1_B", "DB2_B"}
+    # with only the left-out sensor's prints there is nothing to choose the threshold on
+    for path in (cache / FVC_CACHE).glob("DB1_B_*"):
+        path.unlink()
+    assert choose_threshold_fvc(folder, cache, left_out="DB2_B") is None
+    with pytest.raises(SystemExit, match="no labelled FVC prints"):
+        redecode(folder, cache, tmp_path / "no-data", DECODING, "test")
