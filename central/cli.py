@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,6 +41,9 @@ from central.fleet_web import create_fleet_app
 from central.metrics import FleetCollector, ReceiverMetrics
 from central.passing import FolderCourier, export_lines
 from central.receiver import CentralReceiver, Destination, ReceiverStore
+
+if TYPE_CHECKING:  # psycopg is the optional `postgres` extra
+    from central.shared import SharedStore
 
 log = logging.getLogger("central")
 SUBCOMMANDS = ("run", "metrics", "export", "query", "command", "keygen")
@@ -100,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--pass-on", action="append", default=[], metavar="NAME=FOLDER",
         help="Pass each stored transaction on to destination NAME by writing it into FOLDER; "
              "central records every hand-off (repeatable).")
+    run.add_argument(
+        "--pass-on-retry", type=float, default=30.0, metavar="SECONDS",
+        help="With --postgres: how often a receiver looks for transactions a destination "
+             "refused or a dead receiver left (default 30).")
     run.add_argument("--metrics-port", type=int,
                      help="Serve the receiver's own Prometheus metrics on this port.")
     run.add_argument("--metrics-host", default="127.0.0.1",
@@ -119,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--stale-after", type=float, default=120.0,
                          help="Seconds without telemetry before a station shows red.")
     export = sub.add_parser("export", help="Write what central holds (metadata only).")
-    export.add_argument("--dir", type=Path, required=True, help="The receiver's folder.")
+    _index_options(export)
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                         help="JSON lines (default) or CSV.")
     export.add_argument("--out", type=Path, help="Output file (default: standard output).")
     query = sub.add_parser("query", help="Where one transaction was passed on (for an auditor).")
-    query.add_argument("--dir", type=Path, required=True, help="The receiver's folder.")
+    _index_options(query)
     query.add_argument("transaction_id", help="The transaction id (32 hex digits).")
     cmd = sub.add_parser("command", help="Send one command to a station and print its answer.")
     _connection_options(cmd)
@@ -138,6 +145,36 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--public", type=Path, required=True,
                         help="Public key file, to install on stations (central_public_key).")
     return parser
+
+
+def _index_options(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dir", type=Path, help="The receiver's folder (one receiver).")
+    where.add_argument("--postgres", metavar="DSN",
+                       help="The shared receivers' PostgreSQL database.")
+
+
+def _held_index(args: argparse.Namespace) -> ReceiverStore | SharedStore | None:
+    """The index `export` and `query` read, or None after saying why there is none.
+
+    One receiver's SQLite file (``--dir``) or the shared receivers' database (``--postgres``).
+    """
+    if args.postgres:
+        try:
+            from central.shared import SharedStore
+        except ImportError:
+            print("booking-central: --postgres needs psycopg: pip install "
+                  "'booking-station[postgres]'", file=sys.stderr)
+            return None
+        try:
+            return SharedStore(args.postgres)
+        except Exception as exc:  # psycopg's errors: refused, unknown database, bad DSN
+            print(f"booking-central: cannot open {args.postgres}: {exc}", file=sys.stderr)
+            return None
+    if not (args.dir / "received.db").is_file():
+        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+        return None
+    return ReceiverStore(args.dir)
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -192,13 +229,13 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise SystemExit("booking-central run --postgres needs psycopg: pip install "
                              "'booking-station[postgres]'") from exc
-        if args.pass_on:
-            raise SystemExit("booking-central run: --pass-on needs --dir for now")
         return _serve(SharedReceiver(
             args.postgres, host=args.host, port=args.port, prefix=args.prefix,
             group=args.share_group, client_id=args.client_id, tls=_tls(args),
             username=args.username, password=_password(args), destinations=destinations,
-            metrics=metrics, signing_key=_signing_key(args)),
+            metrics=metrics, signing_key=_signing_key(args),
+            couriers=_couriers(args.pass_on, destinations),
+            pass_on_retry_s=args.pass_on_retry),
             args, metrics, f"PostgreSQL (group {args.share_group})")
     receiver = CentralReceiver(
         args.dir, host=args.host, port=args.port, prefix=args.prefix, client_id=args.client_id,
@@ -290,10 +327,9 @@ def watch_fleet(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """Write every transaction held, metadata only."""
-    if not (args.dir / "received.db").is_file():
-        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+    store = _held_index(args)
+    if store is None:
         return 2
-    store = ReceiverStore(args.dir)
     try:
         out = open(args.out, "w", newline="") if args.out else sys.stdout
         try:
@@ -314,10 +350,9 @@ def query(args: argparse.Namespace) -> int:
     if not TXID_RE.match(args.transaction_id):
         print("booking-central: a transaction id is 32 lowercase hex digits", file=sys.stderr)
         return 2
-    if not (args.dir / "received.db").is_file():
-        print(f"booking-central: no receiver index in {args.dir}", file=sys.stderr)
+    store = _held_index(args)
+    if store is None:
         return 2
-    store = ReceiverStore(args.dir)
     try:
         held = store.held(args.transaction_id)
     finally:

@@ -12,6 +12,15 @@ the same transaction at once both try; one row wins, and the loser answers with 
 receipt. A receiver killed at any moment leaves either nothing (its transaction rolled back) or
 a committed row; the station resends whatever it did not hear answered, and the survivor answers
 from the database.
+
+Passing on is the database's too. A transaction held while couriers are configured is marked
+``pass_on_due``; each receiver's pass-on thread claims due rows with ``FOR UPDATE SKIP LOCKED``
+(two receivers never hand the same transaction over at once), calls the couriers of the
+destinations that have not taken it yet, records each hand-off in ``passed_on`` and clears the
+mark, all in one database transaction. A receiver killed mid-way leaves the row due, and any
+receiver hands it over again: a destination may see a transaction twice (couriers are
+idempotent, as :class:`central.passing.FolderCourier` is), ``passed_on`` never records it twice,
+and a destination that refuses is tried again on the next round.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,8 +55,10 @@ from central.metrics import ReceiverMetrics, RejectReason
 from central.receiver import (
     MAX_TRANSACTION_BYTES,
     SHA_RETRIES,
+    Courier,
     Destination,
     Validator,
+    _held_record,
     _no_delay,
 )
 
@@ -78,7 +90,24 @@ CREATE TABLE IF NOT EXISTS partial_chunks (
     data BYTEA NOT NULL,
     PRIMARY KEY (transaction_id, n)
 );
+ALTER TABLE held ADD COLUMN IF NOT EXISTS pass_on_due BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS held_pass_on_due ON held (stored_at) WHERE pass_on_due;
+CREATE TABLE IF NOT EXISTS passed_on (
+    transaction_id TEXT NOT NULL REFERENCES held (transaction_id),
+    destination TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    passed_at TEXT NOT NULL,
+    passed_by TEXT NOT NULL,
+    PRIMARY KEY (transaction_id, destination)
+);
 """
+
+
+#: Columns of ``held`` in the order :func:`central.receiver._held_record` reads them.
+HELD_COLUMNS = ("transaction_id, station, sha256, size, content_type, receipt, stored_at,"
+                " deliveries")
+#: Transactions an export reads at once.
+EXPORT_PAGE = 500
 
 
 class SharedStore:
@@ -100,13 +129,38 @@ class SharedStore:
                 " RETURNING receipt", (txid,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def receipt_of(self, txid: str, station: str) -> dict[str, Any] | None:
-        """The receipt of a transaction held from ``station`` (None for another's or unknown)."""
+    def held(self, txid: str) -> dict[str, Any] | None:
+        """What central holds about one transaction (metadata, where it went), or None."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT receipt FROM held WHERE transaction_id = %s AND station = %s",
-                (txid, station)).fetchone()
-        return json.loads(row[0]) if row else None
+            row = self._db.execute(f"SELECT {HELD_COLUMNS} FROM held WHERE transaction_id = %s",
+                                   (txid,)).fetchone()
+            if row is None:
+                return None
+            passed = self._db.execute(
+                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = %s"
+                " ORDER BY passed_at, destination", (txid,)).fetchall()
+        return _held_record(row, passed)
+
+    def export(self) -> Iterator[dict[str, Any]]:
+        """Every transaction held, oldest first, metadata only (read in pages)."""
+        after = ("", "")
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {HELD_COLUMNS} FROM held WHERE (stored_at, transaction_id) > (%s, %s)"
+                    " ORDER BY stored_at, transaction_id LIMIT %s", (*after, EXPORT_PAGE)
+                ).fetchall()
+                passed: dict[str, list[tuple[str, str, str]]] = {}
+                for txid, dest, purpose, at in self._db.execute(
+                        "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
+                        " WHERE transaction_id = ANY(%s) ORDER BY passed_at, destination",
+                        ([r[0] for r in rows],)):
+                    passed.setdefault(txid, []).append((dest, purpose, at))
+            if not rows:
+                return
+            for row in rows:
+                yield _held_record(row, passed.get(row[0], []))
+            after = (rows[-1][6], rows[-1][0])
 
     def holds(self, txid: str) -> bool:
         """True when the transaction is held."""
@@ -175,19 +229,22 @@ class SharedStore:
             self._db.execute("DELETE FROM partial_meta WHERE transaction_id = %s", (txid,))
 
     def hold(self, station: str, meta: TransactionMeta, data: bytes, receipt: dict[str, Any],
-             receiver: str) -> tuple[bool, dict[str, Any]]:
+             receiver: str, pass_on: bool = False) -> tuple[bool, dict[str, Any]]:
         """Hold the transaction once; returns (this call stored it, the receipt to answer).
 
         The primary key decides between receivers completing the same transaction at once;
-        the partial state goes in the same database transaction as the row.
+        the partial state goes in the same database transaction as the row. ``pass_on`` marks
+        it due for the couriers (:class:`PassOn`).
         """
         with self._lock, self._db.transaction():
             won = self._db.execute(
                 "INSERT INTO held (transaction_id, station, sha256, size, content_type, receipt,"
-                " stored_at, stored_by, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " stored_at, stored_by, data, pass_on_due)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id",
                 (meta.transaction_id, station, meta.sha256, meta.size, meta.content_type,
-                 json.dumps(receipt), receipt["stored_at"], receiver, data)).fetchone()
+                 json.dumps(receipt), receipt["stored_at"], receiver, data,
+                 pass_on)).fetchone()
             self._db.execute("DELETE FROM partial_chunks WHERE transaction_id = %s",
                              (meta.transaction_id,))
             self._db.execute("DELETE FROM partial_meta WHERE transaction_id = %s",
@@ -224,6 +281,98 @@ class SharedStore:
             self._db.close()
 
 
+class PassOn:
+    """One receiver's pass-on thread: hands due transactions (any receiver's) to the couriers.
+
+    It owns its own connection, since a claimed row stays locked while the couriers run. It
+    works whenever ``wake`` is called (a transaction was just held) and every ``retry_s``
+    seconds, which is when a destination that refused, or a row a dead receiver left due, is
+    tried again.
+    """
+
+    def __init__(self, dsn: str, destinations: list[Destination], couriers: dict[str, Courier],
+                 receiver: str, retry_s: float = 30.0) -> None:
+        self.dsn, self.receiver, self.retry_s = dsn, receiver, retry_s
+        self.destinations = [d for d in destinations if d.name in couriers]
+        self.couriers = couriers
+        self.passed = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Connect and start the thread."""
+        db = psycopg.connect(self.dsn, autocommit=True)
+        self._thread = threading.Thread(target=self._run, args=(db,), name="pass-on",
+                                        daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A transaction was held: look for due ones now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """End the thread after the transaction in hand."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def _run(self, db: psycopg.Connection) -> None:
+        try:
+            while not self._stop.is_set():
+                refused: list[str] = []  # tried this round; again on the next
+                try:
+                    while not self._stop.is_set() and self._one(db, refused):
+                        pass
+                except psycopg.Error:
+                    log.exception("central: pass-on lost the database; trying again later")
+                    db.close()
+                    self._wake.wait(self.retry_s)
+                    db = psycopg.connect(self.dsn, autocommit=True)
+                    continue
+                self._wake.wait(self.retry_s)
+                self._wake.clear()
+        finally:
+            db.close()
+
+    def _one(self, db: psycopg.Connection, refused: list[str]) -> bool:
+        """Hand one due transaction over; False when none is due (or all refused)."""
+        with db.transaction():
+            row = db.execute(
+                "SELECT transaction_id, station, data FROM held WHERE pass_on_due"
+                " AND NOT (transaction_id = ANY(%s)) ORDER BY stored_at LIMIT 1"
+                " FOR UPDATE SKIP LOCKED", (refused,)).fetchone()
+            if row is None:
+                return False
+            txid, station, data = row[0], row[1], bytes(row[2])
+            taken = {d for (d,) in db.execute(
+                "SELECT destination FROM passed_on WHERE transaction_id = %s", (txid,))}
+            complete = True
+            for destination in self.destinations:
+                if destination.name in taken:
+                    continue
+                try:
+                    self.couriers[destination.name](station, txid, data)
+                except Exception:  # one destination down never stops the others
+                    log.exception("central: %s did not take transaction %s", destination.name,
+                                  txid)
+                    complete = False
+                    continue
+                db.execute(
+                    "INSERT INTO passed_on (transaction_id, destination, purpose, passed_at,"
+                    " passed_by) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (txid, destination.name, destination.purpose,
+                     datetime.now(UTC).isoformat(timespec="seconds"), self.receiver))
+                self.passed += 1
+            if complete:
+                db.execute("UPDATE held SET pass_on_due = false WHERE transaction_id = %s",
+                           (txid,))
+            else:
+                refused.append(txid)
+        return True
+
+
 class SharedReceiver:
     """One of several receivers behind one shared subscription, state in PostgreSQL."""
 
@@ -243,6 +392,8 @@ class SharedReceiver:
         password: str | None = None,
         metrics: ReceiverMetrics | None = None,
         signing_key: Ed25519PrivateKey | None = None,
+        couriers: dict[str, Courier] | None = None,
+        pass_on_retry_s: float = 30.0,
     ) -> None:
         self.signing_key = signing_key
         self.store = SharedStore(dsn)
@@ -253,6 +404,8 @@ class SharedReceiver:
         self.metrics = metrics
         if metrics is not None:
             metrics.held.set_function(self.store.count)
+        self.pass_on = (PassOn(dsn, self.destinations, couriers, client_id, pass_on_retry_s)
+                        if couriers else None)
         self.malformed = 0
         self._connected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -278,11 +431,16 @@ class SharedReceiver:
         if not self._connected.wait(timeout):
             raise ConnectionError(f"central receiver cannot reach {self.host}:{self.port}")
         self.store.sweep()
+        if self.pass_on is not None:  # what a receiver that died left due goes out now
+            self.pass_on.start()
+            self.pass_on.wake()
 
     def stop(self) -> None:
         """Disconnect and close the connection to the database."""
         self._client.disconnect()
         self._client.loop_stop()
+        if self.pass_on is not None:
+            self.pass_on.stop()
         self.store.close()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
@@ -338,13 +496,13 @@ class SharedReceiver:
             self._complete(station, meta, time.monotonic() - self.store.age_s(txid))
 
     def _answer_passed_on(self, station: str, txid: str) -> None:
-        """What the receipt listed; shared receivers pass nothing on themselves yet."""
-        receipt = self.store.receipt_of(txid, station)
+        """Where any receiver passed a transaction on; a station learns only about its own."""
+        held = self.store.held(txid)
         body: dict[str, Any] = {"v": 1, "transaction_id": txid, "held": False, "passed_on": []}
-        if receipt is not None:
-            body.update(held=True, receipt=receipt["receipt"], stored_at=receipt["stored_at"],
-                        manifest_version=receipt.get("manifest_version", ""),
-                        shared_with=receipt.get("shared_with", []))
+        if held is not None and held["station"] == station:
+            body.update(held=True, receipt=held["receipt"], stored_at=held["stored_at"],
+                        manifest_version=held["manifest_version"],
+                        shared_with=held["shared_with"], passed_on=held["passed_on"])
         self._client.publish(f"{self.prefix}/{station}/passed-on",
                              json.dumps(body, separators=(",", ":"), sort_keys=True).encode(),
                              qos=1)
@@ -385,7 +543,10 @@ class SharedReceiver:
                 for d in self.destinations
             ],
         }
-        won, receipt = self.store.hold(station, meta, data, receipt, self.client_id)
+        won, receipt = self.store.hold(station, meta, data, receipt, self.client_id,
+                                       pass_on=self.pass_on is not None)
+        if won and self.pass_on is not None:
+            self.pass_on.wake()
         if self.metrics is not None:
             if won:
                 self.metrics.stored(len(data), time.monotonic() - started)

@@ -12,9 +12,10 @@ import sys
 import threading
 
 import paho.mqtt.client as mqtt
+import psycopg
 
 from tests.central.test_metrics import central, started, stop
-from tests.conftest import REPO
+from tests.conftest import REPO, until
 from tests.sync.conftest import commit_many
 
 
@@ -101,3 +102,68 @@ async def test_passed_on_recorded_answered_and_exported(mosquitto, service_rig, 
     for text in (lines.stdout, out.read_text()):  # metadata only
         assert "BK-SECRET" not in text
         assert not any(p[:32].hex() in text for p in payloads)
+
+
+async def test_shared_receivers_pass_on_once_and_retry_a_destination_that_was_down(
+        mosquitto, postgres, service_rig, central_signing, tmp_path, loop_errors) -> None:
+    afis = tmp_path / "afis-import"
+    afis.write_text("not a folder")  # the destination is down: nothing can be written there
+    receivers = [
+        central("run", "--host", mosquitto.host, "--port", str(mosquitto.port),
+                "--postgres", postgres, "--client-id", name,
+                "--destination", "AFIS|identification", "--destination", "Archive|records",
+                "--pass-on", f"AFIS={afis}", "--pass-on-retry", "1",
+                "--key", str(central_signing.private))
+        for name in ("central-a", "central-b")]
+    try:
+        for receiver in receivers:
+            await started(receiver, "listening")
+        rig = await service_rig(mosquitto.host, mosquitto.port, receiver=False)
+        txids, payloads = await commit_many(rig.store, 3, size=10_000, prefix="BK-SECRET-")
+        rig.service.wake()
+        await rig.wait_all_stored(txids)
+        # held, answered, and not passed on while AFIS refuses
+        answer = await rig.service.passed_on(txids[0])
+        assert answer["held"] is True and answer["passed_on"] == []
+        assert [d["name"] for d in answer["shared_with"]] == ["AFIS", "Archive"]
+
+        afis.unlink()  # AFIS is back: the next round hands everything over
+        for txid, payload in zip(txids, payloads, strict=True):
+            await until(lambda t=txid: (afis / "st-1" / f"{t}.an2").exists(), timeout=120,
+                        what="the transaction passed on to AFIS")
+            assert (afis / "st-1" / f"{txid}.an2").read_bytes() == payload
+
+        def recorded() -> list[tuple[str, str, str]]:
+            with psycopg.connect(postgres) as db:
+                return db.execute("SELECT transaction_id, destination, passed_by FROM passed_on"
+                                  " ORDER BY transaction_id").fetchall()
+
+        await until(lambda: len(recorded()) == len(txids), timeout=120,
+                    what="every hand-off recorded")
+        rows = recorded()
+        assert sorted(t for t, _, _ in rows) == sorted(txids)  # once each
+        assert {d for _, d, _ in rows} == {"AFIS"}
+        assert {by for _, _, by in rows} <= {"central-a", "central-b"}
+        with psycopg.connect(postgres) as db:
+            assert db.execute("SELECT COUNT(*) FROM held WHERE pass_on_due").fetchone()[0] == 0
+        answer = await rig.service.passed_on(txids[1])
+        assert [(d["name"], d["purpose"]) for d in answer["passed_on"]] == [
+            ("AFIS", "identification")]
+    finally:
+        for receiver in receivers:
+            await asyncio.to_thread(stop, receiver)
+
+    audit = cli("query", "--postgres", postgres, txids[2])
+    assert audit.returncode == 0, audit.stderr
+    record = json.loads(audit.stdout)
+    assert record["station"] == "st-1" and record["deliveries"] == 1
+    assert [d["name"] for d in record["passed_on"]] == ["AFIS"]
+    assert cli("query", "--postgres", postgres, "0" * 32).returncode == 1
+    lines = cli("export", "--postgres", postgres)
+    assert lines.returncode == 0, lines.stderr
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert sorted(r["transaction_id"] for r in rows) == sorted(txids)
+    assert all([d["name"] for d in r["passed_on"]] == ["AFIS"] for r in rows)
+    assert "BK-SECRET" not in lines.stdout
+    refused = cli("export", "--postgres", "postgresql://postgres@127.0.0.1:1/none")
+    assert refused.returncode == 2 and "cannot open" in refused.stderr

@@ -1,6 +1,6 @@
 """Two receivers behind one MQTT 5 shared subscription, state in PostgreSQL: one is killed
 (SIGKILL) at random moments while a fleet drains, and comes back; every booking is held exactly
-once and every station's outbox agrees.
+once, passed on to the destination and recorded there once, and every station's outbox agrees.
 
 The fleet is 40 stations in the test's own process (BST_FLEET_STATIONS changes it; 200 stations
 in one process did not all connect within 300 s on the 2-core development machine). The
@@ -28,9 +28,17 @@ STATIONS = int(os.environ.get("BST_FLEET_STATIONS", "40"))
 BOOKINGS = 2
 
 
-def receiver(mosquitto, dsn: str, name: str, key: Path) -> subprocess.Popen[str]:
+def receiver(mosquitto, dsn: str, name: str, key: Path, afis: Path) -> subprocess.Popen[str]:
     return central("run", "--host", mosquitto.host, "--port", str(mosquitto.port),
-                   "--postgres", dsn, "--client-id", name, "--key", str(key))
+                   "--postgres", dsn, "--client-id", name, "--key", str(key),
+                   "--destination", "AFIS|identification", "--pass-on", f"AFIS={afis}",
+                   "--pass-on-retry", "2")
+
+
+def passed_on(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as db:
+        return [t for (t,) in db.execute("SELECT transaction_id FROM passed_on"
+                                         " WHERE destination = 'AFIS'")]
 
 
 def held_rows(dsn: str) -> dict[str, tuple[str, str, int]]:
@@ -43,11 +51,12 @@ def held_rows(dsn: str) -> dict[str, tuple[str, str, int]]:
 
 
 async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
-        mosquitto, postgres, service_rig, central_signing, loop_errors) -> None:
+        mosquitto, postgres, service_rig, central_signing, tmp_path, loop_errors) -> None:
     rng = random.Random(2028)
+    afis = tmp_path / "afis-import"
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a store and a socket per station
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    procs = {name: receiver(mosquitto, postgres, name, central_signing.private)
+    procs = {name: receiver(mosquitto, postgres, name, central_signing.private, afis)
              for name in ("central-a", "central-b")}
     kills = 0
     try:
@@ -98,7 +107,7 @@ async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
             await asyncio.to_thread(procs[name].wait, 30)
             kills += 1
             await asyncio.sleep(rng.uniform(0.2, 1.5))
-            procs[name] = receiver(mosquitto, postgres, name, central_signing.private)
+            procs[name] = receiver(mosquitto, postgres, name, central_signing.private, afis)
             await started(procs[name], "listening")
         assert kills >= 1
 
@@ -110,10 +119,17 @@ async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
         assert {by for _, _, by in held.values()} <= {"central-a", "central-b"}
         for rig in rigs:
             assert rig.store.health().queue_depth == 0
+        # every booking reached the destination, whichever receiver held it or died meanwhile
+        await until(lambda: len(passed_on(postgres)) == len(queued), timeout=300,
+                    what="every booking passed on")
+        assert sorted(passed_on(postgres)) == sorted(queued)  # recorded once each
+        for txid, (station, payload) in queued.items():
+            assert (afis / station / f"{txid}.an2").read_bytes() == payload
         # any receiver answers a station's query from the shared index; never about another's
         answer = await rigs[0].service.passed_on(next(t for t in queued
                                                       if queued[t][0] == "st-000"))
-        assert answer["held"] is True and answer["passed_on"] == []
+        assert answer["held"] is True
+        assert [d["name"] for d in answer["passed_on"]] == ["AFIS"]
         answer = await rigs[1].service.passed_on(next(t for t in queued
                                                       if queued[t][0] == "st-000"))
         assert answer["held"] is False
@@ -121,7 +137,8 @@ async def test_receiver_killed_at_random_loses_and_duplicates_nothing(
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
             await asyncio.to_thread(proc.communicate, timeout=30)
-        procs["central-c"] = receiver(mosquitto, postgres, "central-c", central_signing.private)
+        procs["central-c"] = receiver(mosquitto, postgres, "central-c", central_signing.private,
+                                       afis)
         await started(procs["central-c"], "listening")
         with psycopg.connect(postgres) as db:
             assert db.execute("SELECT COUNT(*) FROM partial_meta").fetchone()[0] == 0
