@@ -285,9 +285,9 @@ class PassOn:
     """One receiver's pass-on thread: hands due transactions (any receiver's) to the couriers.
 
     It owns its own connection, since a claimed row stays locked while the couriers run. It
-    works whenever ``wake`` is called (a transaction was just held) and every ``retry_s``
-    seconds, which is when a destination that refused, or a row a dead receiver left due, is
-    tried again.
+    works a round when it starts, whenever ``wake`` is called (a transaction was just held) and
+    every ``retry_s`` seconds, which is when a destination that refused, or a row a dead
+    receiver left due, is tried again.
     """
 
     def __init__(self, dsn: str, destinations: list[Destination], couriers: dict[str, Courier],
@@ -321,9 +321,11 @@ class PassOn:
     def _run(self, db: psycopg.Connection) -> None:
         try:
             while not self._stop.is_set():
-                refused: list[str] = []  # tried this round; again on the next
+                # tried this round, and destinations that refused: again on the next round
+                refused: list[str] = []
+                down: set[str] = set()
                 try:
-                    while not self._stop.is_set() and self._one(db, refused):
+                    while not self._stop.is_set() and self._one(db, refused, down):
                         pass
                 except psycopg.Error:
                     log.exception("central: pass-on lost the database; trying again later")
@@ -336,8 +338,12 @@ class PassOn:
         finally:
             db.close()
 
-    def _one(self, db: psycopg.Connection, refused: list[str]) -> bool:
-        """Hand one due transaction over; False when none is due (or all refused)."""
+    def _one(self, db: psycopg.Connection, refused: list[str], down: set[str]) -> bool:
+        """Hand one due transaction over; False when none is left to try this round.
+
+        A destination that refuses once is ``down`` for the rest of the round, so a backlog
+        meets one failed hand-off per round, not one per transaction.
+        """
         with db.transaction():
             row = db.execute(
                 "SELECT transaction_id, station, data FROM held WHERE pass_on_due"
@@ -352,11 +358,15 @@ class PassOn:
             for destination in self.destinations:
                 if destination.name in taken:
                     continue
+                if destination.name in down:
+                    complete = False
+                    continue
                 try:
                     self.couriers[destination.name](station, txid, data)
                 except Exception:  # one destination down never stops the others
-                    log.exception("central: %s did not take transaction %s", destination.name,
-                                  txid)
+                    log.exception("central: %s did not take transaction %s; trying again in "
+                                  "%g s", destination.name, txid, self.retry_s)
+                    down.add(destination.name)
                     complete = False
                     continue
                 db.execute(
@@ -431,9 +441,8 @@ class SharedReceiver:
         if not self._connected.wait(timeout):
             raise ConnectionError(f"central receiver cannot reach {self.host}:{self.port}")
         self.store.sweep()
-        if self.pass_on is not None:  # what a receiver that died left due goes out now
+        if self.pass_on is not None:  # its first round hands over what a dead receiver left
             self.pass_on.start()
-            self.pass_on.wake()
 
     def stop(self) -> None:
         """Disconnect and close the connection to the database."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import paho.mqtt.client as mqtt
 import psycopg
 
+from appliance.sync.protocol import TransactionMeta
 from tests.central.test_metrics import central, started, stop
 from tests.conftest import REPO, until
 from tests.sync.conftest import commit_many
@@ -167,3 +169,50 @@ async def test_shared_receivers_pass_on_once_and_retry_a_destination_that_was_do
     assert "BK-SECRET" not in lines.stdout
     refused = cli("export", "--postgres", "postgresql://postgres@127.0.0.1:1/none")
     assert refused.returncode == 2 and "cannot open" in refused.stderr
+
+
+async def test_a_refusing_destination_costs_one_try_per_round_and_keeps_the_row_due(
+        postgres, loop_errors) -> None:
+    from central.receiver import Destination
+    from central.shared import PassOn, SharedStore
+
+    store = SharedStore(postgres)
+    txids = [f"{n:032x}" for n in range(1, 4)]
+    for n, txid in enumerate(txids):
+        data = bytes([n]) * 100
+        meta = TransactionMeta(txid, hashlib.sha256(data).hexdigest(), len(data), 1, 100,
+                               "application/octet-stream", 0, True)
+        won, _ = store.hold("st-1", meta, data, {"receipt": f"R-{n}", "stored_at": f"2026-{n}"},
+                            "central-a", pass_on=True)
+        assert won
+    afis: list[str] = []
+    archive_tries: list[str] = []
+    archive_up = threading.Event()
+
+    def archive(_station: str, txid: str, _data: bytes) -> None:
+        archive_tries.append(txid)
+        if not archive_up.is_set():
+            raise OSError("archive share unreachable")
+
+    worker = PassOn(postgres, [Destination("AFIS", "identification", True),
+                               Destination("Archive", "records", True)],
+                    {"AFIS": lambda _s, txid, _d: afis.append(txid), "Archive": archive},
+                    "central-a", retry_s=3600)
+    worker.start()  # its first round looks for due rows at once
+    try:
+        await until(lambda: len(afis) == 3, timeout=60, what="AFIS took all three")
+        assert sorted(afis) == txids and len(archive_tries) == 1  # one refusal per round
+        due = lambda: store._db.execute(  # noqa: E731
+            "SELECT COUNT(*) FROM held WHERE pass_on_due").fetchone()[0]
+        assert due() == 3
+        assert [d["name"] for d in store.held(txids[0])["passed_on"]] == ["AFIS"]
+        archive_up.set()
+        worker.wake()
+        await until(lambda: due() == 0, timeout=60, what="the archive took the rest")
+        assert sorted(afis) == txids  # AFIS is not given them again
+        record = store.held(txids[2])
+        assert sorted(d["name"] for d in record["passed_on"]) == ["AFIS", "Archive"]
+        assert [r["transaction_id"] for r in store.export()] == txids  # oldest first
+    finally:
+        worker.stop()
+        store.close()
