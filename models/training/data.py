@@ -278,7 +278,11 @@ def moisten(image: np.ndarray, wet: bool, strength: float) -> np.ndarray:
 
 
 def random_crop(
-    sample: Sample, rng: np.random.Generator, size: int, moisture: float = 0.0
+    sample: Sample,
+    rng: np.random.Generator,
+    size: int,
+    moisture: float = 0.0,
+    sensors: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A ``size`` x ``size`` normalised crop and its labels, randomly scaled, flipped, toned.
 
@@ -286,12 +290,19 @@ def random_crop(
     whole images; beyond the print's edge it is 0, as the runtime's padding is. With
     ``moisture`` > 0, a real print is first made wetter or drier (:func:`moisten`) with that
     probability; at 0 no random number is drawn for it, so the default recipe's crops stay
-    exactly those of the shipped model's run.
+    exactly those of the shipped model's run. ``sensors`` is the probability that the print
+    (real or synthetic) is first made to look as another kind of sensor would have captured it
+    (:mod:`models.training.sensors`), with the same guarantee at 0.
     """
     image, labels = sample.image, sample.labels
     if moisture > 0 and sample.real and rng.random() < moisture:
         image = moisten(image, wet=bool(rng.random() < 0.5), strength=float(rng.uniform(0.4, 1.0)))
         sample = Sample(image=image, labels=labels, real=True)
+    if sensors > 0 and rng.random() < sensors:
+        from models.training.sensors import imitate
+
+        image, labels = imitate(image, labels, rng)
+        sample = Sample(image=image, labels=labels, real=sample.real)
     h, w = image.shape
     scale = float(rng.uniform(0.9, 1.1)) if rng.random() < 0.7 else 1.0
     src = max(8, int(round(size / scale)))

@@ -71,6 +71,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         help="share of real crops made wetter or drier first (models.training.data.moisten)",
     )
     p.add_argument(
+        "--sensors",
+        type=float,
+        default=0.0,
+        help="share of crops whose print first looks as another kind of sensor would have "
+        "captured it (models.training.sensors: resolution, sweep, JPEG, banding)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -154,7 +161,11 @@ def batch(samples_syn, samples_real, rng, args) -> tuple[torch.Tensor, dict[str,
         else:
             pool = samples_real if (u < 0.04 + args.real_fraction and samples_real) else samples_syn
             crop, lab = random_crop(
-                pool[int(rng.integers(len(pool)))], rng, args.crop, args.real_moisture
+                pool[int(rng.integers(len(pool)))],
+                rng,
+                args.crop,
+                args.real_moisture,
+                getattr(args, "sensors", 0.0),
             )
         images.append(crop[None])
         tgts.append(targets(lab, args.crop, STRIDE, args.neighbour_offsets))
@@ -338,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 "contour_weight": args.contour_weight,
                 "contour_band": args.contour_band,
                 "real_moisture": args.real_moisture,
+                "sensors": args.sensors,
                 "neighbour_offsets": args.neighbour_offsets,
                 "threads": args.threads,
                 "wall_time_min": round((time.time() - started) / 60, 1),
