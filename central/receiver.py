@@ -42,8 +42,10 @@ from appliance.sync.protocol import (
 )
 from appliance.sync.receipts import sign_ack
 from central.metrics import ReceiverMetrics, RejectReason
+from central.passing import HELD_COLUMNS, held_record, held_records
 
 log = logging.getLogger(__name__)
+COLUMNS = ", ".join(HELD_COLUMNS)
 
 Validator = Callable[[bytes], list[str]]
 Courier = Callable[[str, str, bytes], None]  # (station, transaction id, bytes); raises on failure
@@ -160,37 +162,32 @@ class ReceiverStore:
     def held(self, txid: str) -> dict[str, Any] | None:
         """What central holds about one transaction (metadata only), or None."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT transaction_id, station, sha256, size, content_type, receipt, stored_at,"
-                " deliveries FROM received WHERE transaction_id = ?", (txid,)).fetchone()
+            row = self._db.execute(f"SELECT {COLUMNS} FROM received WHERE transaction_id = ?",
+                                   (txid,)).fetchone()
             if row is None:
                 return None
             passed = self._db.execute(
-                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = ?"
-                " ORDER BY passed_at, destination", (txid,)).fetchall()
-        return _held_record(row, passed)
+                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = ?",
+                (txid,)).fetchall()
+        return held_record(row, passed)
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every transaction held, oldest first, metadata only (read in pages of 500)."""
-        after = ("", "")
-        while True:
+
+        def page(after: tuple[str, str]) -> list[tuple[Any, ...]]:
             with self._lock:
-                rows = self._db.execute(
-                    "SELECT transaction_id, station, sha256, size, content_type, receipt,"
-                    " stored_at, deliveries FROM received"
-                    " WHERE (stored_at, transaction_id) > (?, ?)"
+                return self._db.execute(
+                    f"SELECT {COLUMNS} FROM received WHERE (stored_at, transaction_id) > (?, ?)"
                     " ORDER BY stored_at, transaction_id LIMIT 500", after).fetchall()
-                passed: dict[str, list[tuple[str, str, str]]] = {}
-                for txid, dest, purpose, at in self._db.execute(
-                        "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
-                        " WHERE transaction_id IN (SELECT value FROM json_each(?))",
-                        (json.dumps([r[0] for r in rows]),)):
-                    passed.setdefault(txid, []).append((dest, purpose, at))
-            if not rows:
-                return
-            for row in rows:
-                yield _held_record(row, sorted(passed.get(row[0], []), key=lambda p: p[2]))
-            after = (rows[-1][6], rows[-1][0])
+
+        def handoffs(ids: list[str]) -> list[tuple[str, str, str, str]]:
+            with self._lock:
+                return self._db.execute(
+                    "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
+                    " WHERE transaction_id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(ids),)).fetchall()
+
+        return held_records(page, handoffs)
 
     def count(self) -> int:
         """Transactions held."""
@@ -216,18 +213,6 @@ class ReceiverStore:
     def close(self) -> None:
         """Close the index."""
         self._db.close()
-
-
-def _held_record(row: tuple[Any, ...], passed: list[tuple[str, str, str]]) -> dict[str, Any]:
-    txid, station, sha, size, content_type, receipt, stored_at, deliveries = row
-    body = json.loads(receipt)
-    return {
-        "transaction_id": txid, "station": station, "sha256": sha, "size": size,
-        "content_type": content_type, "receipt": body.get("receipt", ""), "stored_at": stored_at,
-        "deliveries": deliveries, "manifest_version": body.get("manifest_version", ""),
-        "shared_with": body.get("shared_with", []),
-        "passed_on": [{"name": d, "purpose": p, "at": at} for d, p, at in passed],
-    }
 
 
 class CentralReceiver:

@@ -52,13 +52,13 @@ from appliance.sync.protocol import (
 )
 from appliance.sync.receipts import sign_ack
 from central.metrics import ReceiverMetrics, RejectReason
+from central.passing import HELD_COLUMNS, held_record, held_records
 from central.receiver import (
     MAX_TRANSACTION_BYTES,
     SHA_RETRIES,
     Courier,
     Destination,
     Validator,
-    _held_record,
     _no_delay,
 )
 
@@ -103,9 +103,7 @@ CREATE TABLE IF NOT EXISTS passed_on (
 """
 
 
-#: Columns of ``held`` in the order :func:`central.receiver._held_record` reads them.
-HELD_COLUMNS = ("transaction_id, station, sha256, size, content_type, receipt, stored_at,"
-                " deliveries")
+COLUMNS = ", ".join(HELD_COLUMNS)
 #: Transactions an export reads at once.
 EXPORT_PAGE = 500
 
@@ -132,35 +130,32 @@ class SharedStore:
     def held(self, txid: str) -> dict[str, Any] | None:
         """What central holds about one transaction (metadata, where it went), or None."""
         with self._lock:
-            row = self._db.execute(f"SELECT {HELD_COLUMNS} FROM held WHERE transaction_id = %s",
+            row = self._db.execute(f"SELECT {COLUMNS} FROM held WHERE transaction_id = %s",
                                    (txid,)).fetchone()
             if row is None:
                 return None
             passed = self._db.execute(
-                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = %s"
-                " ORDER BY passed_at, destination", (txid,)).fetchall()
-        return _held_record(row, passed)
+                "SELECT destination, purpose, passed_at FROM passed_on WHERE transaction_id = %s",
+                (txid,)).fetchall()
+        return held_record(row, passed)
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every transaction held, oldest first, metadata only (read in pages)."""
-        after = ("", "")
-        while True:
+
+        def page(after: tuple[str, str]) -> list[tuple[Any, ...]]:
             with self._lock:
-                rows = self._db.execute(
-                    f"SELECT {HELD_COLUMNS} FROM held WHERE (stored_at, transaction_id) > (%s, %s)"
+                return self._db.execute(
+                    f"SELECT {COLUMNS} FROM held WHERE (stored_at, transaction_id) > (%s, %s)"
                     " ORDER BY stored_at, transaction_id LIMIT %s", (*after, EXPORT_PAGE)
                 ).fetchall()
-                passed: dict[str, list[tuple[str, str, str]]] = {}
-                for txid, dest, purpose, at in self._db.execute(
-                        "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
-                        " WHERE transaction_id = ANY(%s) ORDER BY passed_at, destination",
-                        ([r[0] for r in rows],)):
-                    passed.setdefault(txid, []).append((dest, purpose, at))
-            if not rows:
-                return
-            for row in rows:
-                yield _held_record(row, passed.get(row[0], []))
-            after = (rows[-1][6], rows[-1][0])
+
+        def handoffs(ids: list[str]) -> list[tuple[str, str, str, str]]:
+            with self._lock:
+                return self._db.execute(
+                    "SELECT transaction_id, destination, purpose, passed_at FROM passed_on"
+                    " WHERE transaction_id = ANY(%s)", (ids,)).fetchall()
+
+        return held_records(page, handoffs)
 
     def holds(self, txid: str) -> bool:
         """True when the transaction is held."""

@@ -369,6 +369,23 @@ def redecode(
     return history["decoding"]
 
 
+def add_top_up_args(p) -> None:
+    """The top-up's options (``--min-minutiae``, ``--floor``), shared with the trainer."""
+    p.add_argument(
+        "--min-minutiae",
+        type=int,
+        default=DECODING.min_minutiae,
+        help="top a print up to this many minutiae from under the threshold (0: none; "
+        "1.2.1 ships 30)",
+    )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=DECODING.floor_threshold,
+        help="the lowest probability a top-up minutia may have (1.2.1 ships 0.06)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -387,18 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DECODING.aligned_distance_px,
         help="reach of the merge of detections pointing the same way (0: none)",
     )
-    p.add_argument(
-        "--min-minutiae",
-        type=int,
-        default=DECODING.min_minutiae,
-        help="top a print up to this many minutiae from under the threshold (0: none)",
-    )
-    p.add_argument(
-        "--floor",
-        type=float,
-        default=DECODING.floor_threshold,
-        help="the lowest probability a top-up minutia may have",
-    )
+    add_top_up_args(p)
     p.add_argument(
         "--threshold",
         type=float,

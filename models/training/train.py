@@ -51,6 +51,7 @@ from models.training.release import (
     MODEL_FILE,
     OUTPUT_NAMES,
     STRIDE,
+    add_top_up_args,
     choose_thresholds,
     write_manifest,
 )
@@ -114,18 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train without this FVC2002 sensor, neither its prints nor its threshold choice "
         "(a leave-one-sensor-out run: benchmarks/minutiae_eval.py --loso measures it there)",
     )
-    p.add_argument(
-        "--min-minutiae",
-        type=int,
-        default=DECODING.min_minutiae,
-        help="the manifest's top-up, with which the threshold is chosen (1.2.1 ships 30)",
-    )
-    p.add_argument(
-        "--floor",
-        type=float,
-        default=DECODING.floor_threshold,
-        help="the top-up's lowest probability (1.2.1 ships 0.06)",
-    )
+    add_top_up_args(p)  # the threshold is chosen with the manifest's top-up
     p.add_argument("--device", default="cpu", help="torch device: cpu, or cuda on a GPU machine")
     p.add_argument(
         "--channels-last",
