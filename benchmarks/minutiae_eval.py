@@ -361,11 +361,11 @@ def loso(args, cache: Path | None) -> dict:
     if not models:
         raise SystemExit(f"no leave-one-sensor-out models under {args.loso}")
     baselines = [Cached(make(n, 1), cache) for n in ("mindtct", "leader")]
-    shipped = ModelExtractor(1, name="shipped")
+    shipped = Cached(ModelExtractor(1, name="shipped"), None)
     pooled: dict[str, tuple[list, list]] = {}
     report: dict = {}
     for db, model_dir in models.items():
-        model = ModelExtractor(1, model_dir=model_dir)
+        model = Cached(ModelExtractor(1, model_dir=model_dir), None)
         report.update(verification([model, *baselines, shipped], args.data, [db],
                                    args.bootstrap, pooled=pooled))
         report[db]["model_dir"] = str(model_dir)
