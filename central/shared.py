@@ -296,10 +296,8 @@ class PassOn:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Connect and start the thread."""
-        db = psycopg.connect(self.dsn, autocommit=True)
-        self._thread = threading.Thread(target=self._run, args=(db,), name="pass-on",
-                                        daemon=True)
+        """Start the thread (it connects, and connects again after losing the database)."""
+        self._thread = threading.Thread(target=self._run, name="pass-on", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
@@ -313,24 +311,26 @@ class PassOn:
         if self._thread is not None:
             self._thread.join(60)
 
-    def _run(self, db: psycopg.Connection) -> None:
-        try:
-            while not self._stop.is_set():
-                # tried this round, and destinations that refused: again on the next round
-                refused: list[str] = []
-                down: set[str] = set()
-                try:
-                    while not self._stop.is_set() and self._one(db, refused, down):
-                        pass
-                except psycopg.Error:
-                    log.exception("central: pass-on lost the database; trying again later")
-                    db.close()
-                    self._wake.wait(self.retry_s)
+    def _run(self) -> None:
+        db: psycopg.Connection | None = None
+        while not self._stop.is_set():
+            # tried this round, and destinations that refused: again on the next round
+            refused: list[str] = []
+            down: set[str] = set()
+            try:
+                if db is None:
                     db = psycopg.connect(self.dsn, autocommit=True)
-                    continue
-                self._wake.wait(self.retry_s)
-                self._wake.clear()
-        finally:
+                while not self._stop.is_set() and self._one(db, refused, down):
+                    pass
+            except psycopg.Error:
+                log.exception("central: pass-on lost the database; trying again in %g s",
+                              self.retry_s)
+                if db is not None:
+                    db.close()
+                db = None
+            self._wake.wait(self.retry_s)
+            self._wake.clear()
+        if db is not None:
             db.close()
 
     def _one(self, db: psycopg.Connection, refused: list[str], down: set[str]) -> bool:
