@@ -302,7 +302,7 @@ function signedIn(session) {
 
 function touched() {
   const now = Date.now();
-  if (csrf && now - lastTouch > 15000) {
+  if (csrf && now - lastTouch > Math.min(15000, idleLockMs / 3)) {  // well inside the lock
     lastTouch = now;
     api("/api/kiosk/activity", {}).catch(() => {});
   }
