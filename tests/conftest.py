@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,31 @@ async def until(predicate, timeout: float = 60.0, what: str = "the condition") -
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, f"{what} never held in {timeout} s"
         await asyncio.sleep(0.05)
+
+
+HIGH_FD = 1100
+
+
+@pytest.fixture
+def low_fds_taken():
+    """Hold every descriptor below HIGH_FD open, so what the test opens next is numbered above
+    select()'s FD_SETSIZE (1024), as in a process with many connections or files open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < HIGH_FD + 100:
+        pytest.skip(f"the hard limit on open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, HIGH_FD + 100), hard))
+    held = []
+    try:
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            held.append(fd)
+            if fd >= HIGH_FD:
+                break
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def free_port() -> int:

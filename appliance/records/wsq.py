@@ -229,7 +229,9 @@ class _DecoderProcess:
         fd = stream.fileno()
         while remaining:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            poller = select.poll()  # not select(): it refuses descriptors >= 1024
+            poller.register(fd, select.POLLIN)
+            if left <= 0 or not poller.poll(left * 1000.0):
                 raise TimeoutError
             chunk = os.read(fd, min(remaining, 1 << 20))
             if not chunk:

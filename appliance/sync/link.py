@@ -240,19 +240,20 @@ class MqttLink:
         if sock is None:
             return mqtt.MQTT_ERR_NO_CONN
         pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0  # TLS-buffered bytes
-        wlist = [sock] if self._client.want_write() else []
         try:
-            readable, writable, _ = select.select([sock, self._wake_r], wlist, [],
-                                                  0 if pending else timeout)
+            events = _poll({sock.fileno(): _IN | (select.POLLOUT if self._client.want_write()
+                                                  else 0),
+                            self._wake_r.fileno(): _IN}, 0 if pending else timeout)
         except (OSError, ValueError, TypeError):
             return mqtt.MQTT_ERR_CONN_LOST
-        if self._wake_r in readable:
+        if events.get(self._wake_r.fileno(), 0) & _IN:
             self._clear_wake()
-        if sock in readable or pending:
+        sock_events = events.get(sock.fileno(), 0)
+        if sock_events & (_IN | _GONE) or pending:
             rc = self._client.loop_read()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return rc
-        if writable and self._client.socket() is not None:
+        if sock_events & select.POLLOUT and self._client.socket() is not None:
             rc = self._client.loop_write()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return rc
@@ -260,10 +261,10 @@ class MqttLink:
 
     def _wait_for_wake(self, timeout: float) -> None:
         try:
-            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+            events = _poll({self._wake_r.fileno(): _IN}, timeout)
         except (OSError, ValueError):
             return
-        if readable:
+        if events:
             self._clear_wake()
 
     def _clear_wake(self) -> None:
@@ -467,6 +468,22 @@ class MqttLink:
             self._settle(req, SyncError(f"broker refused publish: {reason}"))
         else:
             self._settle(req, None)
+
+
+_IN = select.POLLIN | select.POLLPRI
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def _poll(interest: dict[int, int], timeout: float) -> dict[int, int]:
+    """Wait up to ``timeout`` seconds for events on file descriptors: {fd: events}.
+
+    poll(2), not select(2): select cannot watch a descriptor numbered 1024 or above
+    (FD_SETSIZE) and raises, which a process with many connections or open files reaches.
+    """
+    poller = select.poll()
+    for fd, mask in interest.items():
+        poller.register(fd, mask)
+    return dict(poller.poll(max(0.0, timeout) * 1000.0))
 
 
 def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:

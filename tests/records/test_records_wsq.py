@@ -11,7 +11,7 @@ from PIL import Image
 from records_support import gray, shared_path
 
 from appliance.records.errors import WsqError
-from appliance.records.wsq import decode_wsq, encode_wsq, read_wsq_header
+from appliance.records.wsq import _DecoderProcess, decode_wsq, encode_wsq, read_wsq_header
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -149,3 +149,16 @@ def test_a_frame_declaring_more_than_the_bound_is_refused_before_decoding() -> N
     data[sof + 4:sof + 6] = (9000).to_bytes(2, "big")  # columns
     with pytest.raises(WsqError, match="9000x9000"):
         decode_wsq(bytes(data))
+
+
+def test_the_decoder_process_works_with_descriptors_above_1024(fixtures, low_fds_taken):
+    """The isolated decoder's pipes numbered above 1024: select() refused them, poll() waits."""
+    decoder = _DecoderProcess()
+    try:
+        pixels, cols, rows = decoder.decode((fixtures / "wsq/75/cmp00010.wsq").read_bytes())
+        assert decoder._running().stdout.fileno() >= 1024
+    finally:
+        decoder.close()
+    assert (cols, rows) == (375, 526)
+    assert np.array_equal(np.frombuffer(pixels, np.uint8).reshape(rows, cols),
+                          decode_wsq((fixtures / "wsq/75/cmp00010.wsq").read_bytes()))
