@@ -48,7 +48,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from procmem import status_mb  # noqa: E402
-from sync_bench import fill_store, free_port, link_config, start_broker  # noqa: E402
+from sync_bench import (  # noqa: E402
+    central_key,
+    fill_store,
+    free_port,
+    link_config,
+    start_broker,
+)
 
 from appliance.store.crypto import BlobCipher, new_key  # noqa: E402
 from appliance.store.store import Store  # noqa: E402
@@ -88,7 +94,8 @@ async def worker(args: argparse.Namespace) -> None:
         store = Store(args.workdir / station_id / "station.db", BlobCipher(new_key()))
         store.open()
         await fill_store(store, args.bookings, args.size, np.random.default_rng(n))
-        cfg = link_config(args.port, 4, 130048).model_copy(update={"ack_timeout_s": 10.0})
+        cfg = link_config(args.port, 4, 130048, central_key(args.workdir)).model_copy(
+            update={"ack_timeout_s": 10.0})
         service = SyncService(station_id, cfg, store, hooks(store, station_id))
         service.uploader.pause()
         service.start(loop)
@@ -118,9 +125,11 @@ RECEIVERS = {"one": ["central-1"], "two": ["central-a", "central-b"]}
 def start_receiver(mode: str, name: str, port: int, workdir: Path, dsn: str | None
                    ) -> subprocess.Popen[str]:
     where = ["--dir", str(workdir / "central")] if mode == "one" else ["--postgres", str(dsn)]
+    central_key(workdir)  # the receivers sign every ack; the stations verify each one
     proc = subprocess.Popen(
         [sys.executable, "-m", "central.cli", "run", "--host", "127.0.0.1", "--port",
-         str(port), "--client-id", name, *where], cwd=REPO, stdout=subprocess.PIPE,
+         str(port), "--client-id", name, "--key", str(workdir / "central-signing.key"),
+         *where], cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if "listening" not in line:
