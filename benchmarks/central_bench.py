@@ -113,7 +113,8 @@ async def worker(args: argparse.Namespace) -> None:
     depths = await asyncio.to_thread(lambda: [st.health().queue_depth for _, st in stations])
     if any(depths):
         raise RuntimeError(f"outboxes not empty after every `stored`: {sum(depths)} left")
-    print("done " + json.dumps(latencies), flush=True)
+    print("done " + json.dumps({"latencies": latencies,
+                                "vmhwm_mib": status_mb("VmHWM", os.getpid())}), flush=True)
     for service, store in stations:
         await service.stop()
         store.close()
@@ -203,13 +204,19 @@ def fleet_once(args: argparse.Namespace, mode: str, dsn: str | None,
             reader.join()
         drain_s = time.perf_counter() - t0
         latencies: list[float] = []
+        worker_mib: list[float] = []
         for line in lines:
             if not line.startswith("done "):
                 raise RuntimeError(f"a worker failed: {line[:200]!r}")
-            latencies += json.loads(line[5:])
+            report = json.loads(line[5:])
+            latencies += report["latencies"]
+            worker_mib.append(report["vmhwm_mib"])
         memory = {f"receiver {i + 1} VmHWM MiB": round(status_mb("VmHWM", r.pid), 1)
                   for i, r in enumerate(receivers)}
         memory["broker VmHWM MiB"] = round(status_mb("VmHWM", broker.pid), 1)
+        # the stations' side, not central's: each worker process runs a share of the fleet
+        memory["largest station worker VmHWM MiB"] = round(max(worker_mib), 1)
+        memory["stations per worker"] = share
         for w in workers:
             w.wait(120)
         rows, distinct = held(mode, workdir, dsn)
