@@ -46,13 +46,15 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from procmem import status_mb
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # demo/ is not installed
 
-from appliance.app import Station
-from appliance.config import StationConfig
-from demo.autopilot import take_print
-from demo.broker import Broker, demo_broker
-from demo.run import (
+from procmem import status_mb  # noqa: E402
+
+from appliance.app import Station  # noqa: E402
+from appliance.config import StationConfig  # noqa: E402
+from demo.autopilot import take_print  # noqa: E402
+from demo.broker import Broker, demo_broker  # noqa: E402
+from demo.run import (  # noqa: E402
     CENTRAL_USER,
     MQTT_PASSWORD_CREDENTIAL,
     CentralIdentity,
