@@ -8,7 +8,7 @@ technician acts on: amber means "look at it today", red means "bookings are at r
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from appliance.system.health import Health
@@ -40,8 +40,9 @@ class Item:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        """Every field by name."""
-        return asdict(self)
+        """Every field by name (by hand: ``asdict`` deep-copies, on every page refresh)."""
+        return {"key": self.key, "label": self.label, "status": self.status,
+                "value": self.value, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)

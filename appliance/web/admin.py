@@ -8,13 +8,13 @@ outbox views live in ``admin_audit``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,8 +35,13 @@ from appliance.web.signin import NoAccounts, SignInBusy, SignInFailed, SignInLoc
 STATIC = Path(__file__).parent / "static"
 
 
+@functools.cache
 def software_version() -> str:
-    """The installed booking-station release."""
+    """The installed booking-station release, read once.
+
+    The running code's own release (an upgrade restarts the service); reading the package
+    metadata parses it, a few ms of CPU each time.
+    """
     try:
         return metadata.version("booking-station")
     except metadata.PackageNotFoundError:
@@ -217,6 +222,6 @@ def router(services: Services) -> APIRouter:
                     answer[name] = await endpoint[path](**args, _s=session)
                 except HTTPException:  # not running (no scanner tools, no store): null
                     answer[name] = None
-        return jsonable_encoder(answer)
+        return answer  # FastAPI serialises it once, as each route it joins does
 
     return api

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.system.grades import Facts, Grade, grade, worst
+import dataclasses
+
+from appliance.system.grades import Facts, Grade, Item, grade, worst
 from appliance.system.health import Health
 
 
@@ -49,3 +51,9 @@ def test_each_problem_turns_its_item_amber_or_red_with_a_reason() -> None:
     assert by_key(reading(), no_link)["link"][0] is Grade.AMBER
     no_nfiq = Facts(True, True, {"minutiae": "1"}, "0.1.0", 500)
     assert by_key(reading(), no_nfiq)["nfiq2"][0] is Grade.RED
+
+
+def test_an_item_as_a_dict_has_every_field() -> None:
+    for item in grade(reading(queue_depth=3, oldest_unsent_age_s=90000), FACTS):
+        assert item.as_dict() == dataclasses.asdict(item)
+        assert set(item.as_dict()) == {f.name for f in dataclasses.fields(Item)}
