@@ -8,6 +8,11 @@
 # then the uninstaller. arm64 runs through qemu-user-static and binfmt_misc.
 #
 #     sudo install/build-root.sh --suite trixie --arch arm64 [--dir DIR] [--kiosk yes] [--no-boot]
+#                                [--keep] [--reuse]
+#
+# --keep leaves the root in place afterwards; --reuse starts from a root kept by an earlier run
+# instead of building it again (under emulation mmdebstrap takes the better part of an hour, and
+# a network hiccup in a later step should not cost that again).
 #
 # Needs the Debian packages mmdebstrap, systemd-container (for the boot), and for a foreign
 # architecture qemu-user-static (binfmt_misc mounted). The log of every step is in DIR.log; the exit status is the first
@@ -22,6 +27,7 @@ dir=""
 mirror=http://deb.debian.org/debian
 kiosk=no
 keep=no
+reuse=no
 boot=yes
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,6 +37,7 @@ while [ $# -gt 0 ]; do
         --mirror) mirror=$2; shift 2 ;;
         --kiosk) kiosk=$2; shift 2 ;;
         --keep) keep=yes; shift ;;
+        --reuse) reuse=yes; keep=yes; shift ;;
         --no-boot) boot=no; shift ;;
         *) echo "build-root.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -69,11 +76,16 @@ if [ "$arch" != "$(dpkg --print-architecture)" ]; then
     update-binfmts --enable >/dev/null 2>&1 || true
 fi
 
-step "mmdebstrap $suite $arch into $dir ($mirror)"
-[ ! -e "$dir" ] || remove_root
-mmdebstrap --mode=root --variant=minbase --arch="$arch" \
-    --include=systemd,udev,dbus,ca-certificates,python3 \
-    "$suite" "$dir" "$mirror"
+if [ "$reuse" = yes ] && [ -f "$dir/etc/os-release" ]; then
+    step "reusing the root in $dir (--reuse)"
+    rm -rf "$dir/usr/src/booking-station" "$dir/usr/src/booking-station-next"
+else
+    step "mmdebstrap $suite $arch into $dir ($mirror)"
+    [ ! -e "$dir" ] || remove_root
+    mmdebstrap --mode=root --variant=minbase --arch="$arch" \
+        --include=systemd,udev,dbus,ca-certificates,python3 \
+        "$suite" "$dir" "$mirror"
+fi
 grep PRETTY_NAME "$dir/etc/os-release"
 chroot "$dir" sh -c 'echo "glibc $(getconf GNU_LIBC_VERSION), $(python3 -V), $(uname -m)"'
 
@@ -95,7 +107,7 @@ bind /proc /proc; bind /sys /sys; bind /dev /dev; bind /dev/pts /dev/pts
 mkdir -p /var/cache/booking-station-pip
 bind /var/cache/booking-station-pip /root/.cache/pip
 in_root() { chroot "$dir" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt "$@"; }
+    HOME=/root LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_RETRIES=10 "$@"; }
 
 src=/usr/src/booking-station
 step "install.sh (first run)"
