@@ -190,7 +190,16 @@ else
             "$target" 2>/dev/null; then
         # no wheel for something (wsq on aarch64): build it, then take the tools away again
         apt_install "${build_tools[@]}"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "$target"
+        # wsq's setup.py passes -m64 to the compiler on every POSIX system, and only x86
+        # compilers know it: aarch64's gcc stops with "unrecognized command-line option".
+        # A compiler wrapper drops that one flag (harmless on x86_64, where it is the default).
+        ccwrap=$(mktemp -d)
+        printf '%s\n' '#!/bin/sh' \
+            'for a; do shift; [ "$a" = -m64 ] || set -- "$@" "$a"; done' \
+            'exec gcc "$@"' > "$ccwrap/cc"
+        chmod 0755 "$ccwrap/cc"
+        CC="$ccwrap/cc" "$venv/bin/pip" install --quiet --disable-pip-version-check "$target"
+        rm -rf "$ccwrap"
         if [ ${#missing_build_tools[@]} -gt 0 ]; then
             say "removing the build tools again: ${missing_build_tools[*]}"
             apt-mark auto "${missing_build_tools[@]}" >/dev/null
