@@ -103,7 +103,11 @@ if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
     chroot "$dir" update-ca-certificates >/dev/null
 fi
-bind /proc /proc; bind /sys /sys; bind /dev /dev; bind /dev/pts /dev/pts
+bind /proc /proc; bind /dev /dev; bind /dev/pts /dev/pts
+# Under qemu-user the host's /sys describes the host's CPUs: onnxruntime's cpuinfo reads it on
+# import, takes the x86 topology for an ARM one and crashes (signal 11). Without /sys it warns
+# and runs; a real arm64 machine has its own /sys.
+if [ "$arch" = "$(dpkg --print-architecture)" ]; then bind /sys /sys; fi
 mkdir -p /var/cache/booking-station-pip
 bind /var/cache/booking-station-pip /root/.cache/pip
 in_root() { chroot "$dir" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
